@@ -1,0 +1,69 @@
+#pragma once
+/// Interprets a Graph with LibTorch ATen ops. Inference and training mode; in training mode
+/// BatchNormalization uses batch statistics and updates its running mean/var initializers in
+/// place, Dropout is active, and autograd reaches every initializer in `Graph::trainable`.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "slim/exec/kernel.h"
+#include "slim/ir/graph.h"
+
+namespace slim {
+
+/// Sets LibTorch's intra-op thread count (its default on this machine is 1). n <= 0 -> all cores.
+void set_num_threads(int n);
+/// Threads LibTorch uses now.
+int num_threads();
+
+/// True if the executor implements this default-domain op type.
+bool has_kernel(const std::string& op_type);
+/// Op types the executor implements, sorted.
+std::vector<std::string> supported_ops();
+
+class Executor {
+ public:
+  /// Binds to `graph` (not copied: initializers are shared, so training updates the graph's
+  /// weights). Rebuild the executor after changing the graph's structure.
+  explicit Executor(Graph& graph);
+
+  /// Training mode: batch statistics in BN, active Dropout, gradients to trainable initializers.
+  void set_training(bool training);
+  bool training() const { return training_; }
+
+  /// Runs the graph on inputs given in the order of `graph.inputs`; returns the graph outputs.
+  /// Input ranks, fixed dims and dtypes are checked against the graph's declared inputs.
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
+
+  /// Runs the graph and returns the requested values (graph outputs when `fetch` is empty),
+  /// including intermediates.
+  std::map<std::string, at::Tensor> run_named(const std::map<std::string, at::Tensor>& inputs,
+                                              const std::vector<std::string>& fetch = {});
+
+  /// Skip input shape checks (used by shape inference, which runs on substitute dims).
+  void set_check_inputs(bool check) { check_inputs_ = check; }
+
+ private:
+  struct Step {
+    const Node* node;
+    KernelFn kernel;
+    std::vector<int> in;
+    std::vector<int> out;
+    std::vector<int> free_after;  ///< slots whose last reader is this step
+  };
+  void compile();
+  std::vector<at::Tensor> execute(std::vector<at::Tensor> slots, const std::vector<int>& keep);
+  void check_input(const ValueInfo& info, const at::Tensor& t) const;
+
+  Graph* graph_;
+  bool training_ = false;
+  bool check_inputs_ = true;
+  std::map<std::string, int> slot_of_;
+  std::vector<int> input_slots_;
+  std::vector<int> output_slots_;
+  std::vector<std::pair<int, std::string>> init_slots_;
+  std::vector<Step> steps_;
+  int num_slots_ = 0;
+};
+
+}  // namespace slim

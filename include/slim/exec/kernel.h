@@ -1,0 +1,44 @@
+#pragma once
+/// What an op kernel sees. Kernels live in src/exec/kernels_*.cc and register in kernels.cc.
+#include <string>
+#include <vector>
+
+#include "slim/ir/graph.h"
+
+namespace slim {
+
+struct KernelContext {
+  const Node& node;
+  std::vector<at::Tensor> in;   ///< undefined tensor = absent optional input
+  std::vector<at::Tensor> out;  ///< sized to node.outputs; kernels fill what they produce
+  bool training = false;
+  int64_t opset = 13;
+
+  bool has(size_t i) const { return i < in.size() && in[i].defined(); }
+  /// Input i, which must be present.
+  const at::Tensor& x(size_t i) const {
+    SLIM_CHECK(has(i), node.label(), ": required input #", i, " is missing");
+    return in[i];
+  }
+};
+
+using KernelFn = void (*)(KernelContext&);
+
+/// Looks up the kernel for an op type; nullptr if none.
+KernelFn find_kernel(const std::string& op_type);
+
+/// Reads a 1-D integer tensor (shape, axes, pads) as int64 values.
+std::vector<int64_t> to_int_vector(const at::Tensor& t);
+/// Normalizes a possibly negative axis for a tensor of rank `rank`; errors name the node.
+int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank);
+
+// Registration tables, one per kernel file.
+struct KernelEntry {
+  const char* op_type;
+  KernelFn fn;
+};
+const std::vector<KernelEntry>& nn_kernels();
+const std::vector<KernelEntry>& tensor_kernels();
+const std::vector<KernelEntry>& math_kernels();
+
+}  // namespace slim

@@ -1,0 +1,198 @@
+#include "slim/exec/executor.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <thread>
+
+namespace slim {
+
+void set_num_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(n);
+}
+
+int num_threads() { return at::get_num_threads(); }
+
+KernelFn find_kernel(const std::string& op_type) {
+  static const std::map<std::string, KernelFn> table = [] {
+    std::map<std::string, KernelFn> t;
+    for (const auto* list : {&nn_kernels(), &tensor_kernels(), &math_kernels()})
+      for (const auto& e : *list) t[e.op_type] = e.fn;
+    return t;
+  }();
+  auto it = table.find(op_type);
+  return it == table.end() ? nullptr : it->second;
+}
+
+bool has_kernel(const std::string& op_type) { return find_kernel(op_type) != nullptr; }
+
+std::vector<std::string> supported_ops() {
+  std::vector<std::string> ops;
+  for (const auto* list : {&nn_kernels(), &tensor_kernels(), &math_kernels()})
+    for (const auto& e : *list) ops.push_back(e.op_type);
+  std::sort(ops.begin(), ops.end());
+  return ops;
+}
+
+Executor::Executor(Graph& graph) : graph_(&graph) { compile(); }
+
+void Executor::set_training(bool training) {
+  training_ = training;
+  for (auto& [name, t] : graph_->initializers) {
+    bool want = training && graph_->trainable.count(name) > 0;
+    if (t.requires_grad() != want) t.requires_grad_(want);
+  }
+}
+
+void Executor::compile() {
+  slot_of_.clear();
+  steps_.clear();
+  init_slots_.clear();
+  input_slots_.clear();
+  output_slots_.clear();
+  int next = 0;
+  auto slot = [&](const std::string& v) {
+    auto it = slot_of_.find(v);
+    if (it != slot_of_.end()) return it->second;
+    slot_of_[v] = next;
+    return next++;
+  };
+  for (const auto& i : graph_->inputs) input_slots_.push_back(slot(i.name));
+  for (const auto& [name, t] : graph_->initializers) init_slots_.push_back({slot(name), name});
+  for (const auto& n : graph_->nodes) {
+    Step s;
+    s.node = &n;
+    SLIM_CHECK(n.domain.empty() || n.domain == "ai.onnx", n.label(), ": domain '", n.domain,
+               "' is not supported");
+    s.kernel = find_kernel(n.op_type);
+    SLIM_CHECK(s.kernel != nullptr, n.label(), ": op type '", n.op_type,
+               "' is not supported by the executor");
+    for (const auto& in : n.inputs) {
+      if (in.empty()) {
+        s.in.push_back(-1);
+        continue;
+      }
+      auto it = slot_of_.find(in);
+      SLIM_CHECK(it != slot_of_.end(), n.label(), " reads undefined value '", in, "'");
+      s.in.push_back(it->second);
+    }
+    for (const auto& o : n.outputs) s.out.push_back(o.empty() ? -1 : slot(o));
+    steps_.push_back(std::move(s));
+  }
+  for (const auto& o : graph_->outputs) {
+    auto it = slot_of_.find(o.name);
+    SLIM_CHECK(it != slot_of_.end(), "graph output '", o.name, "' is never produced");
+    output_slots_.push_back(it->second);
+  }
+  num_slots_ = next;
+  // Free each intermediate after its last reader so peak memory stays near the live set.
+  std::vector<int> last_use(num_slots_, -1);
+  for (size_t k = 0; k < steps_.size(); ++k)
+    for (int s : steps_[k].in)
+      if (s >= 0) last_use[s] = static_cast<int>(k);
+  std::vector<bool> pinned(num_slots_, false);
+  for (int s : output_slots_) pinned[s] = true;
+  for (const auto& [s, name] : init_slots_) pinned[s] = true;
+  for (int s = 0; s < num_slots_; ++s)
+    if (last_use[s] >= 0 && !pinned[s]) steps_[last_use[s]].free_after.push_back(s);
+}
+
+void Executor::check_input(const ValueInfo& info, const at::Tensor& t) const {
+  SLIM_CHECK(t.defined(), "input '", info.name, "' was not given");
+  SLIM_CHECK(t.scalar_type() == info.dtype, "input '", info.name, "' expects ",
+             dtype_name(info.dtype), ", got ", dtype_name(t.scalar_type()));
+  if (!info.has_shape) return;
+  std::string want = info.shape_str();
+  SLIM_CHECK(t.dim() == static_cast<int64_t>(info.shape.size()), "input '", info.name,
+             "' expects rank ", info.shape.size(), " (shape ", want, "), got rank ", t.dim(),
+             " (shape ", shape_to_string(t.sizes().vec()), ")");
+  for (int64_t d = 0; d < t.dim(); ++d)
+    SLIM_CHECK(info.shape[d] == kDynamicDim || info.shape[d] == t.size(d), "input '", info.name,
+               "' expects shape ", want, ", got ", shape_to_string(t.sizes().vec()),
+               " (dim ", d, " must be ", info.shape[d], ")");
+}
+
+std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
+                                          const std::vector<int>& keep) {
+  for (const auto& [s, name] : init_slots_) slots[s] = graph_->initializers.at(name);
+  std::vector<bool> kept(num_slots_, false);
+  for (int s : keep) kept[s] = true;
+  for (auto& step : steps_) {
+    KernelContext ctx{*step.node, {}, {}, training_, graph_->opset};
+    ctx.in.reserve(step.in.size());
+    for (int s : step.in) ctx.in.push_back(s >= 0 ? slots[s] : at::Tensor());
+    ctx.out.resize(step.out.size());
+    try {
+      step.kernel(ctx);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      // ATen errors carry long backtraces; keep the first line and name the node.
+      std::string msg = e.what();
+      auto nl = msg.find('\n');
+      if (nl != std::string::npos) msg = msg.substr(0, nl);
+      std::string shapes;
+      for (size_t k = 0; k < ctx.in.size(); ++k)
+        shapes += (k ? ", " : "") + (ctx.in[k].defined()
+                                         ? shape_to_string(ctx.in[k].sizes().vec())
+                                         : std::string("_"));
+      SLIM_FAIL(step.node->label(), " failed on inputs (", shapes, "): ", msg);
+    }
+    for (size_t k = 0; k < step.out.size(); ++k) {
+      if (step.out[k] < 0) continue;
+      SLIM_ASSERT(ctx.out[k].defined() || step.node->outputs[k].empty(), step.node->label(),
+                  " did not produce output #", k);
+      slots[step.out[k]] = std::move(ctx.out[k]);
+    }
+    for (int s : step.free_after)
+      if (!kept[s]) slots[s].reset();
+  }
+  std::vector<at::Tensor> result;
+  for (int s : keep) result.push_back(slots[s]);
+  return result;
+}
+
+std::vector<at::Tensor> Executor::run(const std::vector<at::Tensor>& inputs) {
+  SLIM_CHECK(inputs.size() == graph_->inputs.size(), "graph '", graph_->name, "' takes ",
+             graph_->inputs.size(), " input(s), got ", inputs.size());
+  std::vector<at::Tensor> slots(num_slots_);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (check_inputs_) check_input(graph_->inputs[i], inputs[i]);
+    slots[input_slots_[i]] = inputs[i];
+  }
+  at::AutoGradMode grad_mode(training_);
+  return execute(std::move(slots), output_slots_);
+}
+
+std::map<std::string, at::Tensor> Executor::run_named(
+    const std::map<std::string, at::Tensor>& inputs, const std::vector<std::string>& fetch) {
+  std::vector<at::Tensor> slots(num_slots_);
+  for (size_t i = 0; i < graph_->inputs.size(); ++i) {
+    const auto& info = graph_->inputs[i];
+    auto it = inputs.find(info.name);
+    SLIM_CHECK(it != inputs.end(), "input '", info.name, "' was not given");
+    if (check_inputs_) check_input(info, it->second);
+    slots[input_slots_[i]] = it->second;
+  }
+  for (const auto& [name, t] : inputs)
+    SLIM_CHECK(graph_->is_input(name), "'", name, "' is not an input of graph '", graph_->name,
+               "'");
+  std::vector<std::string> names = fetch;
+  if (names.empty())
+    for (const auto& o : graph_->outputs) names.push_back(o.name);
+  std::vector<int> keep;
+  for (const auto& n : names) {
+    auto it = slot_of_.find(n);
+    SLIM_CHECK(it != slot_of_.end(), "value '", n, "' does not exist in graph '", graph_->name,
+               "'");
+    keep.push_back(it->second);
+  }
+  at::AutoGradMode grad_mode(training_);
+  auto vals = execute(std::move(slots), keep);
+  std::map<std::string, at::Tensor> out;
+  for (size_t k = 0; k < names.size(); ++k) out[names[k]] = vals[k];
+  return out;
+}
+
+}  // namespace slim

@@ -1,0 +1,61 @@
+// Element-wise arithmetic and reductions.
+#include "slim/exec/kernel.h"
+
+namespace slim {
+
+namespace {
+
+void check_same_dtype(const KernelContext& c) {
+  SLIM_CHECK(c.x(0).scalar_type() == c.x(1).scalar_type(), c.node.label(),
+             ": inputs must have the same type, got ", dtype_name(c.x(0).scalar_type()), " and ",
+             dtype_name(c.x(1).scalar_type()));
+}
+
+void add(KernelContext& c) {
+  check_same_dtype(c);
+  c.out[0] = at::add(c.x(0), c.x(1));
+}
+
+void sub(KernelContext& c) {
+  check_same_dtype(c);
+  c.out[0] = at::sub(c.x(0), c.x(1));
+}
+
+void mul(KernelContext& c) {
+  check_same_dtype(c);
+  c.out[0] = at::mul(c.x(0), c.x(1));
+}
+
+void div(KernelContext& c) {
+  check_same_dtype(c);
+  const at::Tensor &a = c.x(0), &b = c.x(1);
+  // ONNX integer Div truncates like C; ATen's default would promote to float.
+  if (at::isIntegralType(a.scalar_type(), /*includeBool=*/false))
+    c.out[0] = at::div(a, b, "trunc");
+  else
+    c.out[0] = at::div(a, b);
+}
+
+void reduce_mean(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  bool keep = c.node.i("keepdims", 1) != 0;
+  std::vector<int64_t> axes = c.node.ints("axes");
+  if (c.has(1)) axes = to_int_vector(c.in[1]);  // opset 18 form, accepted when present
+  if (axes.empty()) {
+    for (int64_t d = 0; d < x.dim(); ++d) axes.push_back(d);
+  } else {
+    for (auto& a : axes) a = normalize_axis(c.node, a, x.dim());
+  }
+  c.out[0] = x.mean(axes, keep);
+}
+
+}  // namespace
+
+const std::vector<KernelEntry>& math_kernels() {
+  static const std::vector<KernelEntry> k = {
+      {"Add", add}, {"Sub", sub}, {"Mul", mul}, {"Div", div}, {"ReduceMean", reduce_mean},
+  };
+  return k;
+}
+
+}  // namespace slim

@@ -1,0 +1,338 @@
+// Neural-network kernels: convolution, pooling, normalization, activations, dense layers.
+#include <cmath>
+#include <limits>
+
+#include "slim/exec/kernel.h"
+
+namespace slim {
+
+namespace {
+
+/// Resolved spatial geometry of a Conv/pool node: explicit begin/end pads per spatial dim.
+struct Window {
+  std::vector<int64_t> kernel, strides, dilations, pad_begin, pad_end;
+  bool symmetric() const { return pad_begin == pad_end; }
+};
+
+Window resolve_window(const Node& n, const at::Tensor& x, std::vector<int64_t> kernel) {
+  const int64_t sp = x.dim() - 2;
+  SLIM_CHECK(sp >= 1 && sp <= 3, n.label(), ": input must be 3-D to 5-D (N, C, spatial...), got ",
+             shape_to_string(x.sizes().vec()));
+  Window w;
+  w.kernel = std::move(kernel);
+  SLIM_CHECK(static_cast<int64_t>(w.kernel.size()) == sp, n.label(), ": kernel_shape has ",
+             w.kernel.size(), " dims but the input has ", sp, " spatial dims");
+  w.strides = n.ints("strides", std::vector<int64_t>(sp, 1));
+  w.dilations = n.ints("dilations", std::vector<int64_t>(sp, 1));
+  SLIM_CHECK(static_cast<int64_t>(w.strides.size()) == sp, n.label(), ": strides has ",
+             w.strides.size(), " values, expected ", sp);
+  SLIM_CHECK(static_cast<int64_t>(w.dilations.size()) == sp, n.label(), ": dilations has ",
+             w.dilations.size(), " values, expected ", sp);
+  std::string auto_pad = n.s("auto_pad", "NOTSET");
+  w.pad_begin.assign(sp, 0);
+  w.pad_end.assign(sp, 0);
+  if (auto_pad == "NOTSET") {
+    auto pads = n.ints("pads", std::vector<int64_t>(2 * sp, 0));
+    SLIM_CHECK(static_cast<int64_t>(pads.size()) == 2 * sp, n.label(), ": pads has ", pads.size(),
+               " values, expected ", 2 * sp);
+    for (int64_t d = 0; d < sp; ++d) {
+      w.pad_begin[d] = pads[d];
+      w.pad_end[d] = pads[d + sp];
+    }
+  } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    for (int64_t d = 0; d < sp; ++d) {
+      int64_t in = x.size(d + 2);
+      int64_t out = (in + w.strides[d] - 1) / w.strides[d];
+      int64_t eff_k = (w.kernel[d] - 1) * w.dilations[d] + 1;
+      int64_t total = std::max<int64_t>(0, (out - 1) * w.strides[d] + eff_k - in);
+      int64_t small = total / 2, big = total - small;
+      w.pad_begin[d] = auto_pad == "SAME_UPPER" ? small : big;
+      w.pad_end[d] = auto_pad == "SAME_UPPER" ? big : small;
+    }
+  } else {
+    SLIM_CHECK(auto_pad == "VALID", n.label(), ": auto_pad '", auto_pad,
+               "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
+  }
+  return w;
+}
+
+/// Pads the spatial dims of x explicitly (ONNX begin/end order -> ATen's last-dim-first order).
+at::Tensor pad_spatial(const at::Tensor& x, const Window& w, double value) {
+  const size_t sp = w.pad_begin.size();
+  std::vector<int64_t> p;
+  for (size_t k = 0; k < sp; ++k) {
+    size_t d = sp - 1 - k;
+    p.push_back(w.pad_begin[d]);
+    p.push_back(w.pad_end[d]);
+  }
+  return at::constant_pad_nd(x, p, value);
+}
+
+void conv(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  const at::Tensor& wt = c.x(1);
+  SLIM_CHECK(wt.dim() == x.dim(), c.node.label(), ": weight rank ", wt.dim(),
+             " does not match input rank ", x.dim());
+  std::vector<int64_t> kshape(wt.sizes().begin() + 2, wt.sizes().end());
+  Window w = resolve_window(c.node, x, c.node.ints("kernel_shape", kshape));
+  int64_t group = c.node.i("group", 1);
+  SLIM_CHECK(x.size(1) == wt.size(1) * group, c.node.label(), ": input has ", x.size(1),
+             " channels but weight ", shape_to_string(wt.sizes().vec()), " with group=", group,
+             " expects ", wt.size(1) * group);
+  at::Tensor in = x;
+  std::vector<int64_t> padding = w.pad_begin;
+  if (!w.symmetric()) {
+    in = pad_spatial(x, w, 0.0);
+    padding.assign(padding.size(), 0);
+  }
+  at::Tensor bias = c.has(2) ? c.in[2] : at::Tensor();
+  c.out[0] = at::convolution(in, wt, bias, w.strides, padding, w.dilations, false,
+                             std::vector<int64_t>(padding.size(), 0), group);
+}
+
+void max_pool(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  Window w = resolve_window(c.node, x, c.node.ints("kernel_shape"));
+  bool ceil_mode = c.node.i("ceil_mode", 0) != 0;
+  bool want_indices = c.out.size() > 1 && !c.node.outputs[1].empty();
+  const int64_t sp = x.dim() - 2;
+  bool direct = w.symmetric();
+  for (int64_t d = 0; d < sp && direct; ++d) direct = w.pad_begin[d] * 2 <= w.kernel[d];
+  at::Tensor in = x;
+  std::vector<int64_t> padding = w.pad_begin;
+  if (!direct) {
+    double lowest = at::isFloatingType(x.scalar_type())
+                        ? -std::numeric_limits<double>::infinity()
+                        : static_cast<double>(std::numeric_limits<int64_t>::min());
+    if (x.scalar_type() == at::kByte) lowest = 0;
+    in = pad_spatial(x, w, lowest);
+    padding.assign(sp, 0);
+  }
+  at::Tensor y, idx;
+  bool integral = !at::isFloatingType(x.scalar_type());
+  at::Tensor fin = integral ? in.to(at::kFloat) : in;
+  if (sp == 1) {
+    std::tie(y, idx) = at::max_pool1d_with_indices(fin, w.kernel, w.strides, padding,
+                                                   w.dilations, ceil_mode);
+  } else if (sp == 2) {
+    std::tie(y, idx) = at::max_pool2d_with_indices(fin, w.kernel, w.strides, padding,
+                                                   w.dilations, ceil_mode);
+  } else {
+    std::tie(y, idx) = at::max_pool3d_with_indices(fin, w.kernel, w.strides, padding,
+                                                   w.dilations, ceil_mode);
+  }
+  c.out[0] = integral ? y.to(x.scalar_type()) : y;
+  if (!want_indices) return;
+  SLIM_CHECK(sp == 2, c.node.label(), ": the Indices output is supported for 2-D pooling only");
+  // ATen's indices are flat within one (padded) plane; ONNX's are flat over the whole input,
+  // row-major (storage_order 0) or column-major (1).
+  int64_t wp = in.size(3);
+  at::Tensor h = at::div(idx, wp, "floor") - (direct ? 0 : w.pad_begin[0]);
+  at::Tensor col = at::remainder(idx, wp) - (direct ? 0 : w.pad_begin[1]);
+  int64_t H = x.size(2), W = x.size(3);
+  at::Tensor plane = c.node.i("storage_order", 0) ? col * H + h : h * W + col;
+  at::Tensor base = at::arange(x.size(0) * x.size(1), idx.options()).view({x.size(0), x.size(1), 1, 1}) * (H * W);
+  c.out[1] = plane + base;
+}
+
+void average_pool(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  Window w = resolve_window(c.node, x, c.node.ints("kernel_shape"));
+  bool ceil_mode = c.node.i("ceil_mode", 0) != 0;
+  bool include_pad = c.node.i("count_include_pad", 0) != 0;
+  for (auto d : w.dilations)
+    SLIM_CHECK(d == 1, c.node.label(), ": dilations other than 1 are not supported");
+  const int64_t sp = x.dim() - 2;
+  auto pool = [&](const at::Tensor& t, const std::vector<int64_t>& padding, bool cip) {
+    if (sp == 1) return at::avg_pool1d(t, w.kernel, w.strides, padding, ceil_mode, cip);
+    if (sp == 2)
+      return at::avg_pool2d(t, w.kernel, w.strides, padding, ceil_mode, cip, c10::nullopt);
+    return at::avg_pool3d(t, w.kernel, w.strides, padding, ceil_mode, cip, c10::nullopt);
+  };
+  bool direct = w.symmetric();
+  for (int64_t d = 0; d < sp && direct; ++d) direct = w.pad_begin[d] * 2 <= w.kernel[d];
+  if (direct) {
+    c.out[0] = pool(x, w.pad_begin, include_pad);
+    return;
+  }
+  // Asymmetric padding: pad explicitly; without count_include_pad divide the window sums by
+  // the number of real (non-pad) elements in each window.
+  std::vector<int64_t> zero(sp, 0);
+  at::Tensor padded = pad_spatial(x, w, 0.0);
+  at::Tensor sums = pool(padded, zero, true);
+  if (include_pad) {
+    c.out[0] = sums;
+    return;
+  }
+  std::vector<int64_t> ones_shape(x.dim(), 1);
+  for (int64_t d = 0; d < sp; ++d) ones_shape[d + 2] = x.size(d + 2);
+  at::Tensor mask = pad_spatial(at::ones(ones_shape, x.options()), w, 0.0);
+  c.out[0] = sums / pool(mask, zero, true);
+}
+
+void global_average_pool(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  SLIM_CHECK(x.dim() >= 3, c.node.label(), ": input must have spatial dims, got ",
+             shape_to_string(x.sizes().vec()));
+  std::vector<int64_t> dims;
+  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+  c.out[0] = x.mean(dims, true);
+}
+
+void global_max_pool(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  SLIM_CHECK(x.dim() >= 3, c.node.label(), ": input must have spatial dims, got ",
+             shape_to_string(x.sizes().vec()));
+  std::vector<int64_t> dims;
+  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+  c.out[0] = at::amax(x, dims, true);
+}
+
+void batch_norm(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  const at::Tensor &scale = c.x(1), &bias = c.x(2), &mean = c.x(3), &var = c.x(4);
+  double eps = c.node.f("epsilon", 1e-5f);
+  double momentum = c.node.f("momentum", 0.9f);
+  const int64_t ch = x.dim() > 1 ? x.size(1) : 1;
+  for (const auto* t : {&scale, &bias, &mean, &var})
+    SLIM_CHECK(t->numel() == ch, c.node.label(), ": parameter of shape ",
+               shape_to_string(t->sizes().vec()), " does not match ", ch, " channels");
+  if (c.node.i("training_mode", 0) != 0) {
+    // ONNX training_mode semantics (opset 14+): biased batch variance for both the
+    // normalization and the running-variance update.
+    std::vector<int64_t> dims{0};
+    for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+    at::Tensor bm = x.mean(dims);
+    at::Tensor bv = x.var(dims, /*unbiased=*/false);
+    std::vector<int64_t> bshape(x.dim(), 1);
+    bshape[1] = ch;
+    c.out[0] = (x - bm.view(bshape)) / at::sqrt(bv.view(bshape) + eps) * scale.view(bshape) +
+               bias.view(bshape);
+    if (c.out.size() > 1) c.out[1] = mean * momentum + bm * (1 - momentum);
+    if (c.out.size() > 2) c.out[2] = var * momentum + bv * (1 - momentum);
+    return;
+  }
+  // Executor training mode follows PyTorch: batch statistics, running stats updated in place
+  // (ATen's momentum is ONNX's 1 - momentum).
+  c.out[0] = at::batch_norm(x, scale, bias, mean, var, c.training, 1.0 - momentum, eps,
+                            /*cudnn_enabled=*/false);
+  for (size_t k = 1; k < c.out.size(); ++k)
+    if (!c.node.outputs[k].empty()) c.out[k] = k == 1 ? mean : var;
+}
+
+void relu(KernelContext& c) { c.out[0] = at::relu(c.x(0)); }
+void sigmoid(KernelContext& c) { c.out[0] = at::sigmoid(c.x(0)); }
+void tanh_(KernelContext& c) { c.out[0] = at::tanh(c.x(0)); }
+void leaky_relu(KernelContext& c) {
+  c.out[0] = at::leaky_relu(c.x(0), c.node.f("alpha", 0.01f));
+}
+void hard_sigmoid(KernelContext& c) {
+  double alpha = c.node.f("alpha", 0.2f), beta = c.node.f("beta", 0.5f);
+  c.out[0] = at::clamp(c.x(0) * alpha + beta, 0.0, 1.0);
+}
+void hard_swish(KernelContext& c) { c.out[0] = at::hardswish(c.x(0)); }
+
+void clip(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  c10::optional<at::Scalar> lo, hi;
+  if (c.opset < 11) {
+    if (c.node.has("min")) lo = at::Scalar(c.node.f("min", 0));
+    if (c.node.has("max")) hi = at::Scalar(c.node.f("max", 0));
+  } else {
+    if (c.has(1)) lo = c.in[1].item();
+    if (c.has(2)) hi = c.in[2].item();
+  }
+  if (!lo && !hi) {
+    c.out[0] = x;
+    return;
+  }
+  // ReLU6-style clips with both bounds keep the fast hardtanh path.
+  if (lo && hi && at::isFloatingType(x.scalar_type())) {
+    c.out[0] = at::hardtanh(x, *lo, *hi);
+    return;
+  }
+  c.out[0] = at::clamp(x, lo, hi);
+}
+
+void softmax(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  if (c.opset >= 13) {
+    int64_t axis = normalize_axis(c.node, c.node.i("axis", -1), x.dim());
+    c.out[0] = at::softmax(x, axis);
+    return;
+  }
+  // Before opset 13 Softmax flattened the input to 2-D at `axis`.
+  int64_t axis = normalize_axis(c.node, c.node.i("axis", 1), x.dim());
+  int64_t outer = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= x.size(d);
+  c.out[0] = at::softmax(x.reshape({outer, -1}), 1).reshape(x.sizes());
+}
+
+void dropout(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  double ratio = c.opset >= 12 ? (c.has(1) ? c.in[1].item<double>() : 0.5)
+                               : c.node.f("ratio", 0.5f);
+  bool train = c.training;
+  if (c.opset >= 12 && c.has(2)) train = c.in[2].item<bool>();
+  bool want_mask = c.out.size() > 1 && !c.node.outputs[1].empty();
+  if (!train || ratio == 0.0) {
+    c.out[0] = x;
+    if (want_mask) c.out[1] = at::ones(x.sizes(), x.options().dtype(at::kBool));
+    return;
+  }
+  SLIM_CHECK(ratio < 1.0, c.node.label(), ": ratio must be < 1, got ", ratio);
+  if (!want_mask) {
+    c.out[0] = at::dropout(x, ratio, true);
+    return;
+  }
+  at::Tensor mask = at::rand(x.sizes(), x.options()) >= ratio;
+  c.out[0] = x * mask.to(x.scalar_type()) / (1.0 - ratio);
+  c.out[1] = mask;
+}
+
+void gemm(KernelContext& c) {
+  at::Tensor a = c.x(0), b = c.x(1);
+  SLIM_CHECK(a.dim() == 2 && b.dim() == 2, c.node.label(), ": A and B must be 2-D, got ",
+             shape_to_string(a.sizes().vec()), " and ", shape_to_string(b.sizes().vec()));
+  if (c.node.i("transA", 0)) a = a.t();
+  if (c.node.i("transB", 0)) b = b.t();
+  SLIM_CHECK(a.size(1) == b.size(0), c.node.label(), ": inner dims differ: A is ",
+             shape_to_string(a.sizes().vec()), " and B is ", shape_to_string(b.sizes().vec()),
+             " after transposition");
+  double alpha = c.node.f("alpha", 1.0f), beta = c.node.f("beta", 1.0f);
+  if (c.has(2) && beta != 0.0) {
+    c.out[0] = at::addmm(c.in[2], a, b, beta, alpha);
+  } else {
+    at::Tensor y = at::mm(a, b);
+    c.out[0] = alpha == 1.0 ? y : y * alpha;
+  }
+}
+
+void matmul(KernelContext& c) { c.out[0] = at::matmul(c.x(0), c.x(1)); }
+
+}  // namespace
+
+const std::vector<KernelEntry>& nn_kernels() {
+  static const std::vector<KernelEntry> k = {
+      {"Conv", conv},
+      {"MaxPool", max_pool},
+      {"AveragePool", average_pool},
+      {"GlobalAveragePool", global_average_pool},
+      {"GlobalMaxPool", global_max_pool},
+      {"BatchNormalization", batch_norm},
+      {"Relu", relu},
+      {"LeakyRelu", leaky_relu},
+      {"Sigmoid", sigmoid},
+      {"HardSigmoid", hard_sigmoid},
+      {"HardSwish", hard_swish},
+      {"Tanh", tanh_},
+      {"Clip", clip},
+      {"Softmax", softmax},
+      {"Dropout", dropout},
+      {"Gemm", gemm},
+      {"MatMul", matmul},
+  };
+  return k;
+}
+
+}  // namespace slim

@@ -1,0 +1,389 @@
+#include "slim/onnx/onnx_io.h"
+
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "slim/exec/executor.h"
+
+namespace slim {
+
+namespace {
+
+std::string join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
+  return s;
+}
+
+std::string dir_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+/// Copies `count` elements of a repeated proto field into a tensor of type T.
+template <typename T, typename Field>
+at::Tensor from_field(const Field& f, std::vector<int64_t> shape, at::ScalarType dt) {
+  at::Tensor t = at::empty(shape, dt);
+  T* p = t.data_ptr<T>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(f.Get(static_cast<int>(i)));
+  return t;
+}
+
+at::Tensor tensor_from_proto(const onnx::TensorProto& tp, const std::string& origin,
+                             const std::string& base_dir) {
+  std::vector<int64_t> shape(tp.dims().begin(), tp.dims().end());
+  SLIM_CHECK(tp.data_type() != onnx::TensorProto::STRING, origin, ": tensor '", tp.name(),
+             "' holds strings, which are not supported");
+  at::ScalarType dt = dtype_from_onnx(tp.data_type());
+  int64_t numel = 1;
+  for (auto d : shape) {
+    SLIM_CHECK(d >= 0, origin, ": tensor '", tp.name(), "' has a negative dim ", d);
+    numel *= d;
+  }
+  const size_t nbytes = static_cast<size_t>(numel) * c10::elementSize(dt);
+  std::string external;
+  const std::string* raw = nullptr;
+  if (tp.data_location() == onnx::TensorProto::EXTERNAL) {
+    std::string location;
+    int64_t offset = 0, length = -1;
+    for (const auto& kv : tp.external_data()) {
+      if (kv.key() == "location") location = kv.value();
+      if (kv.key() == "offset") offset = std::stoll(kv.value());
+      if (kv.key() == "length") length = std::stoll(kv.value());
+    }
+    SLIM_CHECK(!location.empty(), origin, ": tensor '", tp.name(),
+               "' is external but names no location");
+    std::string path = base_dir + "/" + location;
+    std::ifstream f(path, std::ios::binary);
+    SLIM_CHECK(f.good(), origin, ": external data file '", path, "' of tensor '", tp.name(),
+               "' cannot be opened");
+    f.seekg(offset);
+    external.resize(length >= 0 ? static_cast<size_t>(length) : nbytes);
+    f.read(external.data(), static_cast<std::streamsize>(external.size()));
+    SLIM_CHECK(f.gcount() == static_cast<std::streamsize>(external.size()), origin,
+               ": external data file '", path, "' is too short for tensor '", tp.name(), "'");
+    raw = &external;
+  } else if (tp.has_raw_data()) {
+    raw = &tp.raw_data();
+  }
+  if (raw) {
+    SLIM_CHECK(raw->size() == nbytes, origin, ": tensor '", tp.name(), "' of shape ",
+               shape_to_string(shape), " needs ", nbytes, " bytes of data, has ", raw->size());
+    at::Tensor t = at::empty(shape, dt);
+    if (nbytes) std::memcpy(t.data_ptr(), raw->data(), nbytes);
+    return t;
+  }
+  auto check_count = [&](int n) {
+    SLIM_CHECK(n == numel, origin, ": tensor '", tp.name(), "' of shape ",
+               shape_to_string(shape), " has ", n, " values, expected ", numel);
+  };
+  switch (dt) {
+    case at::kFloat:
+      check_count(tp.float_data_size());
+      return from_field<float>(tp.float_data(), shape, dt);
+    case at::kDouble:
+      check_count(tp.double_data_size());
+      return from_field<double>(tp.double_data(), shape, dt);
+    case at::kLong:
+      check_count(tp.int64_data_size());
+      return from_field<int64_t>(tp.int64_data(), shape, dt);
+    case at::kInt:
+      check_count(tp.int32_data_size());
+      return from_field<int32_t>(tp.int32_data(), shape, dt);
+    case at::kShort:
+      check_count(tp.int32_data_size());
+      return from_field<int16_t>(tp.int32_data(), shape, dt);
+    case at::kChar:
+      check_count(tp.int32_data_size());
+      return from_field<int8_t>(tp.int32_data(), shape, dt);
+    case at::kByte:
+      check_count(tp.int32_data_size());
+      return from_field<uint8_t>(tp.int32_data(), shape, dt);
+    case at::kBool:
+      check_count(tp.int32_data_size());
+      return from_field<bool>(tp.int32_data(), shape, dt);
+    case at::kHalf: {
+      // float16 values are stored as their bit patterns in int32_data.
+      check_count(tp.int32_data_size());
+      at::Tensor bits = from_field<int16_t>(tp.int32_data(), shape, at::kShort);
+      return bits.view(at::kHalf);
+    }
+    default:
+      SLIM_FAIL(origin, ": tensor '", tp.name(), "' has unsupported type ", dtype_name(dt));
+  }
+}
+
+void tensor_to_proto(const std::string& name, const at::Tensor& t, onnx::TensorProto* tp) {
+  tp->set_name(name);
+  at::Tensor c = t.detach().to(at::kCPU).contiguous();
+  tp->set_data_type(static_cast<int32_t>(dtype_to_onnx(c.scalar_type())));
+  for (auto d : c.sizes()) tp->add_dims(d);
+  tp->set_raw_data(std::string(static_cast<const char*>(c.data_ptr()), c.nbytes()));
+}
+
+ValueInfo value_info_from_proto(const onnx::ValueInfoProto& vp, const std::string& origin) {
+  ValueInfo v;
+  v.name = vp.name();
+  if (!vp.has_type()) return v;
+  SLIM_CHECK(vp.type().has_tensor_type(), origin, ": value '", vp.name(),
+             "' is not a tensor (sequences, maps and optionals are not supported)");
+  const auto& tt = vp.type().tensor_type();
+  if (tt.elem_type() != 0) v.dtype = dtype_from_onnx(tt.elem_type());
+  if (tt.has_shape()) {
+    v.has_shape = true;
+    for (const auto& d : tt.shape().dim()) {
+      if (d.has_dim_value()) {
+        v.shape.push_back(d.dim_value());
+        v.dim_names.push_back("");
+      } else {
+        v.shape.push_back(kDynamicDim);
+        v.dim_names.push_back(d.has_dim_param() ? d.dim_param() : "");
+      }
+    }
+  }
+  return v;
+}
+
+void value_info_to_proto(const ValueInfo& v, onnx::ValueInfoProto* vp) {
+  vp->set_name(v.name);
+  auto* tt = vp->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(static_cast<int32_t>(dtype_to_onnx(v.dtype)));
+  if (!v.has_shape) return;
+  auto* shape = tt->mutable_shape();
+  for (size_t i = 0; i < v.shape.size(); ++i) {
+    auto* d = shape->add_dim();
+    if (v.shape[i] != kDynamicDim)
+      d->set_dim_value(v.shape[i]);
+    else if (i < v.dim_names.size() && !v.dim_names[i].empty())
+      d->set_dim_param(v.dim_names[i]);
+  }
+}
+
+AttrValue attr_from_proto(const onnx::AttributeProto& a, const Node& n, const std::string& origin,
+                          const std::string& base_dir) {
+  using A = onnx::AttributeProto;
+  switch (a.type()) {
+    case A::INT: return a.i();
+    case A::FLOAT: return a.f();
+    case A::STRING: return a.s();
+    case A::TENSOR: return tensor_from_proto(a.t(), origin, base_dir);
+    case A::INTS: return std::vector<int64_t>(a.ints().begin(), a.ints().end());
+    case A::FLOATS: return std::vector<float>(a.floats().begin(), a.floats().end());
+    case A::STRINGS: return std::vector<std::string>(a.strings().begin(), a.strings().end());
+    default:
+      SLIM_FAIL(origin, ": ", n.label(), ": attribute '", a.name(), "' has type ",
+                A::AttributeType_Name(a.type()), ", which is not supported");
+  }
+}
+
+void attr_to_proto(const std::string& key, const AttrValue& v, onnx::AttributeProto* a) {
+  using A = onnx::AttributeProto;
+  a->set_name(key);
+  std::visit(
+      [&](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, int64_t>) {
+          a->set_type(A::INT);
+          a->set_i(x);
+        } else if constexpr (std::is_same_v<T, float>) {
+          a->set_type(A::FLOAT);
+          a->set_f(x);
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          a->set_type(A::STRING);
+          a->set_s(x);
+        } else if constexpr (std::is_same_v<T, at::Tensor>) {
+          a->set_type(A::TENSOR);
+          tensor_to_proto("", x, a->mutable_t());
+        } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+          a->set_type(A::INTS);
+          for (auto e : x) a->add_ints(e);
+        } else if constexpr (std::is_same_v<T, std::vector<float>>) {
+          a->set_type(A::FLOATS);
+          for (auto e : x) a->add_floats(e);
+        } else {
+          a->set_type(A::STRINGS);
+          for (const auto& e : x) a->add_strings(e);
+        }
+      },
+      v);
+}
+
+/// Minimum IR version that ONNX requires for an opset (IR 7 covers opsets 12-14, 8 covers 15-18).
+int64_t min_ir_version(int64_t opset) {
+  if (opset <= 11) return 6;
+  if (opset <= 14) return 7;
+  return 8;
+}
+
+}  // namespace
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  SLIM_CHECK(f.good(), "cannot open '", path, "': ", std::strerror(errno));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  std::random_device rd;
+  std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    SLIM_CHECK(f.good(), "cannot write '", tmp, "': ", std::strerror(errno));
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    f.flush();
+    if (!f.good()) {
+      std::remove(tmp.c_str());
+      SLIM_FAIL("writing '", tmp, "' failed: ", std::strerror(errno));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    std::remove(tmp.c_str());
+    SLIM_FAIL("cannot move '", tmp, "' to '", path, "': ", std::strerror(err));
+  }
+}
+
+Graph onnx_parse(const std::string& bytes, const std::string& origin, const std::string& base_dir) {
+  onnx::ModelProto mp;
+  SLIM_CHECK(!bytes.empty(), origin, ": file is empty, not an ONNX model");
+  SLIM_CHECK(mp.ParseFromString(bytes), origin,
+             ": not a valid ONNX model (protobuf parsing failed; the file is truncated or of "
+             "another format; ", bytes.size(), " bytes)");
+  SLIM_CHECK(mp.has_graph() && mp.ir_version() > 0, origin,
+             ": not a valid ONNX model (no graph or IR version; the file is of another format)");
+  Graph g;
+  g.ir_version = mp.ir_version();
+  g.producer_name = mp.producer_name();
+  g.producer_version = mp.producer_version();
+  bool has_default = false;
+  for (const auto& op : mp.opset_import()) {
+    if (op.domain().empty() || op.domain() == "ai.onnx") {
+      g.opset = op.version();
+      has_default = true;
+    } else {
+      g.other_opsets[op.domain()] = op.version();
+    }
+  }
+  SLIM_CHECK(has_default, origin, ": the model imports no default-domain (ai.onnx) opset");
+  SLIM_CHECK(g.opset >= kMinOpset && g.opset <= kMaxOpset, origin, ": opset ", g.opset,
+             " is not supported (Slim reads opsets ", kMinOpset, " to ", kMaxOpset,
+             "; re-export the model with opset_version in that range)");
+  const auto& gp = mp.graph();
+  g.name = gp.name().empty() ? "graph" : gp.name();
+  for (const auto& t : gp.initializer())
+    g.initializers[t.name()] = tensor_from_proto(t, origin, base_dir);
+  SLIM_CHECK(gp.sparse_initializer_size() == 0, origin,
+             ": sparse initializers are not supported");
+  for (const auto& vp : gp.input())
+    if (!g.initializers.count(vp.name())) g.inputs.push_back(value_info_from_proto(vp, origin));
+  for (const auto& vp : gp.output()) g.outputs.push_back(value_info_from_proto(vp, origin));
+  for (const auto& vp : gp.value_info()) {
+    ValueInfo v = value_info_from_proto(vp, origin);
+    g.value_info[v.name] = v;
+  }
+  std::map<std::string, std::string> unsupported;  // op type -> first node
+  for (const auto& np : gp.node()) {
+    Node n;
+    n.name = np.name();
+    n.op_type = np.op_type();
+    n.domain = np.domain() == "ai.onnx" ? "" : np.domain();
+    n.inputs.assign(np.input().begin(), np.input().end());
+    n.outputs.assign(np.output().begin(), np.output().end());
+    if (!n.domain.empty() || !has_kernel(n.op_type)) {
+      std::string key = n.domain.empty() ? n.op_type : n.domain + "::" + n.op_type;
+      unsupported.emplace(key, n.name.empty() ? n.outputs.at(0) : n.name);
+      continue;
+    }
+    for (const auto& a : np.attribute()) n.attrs[a.name()] = attr_from_proto(a, n, origin, base_dir);
+    g.nodes.push_back(std::move(n));
+  }
+  if (!unsupported.empty()) {
+    std::vector<std::string> what;
+    for (const auto& [op, node] : unsupported) what.push_back(op + " (node '" + node + "')");
+    SLIM_FAIL(origin, ": unsupported op type", what.size() > 1 ? "s " : " ", join(what, ", "),
+              ". Supported ops: ", join(supported_ops(), ", "));
+  }
+  // Give unnamed nodes stable names so passes and messages can refer to them.
+  std::map<std::string, int> counters;
+  std::set<std::string> used;
+  for (const auto& n : g.nodes) used.insert(n.name);
+  for (auto& n : g.nodes) {
+    if (!n.name.empty()) continue;
+    std::string cand;
+    do {
+      cand = n.op_type + "_" + std::to_string(counters[n.op_type]++);
+    } while (used.count(cand));
+    used.insert(cand);
+    n.name = cand;
+  }
+  g.verify();
+  g.mark_default_trainable();
+  return g;
+}
+
+Graph onnx_load(const std::string& path) {
+  std::string bytes = read_file(path);
+  return onnx_parse(bytes, path, dir_of(path));
+}
+
+std::string onnx_serialize(const Graph& g) {
+  onnx::ModelProto mp;
+  mp.set_ir_version(std::max(g.ir_version, min_ir_version(g.opset)));
+  mp.set_producer_name(g.producer_name.empty() ? "slim" : g.producer_name);
+  if (!g.producer_version.empty()) mp.set_producer_version(g.producer_version);
+  auto* op = mp.add_opset_import();
+  op->set_domain("");
+  op->set_version(g.opset);
+  for (const auto& [domain, version] : g.other_opsets) {
+    auto* o = mp.add_opset_import();
+    o->set_domain(domain);
+    o->set_version(version);
+  }
+  auto* gp = mp.mutable_graph();
+  gp->set_name(g.name);
+  for (const auto& i : g.inputs) value_info_to_proto(i, gp->add_input());
+  for (const auto& o : g.outputs) value_info_to_proto(o, gp->add_output());
+  for (const auto& [name, t] : g.initializers) tensor_to_proto(name, t, gp->add_initializer());
+  for (const auto& [name, v] : g.value_info) value_info_to_proto(v, gp->add_value_info());
+  for (const auto& n : g.nodes) {
+    auto* np = gp->add_node();
+    np->set_name(n.name);
+    np->set_op_type(n.op_type);
+    if (!n.domain.empty()) np->set_domain(n.domain);
+    for (const auto& in : n.inputs) np->add_input(in);
+    for (const auto& o : n.outputs) np->add_output(o);
+    for (const auto& [key, v] : n.attrs) attr_to_proto(key, v, np->add_attribute());
+  }
+  try {
+    onnx::checker::check_model(mp);
+  } catch (const std::exception& e) {
+    SLIM_FAIL("graph '", g.name, "' does not pass the ONNX checker: ", e.what());
+  }
+  std::string bytes;
+  SLIM_CHECK(mp.SerializeToString(&bytes), "graph '", g.name,
+             "' could not be serialized (model over 2 GB?)");
+  return bytes;
+}
+
+void onnx_save(const Graph& g, const std::string& path) {
+  write_file_atomic(path, onnx_serialize(g));
+}
+
+at::Tensor onnx_load_tensor(const std::string& path) {
+  std::string bytes = read_file(path);
+  onnx::TensorProto tp;
+  SLIM_CHECK(tp.ParseFromString(bytes), path, ": not a serialized ONNX TensorProto");
+  return tensor_from_proto(tp, path, dir_of(path));
+}
+
+}  // namespace slim

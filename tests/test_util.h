@@ -1,0 +1,66 @@
+#pragma once
+// Helpers shared by tests: a small graph builder and paths to fixtures.
+#include <cstdlib>
+#include <string>
+
+#include "slim/ir/graph.h"
+
+namespace slim::test {
+
+/// Builds small graphs in code (after ONNX Runtime's ModelTestBuilder).
+class GraphBuilder {
+ public:
+  explicit GraphBuilder(int64_t opset = 13) { g_.opset = opset; }
+
+  std::string input(const std::string& name, std::vector<int64_t> shape,
+                    at::ScalarType dt = at::kFloat) {
+    ValueInfo v;
+    v.name = name;
+    v.dtype = dt;
+    v.has_shape = true;
+    v.shape = shape;
+    for (auto d : shape) v.dim_names.push_back(d == kDynamicDim ? "N" : "");
+    g_.inputs.push_back(v);
+    return name;
+  }
+  std::string init(const std::string& name, const at::Tensor& t) {
+    g_.initializers[name] = t;
+    return name;
+  }
+  /// Adds a node with one output named after the node; returns the output name.
+  std::string node(const std::string& op, const std::vector<std::string>& inputs,
+                   std::map<std::string, AttrValue> attrs = {}, const std::string& name = "") {
+    Node n;
+    n.op_type = op;
+    n.name = name.empty() ? op + "_" + std::to_string(g_.nodes.size()) : name;
+    n.inputs = inputs;
+    n.outputs = {n.name + "_out"};
+    n.attrs = std::move(attrs);
+    g_.nodes.push_back(n);
+    return n.outputs[0];
+  }
+  void output(const std::string& name, at::ScalarType dt = at::kFloat) {
+    ValueInfo v;
+    v.name = name;
+    v.dtype = dt;
+    g_.outputs.push_back(v);
+  }
+  Graph build() {
+    g_.mark_default_trainable();
+    g_.verify();
+    return g_;
+  }
+
+ private:
+  Graph g_;
+};
+
+inline std::string source_dir() { return SLIM_SOURCE_DIR; }
+inline std::string binary_dir() { return SLIM_BINARY_DIR; }
+/// Path of the `slim` CLI binary under test.
+inline std::string slim_bin() {
+  const char* b = std::getenv("SLIM_BIN");
+  return b ? b : std::string(SLIM_BINARY_DIR) + "/slim";
+}
+
+}  // namespace slim::test
