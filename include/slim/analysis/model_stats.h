@@ -1,0 +1,39 @@
+#pragma once
+/// Size and speed of a model: parameter count and bytes, file size, latency.
+#include <string>
+#include <vector>
+
+#include "slim/ir/graph.h"
+
+namespace slim {
+
+struct ParamStats {
+  int64_t count = 0;        ///< elements of all floating-point initializers (weights)
+  int64_t bytes = 0;        ///< bytes of all initializers as stored
+  int64_t tensors = 0;      ///< number of initializers
+};
+
+ParamStats count_params(const Graph& g);
+
+/// Size of a file in bytes; errors name the file.
+int64_t file_size(const std::string& path);
+
+struct LatencyOptions {
+  int64_t batch = 1;    ///< substituted for the dynamic batch dim
+  int threads = 0;      ///< LibTorch intra-op threads; <= 0: all cores
+  int warmup = 5;       ///< runs discarded before timing
+  int runs = 30;        ///< timed runs
+};
+
+struct LatencyReport {
+  double median_ms = 0, mean_ms = 0, min_ms = 0, p90_ms = 0;
+  int64_t batch = 1;
+  int threads = 1;
+  int runs = 0;
+  std::vector<double> samples_ms;
+};
+
+/// Inference latency on random inputs: median of `runs` after `warmup`.
+LatencyReport measure_latency(Graph& g, const LatencyOptions& opts);
+
+}  // namespace slim

@@ -1,0 +1,59 @@
+#include "slim/analysis/model_stats.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <numeric>
+
+#include "slim/exec/executor.h"
+#include "slim/exec/infer_shapes.h"
+
+namespace slim {
+
+ParamStats count_params(const Graph& g) {
+  ParamStats s;
+  for (const auto& [name, t] : g.initializers) {
+    s.tensors++;
+    s.bytes += static_cast<int64_t>(t.nbytes());
+    if (at::isFloatingType(t.scalar_type())) s.count += t.numel();
+  }
+  return s;
+}
+
+int64_t file_size(const std::string& path) {
+  struct stat st;
+  SLIM_CHECK(::stat(path.c_str(), &st) == 0, "cannot stat '", path, "': ", std::strerror(errno));
+  return static_cast<int64_t>(st.st_size);
+}
+
+LatencyReport measure_latency(Graph& g, const LatencyOptions& opts) {
+  SLIM_CHECK(opts.batch >= 1, "batch must be >= 1, got ", opts.batch);
+  SLIM_CHECK(opts.runs >= 1, "runs must be >= 1, got ", opts.runs);
+  SLIM_CHECK(opts.warmup >= 0, "warmup must be >= 0, got ", opts.warmup);
+  set_num_threads(opts.threads);
+  Executor ex(g);
+  auto inputs = example_inputs(g, opts.batch, /*random=*/true);
+  for (int i = 0; i < opts.warmup; ++i) ex.run(inputs);
+  LatencyReport r;
+  r.batch = opts.batch;
+  r.threads = num_threads();
+  r.runs = opts.runs;
+  for (int i = 0; i < opts.runs; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto out = ex.run(inputs);
+    auto t1 = std::chrono::steady_clock::now();
+    r.samples_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::vector<double> s = r.samples_ms;
+  std::sort(s.begin(), s.end());
+  const size_t n = s.size();
+  r.median_ms = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+  r.mean_ms = std::accumulate(s.begin(), s.end(), 0.0) / static_cast<double>(n);
+  r.min_ms = s.front();
+  r.p90_ms = s[std::min(n - 1, static_cast<size_t>(0.9 * static_cast<double>(n)))];
+  return r;
+}
+
+}  // namespace slim

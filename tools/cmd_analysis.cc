@@ -1,0 +1,123 @@
+// slim info | flops | bench
+#include <iostream>
+
+#include "commands.h"
+#include "slim/analysis/flops.h"
+#include "slim/analysis/model_stats.h"
+#include "slim/analysis/summary.h"
+#include "slim/exec/executor.h"
+#include "slim/exec/infer_shapes.h"
+
+namespace slim::cli {
+
+void add_threads_option(CLI::App* cmd, int* threads) {
+  cmd->add_option("--threads", *threads, "LibTorch intra-op threads (0 = all cores)")
+      ->check(CLI::NonNegativeNumber);
+}
+
+namespace {
+
+struct InfoArgs {
+  std::string model, input;
+  bool json = false, graph = false;
+};
+
+struct FlopsArgs {
+  std::string model, input;
+  bool all = false, json = false, per_node = false;
+};
+
+struct BenchArgs {
+  std::string model, input;
+  LatencyOptions opts;
+  bool json = false;
+};
+
+}  // namespace
+
+void add_info(CLI::App& app) {
+  auto args = std::make_shared<InfoArgs>();
+  auto* cmd = app.add_subcommand("info", "Ops, parameters, FLOPs and size of an ONNX model");
+  cmd->add_option("model", args->model, "ONNX file")->required();
+  cmd->add_option("--input", args->input,
+                  "input shape without batch, e.g. 1,28,28 (';' between several inputs)");
+  cmd->add_flag("--json", args->json, "print one JSON object");
+  cmd->add_flag("--graph", args->graph, "also print the graph, one line per node");
+  cmd->callback([args] {
+    Graph g = load_for_analysis(args->model, args->input);
+    ModelSummary s = summarize(g, args->model);
+    if (args->json) {
+      auto j = to_json(s);
+      if (args->graph) j["graph_dump"] = g.dump();
+      std::cout << j.dump() << "\n";
+    } else {
+      std::cout << to_text(s);
+      if (args->graph) std::cout << "\n" << g.dump();
+    }
+  });
+}
+
+void add_flops(CLI::App& app) {
+  auto args = std::make_shared<FlopsArgs>();
+  auto* cmd = app.add_subcommand(
+      "flops", "FLOPs per image in PaddleSlim's convention (multiply-accumulates of conv and fc)");
+  cmd->add_option("model", args->model, "ONNX file")->required();
+  cmd->add_option("--input", args->input, "input shape without batch, e.g. 1,28,28");
+  cmd->add_flag("--all", args->all, "also count pooling, BatchNormalization and activations");
+  cmd->add_flag("--json", args->json, "print one JSON object");
+  cmd->add_flag("--per-node", args->per_node, "list the FLOPs of each node");
+  cmd->callback([args] {
+    Graph g = load_for_analysis(args->model, args->input);
+    FlopsReport r = count_flops(g, args->all);
+    if (args->json) {
+      nlohmann::json j;
+      j["flops"] = r.total;
+      j["all_ops"] = args->all;
+      if (args->per_node) {
+        j["per_node"] = nlohmann::json::array();
+        for (const auto& n : r.per_node)
+          j["per_node"].push_back({{"node", n.node}, {"op_type", n.op_type}, {"flops", n.flops}});
+      }
+      std::cout << j.dump() << "\n";
+      return;
+    }
+    if (args->per_node)
+      for (const auto& n : r.per_node)
+        std::cout << n.node << " " << n.op_type << " " << n.flops << "\n";
+    std::cout << r.total << "\n";
+  });
+}
+
+void add_bench(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  auto* cmd = app.add_subcommand("bench", "Inference latency: median of N runs after warm-up");
+  cmd->add_option("model", args->model, "ONNX file")->required();
+  cmd->add_option("--input", args->input, "input shape without batch, e.g. 3,224,224");
+  cmd->add_option("--batch", args->opts.batch, "batch size")->check(CLI::PositiveNumber);
+  add_threads_option(cmd, &args->opts.threads);
+  cmd->add_option("--runs", args->opts.runs, "timed runs")->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", args->opts.warmup, "untimed warm-up runs")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--json", args->json, "print one JSON object");
+  cmd->callback([args] {
+    Graph g = load_for_analysis(args->model, args->input);
+    LatencyReport r = measure_latency(g, args->opts);
+    if (args->json) {
+      nlohmann::json j{{"model", args->model},     {"batch", r.batch},
+                       {"threads", r.threads},     {"runs", r.runs},
+                       {"warmup", args->opts.warmup}, {"median_ms", r.median_ms},
+                       {"mean_ms", r.mean_ms},     {"min_ms", r.min_ms},
+                       {"p90_ms", r.p90_ms},
+                       {"images_per_s", 1000.0 * static_cast<double>(r.batch) / r.median_ms}};
+      std::cout << j.dump() << "\n";
+      return;
+    }
+    std::printf("%s: batch %lld, %d thread(s): median %.3f ms (mean %.3f, min %.3f, p90 %.3f) "
+                "over %d runs, %.1f images/s\n",
+                args->model.c_str(), static_cast<long long>(r.batch), r.threads, r.median_ms,
+                r.mean_ms, r.min_ms, r.p90_ms, r.runs,
+                1000.0 * static_cast<double>(r.batch) / r.median_ms);
+  });
+}
+
+}  // namespace slim::cli
