@@ -1,7 +1,15 @@
 #pragma once
 // Helpers shared by tests: a small graph builder and paths to fixtures.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
+
+#include <unistd.h>
 
 #include "slim/ir/graph.h"
 
@@ -61,6 +69,40 @@ inline std::string binary_dir() { return SLIM_BINARY_DIR; }
 inline std::string slim_bin() {
   const char* b = std::getenv("SLIM_BIN");
   return b ? b : std::string(SLIM_BINARY_DIR) + "/slim";
+}
+
+struct CmdResult {
+  int code = -1;
+  std::string out;  ///< stdout
+  std::string err;  ///< stderr
+};
+
+/// Runs a shell command; captures stdout, stderr and the exit code.
+inline CmdResult run_cmd(const std::string& cmd) {
+  static int counter = 0;
+  std::string err_path = std::string(SLIM_BINARY_DIR) + "/test_stderr_" +
+                         std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".txt";
+  CmdResult r;
+  FILE* p = ::popen((cmd + " 2>" + err_path).c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream f(err_path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  r.err = ss.str();
+  std::remove(err_path.c_str());
+  return r;
+}
+
+/// A fresh empty directory under the build tree for one test's files.
+inline std::string temp_dir(const std::string& name) {
+  std::string d = std::string(SLIM_BINARY_DIR) + "/test_tmp/" + name + "_" + std::to_string(::getpid());
+  std::system(("rm -rf '" + d + "' && mkdir -p '" + d + "'").c_str());
+  return d;
 }
 
 }  // namespace slim::test

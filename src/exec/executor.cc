@@ -154,8 +154,14 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
 }
 
 std::vector<at::Tensor> Executor::run(const std::vector<at::Tensor>& inputs) {
-  SLIM_CHECK(inputs.size() == graph_->inputs.size(), "graph '", graph_->name, "' takes ",
-             graph_->inputs.size(), " input(s), got ", inputs.size());
+  if (inputs.size() != graph_->inputs.size()) {
+    std::string want;
+    for (const auto& i : graph_->inputs)
+      want += (want.empty() ? "'" : ", '") + i.name + "' " + dtype_name(i.dtype) + "[" +
+              i.shape_str() + "]";
+    SLIM_FAIL("graph '", graph_->name, "' takes ", graph_->inputs.size(), " input(s) (", want,
+              "), got ", inputs.size());
+  }
   std::vector<at::Tensor> slots(num_slots_);
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (check_inputs_) check_input(graph_->inputs[i], inputs[i]);

@@ -51,11 +51,6 @@ void set_input_shapes(Graph& g, const std::vector<std::vector<int64_t>>& shapes)
                  " (", in.shape_str(), "); the given shape ", shape_to_string(shapes[i]),
                  " has neither that rank nor one less");
     }
-    if (in.has_shape)
-      for (size_t d = 0; d < s.size(); ++d)
-        SLIM_CHECK(in.shape[d] == kDynamicDim || s[d] == kDynamicDim || in.shape[d] == s[d],
-                   "input '", in.name, "' is declared as ", in.shape_str(),
-                   "; the given shape ", shape_to_string(s), " differs in dim ", d);
     in.shape = s;
     in.dim_names = names;
     in.has_shape = true;

@@ -46,6 +46,11 @@ void reduce_mean(KernelContext& c) {
   } else {
     for (auto& a : axes) a = normalize_axis(c.node, a, x.dim());
   }
+  if (at::isIntegralType(x.scalar_type(), /*includeBool=*/false)) {
+    // ATen's mean is floating-only; ONNX integer ReduceMean truncates the quotient, like C.
+    c.out[0] = x.to(at::kDouble).mean(axes, keep).to(x.scalar_type());
+    return;
+  }
   c.out[0] = x.mean(axes, keep);
 }
 

@@ -98,41 +98,49 @@ void max_pool(KernelContext& c) {
   const int64_t sp = x.dim() - 2;
   bool direct = w.symmetric();
   for (int64_t d = 0; d < sp && direct; ++d) direct = w.pad_begin[d] * 2 <= w.kernel[d];
-  at::Tensor in = x;
+  // ATen pools floating types only; integers go through double, exact up to 2^53.
+  bool integral = !at::isFloatingType(x.scalar_type());
+  at::Tensor in = integral ? x.to(at::kDouble) : x;
   std::vector<int64_t> padding = w.pad_begin;
   if (!direct) {
-    double lowest = at::isFloatingType(x.scalar_type())
-                        ? -std::numeric_limits<double>::infinity()
-                        : static_cast<double>(std::numeric_limits<int64_t>::min());
-    if (x.scalar_type() == at::kByte) lowest = 0;
-    in = pad_spatial(x, w, lowest);
+    in = pad_spatial(in, w, -std::numeric_limits<double>::infinity());
     padding.assign(sp, 0);
   }
   at::Tensor y, idx;
-  bool integral = !at::isFloatingType(x.scalar_type());
-  at::Tensor fin = integral ? in.to(at::kFloat) : in;
   if (sp == 1) {
-    std::tie(y, idx) = at::max_pool1d_with_indices(fin, w.kernel, w.strides, padding,
+    std::tie(y, idx) = at::max_pool1d_with_indices(in, w.kernel, w.strides, padding,
                                                    w.dilations, ceil_mode);
   } else if (sp == 2) {
-    std::tie(y, idx) = at::max_pool2d_with_indices(fin, w.kernel, w.strides, padding,
+    std::tie(y, idx) = at::max_pool2d_with_indices(in, w.kernel, w.strides, padding,
                                                    w.dilations, ceil_mode);
   } else {
-    std::tie(y, idx) = at::max_pool3d_with_indices(fin, w.kernel, w.strides, padding,
+    std::tie(y, idx) = at::max_pool3d_with_indices(in, w.kernel, w.strides, padding,
                                                    w.dilations, ceil_mode);
   }
   c.out[0] = integral ? y.to(x.scalar_type()) : y;
   if (!want_indices) return;
-  SLIM_CHECK(sp == 2, c.node.label(), ": the Indices output is supported for 2-D pooling only");
-  // ATen's indices are flat within one (padded) plane; ONNX's are flat over the whole input,
-  // row-major (storage_order 0) or column-major (1).
-  int64_t wp = in.size(3);
-  at::Tensor h = at::div(idx, wp, "floor") - (direct ? 0 : w.pad_begin[0]);
-  at::Tensor col = at::remainder(idx, wp) - (direct ? 0 : w.pad_begin[1]);
-  int64_t H = x.size(2), W = x.size(3);
-  at::Tensor plane = c.node.i("storage_order", 0) ? col * H + h : h * W + col;
-  at::Tensor base = at::arange(x.size(0) * x.size(1), idx.options()).view({x.size(0), x.size(1), 1, 1}) * (H * W);
-  c.out[1] = plane + base;
+  // ATen's indices are flat within one (padded) spatial volume; ONNX's are flat over the whole
+  // unpadded input, row-major (storage_order 0) or with the spatial dims column-major (1).
+  bool column_major = c.node.i("storage_order", 0) != 0;
+  at::Tensor rest = idx;
+  std::vector<at::Tensor> coord(sp);
+  for (int64_t d = sp - 1; d >= 0; --d) {
+    int64_t size = in.size(d + 2);
+    coord[d] = at::remainder(rest, size) - (direct ? 0 : w.pad_begin[d]);
+    rest = at::div(rest, size, "floor");
+  }
+  at::Tensor flat = at::zeros_like(idx);
+  int64_t stride = 1;
+  for (int64_t k = 0; k < sp; ++k) {
+    int64_t d = column_major ? k : sp - 1 - k;
+    flat = flat + coord[d] * stride;
+    stride *= x.size(d + 2);
+  }
+  std::vector<int64_t> nc_shape(x.dim(), 1);
+  nc_shape[0] = x.size(0);
+  nc_shape[1] = x.size(1);
+  at::Tensor base = at::arange(x.size(0) * x.size(1), idx.options()).view(nc_shape) * stride;
+  c.out[1] = flat + base;
 }
 
 void average_pool(KernelContext& c) {

@@ -224,18 +224,25 @@ void pad(KernelContext& c) {
   }
   SLIM_CHECK(mode == "reflect" || mode == "edge", c.node.label(), ": mode '", mode,
              "' is not one of constant, reflect, edge");
-  const int64_t padded_dims = r - first;
-  SLIM_CHECK(padded_dims <= 3 && padded_dims < r, c.node.label(), ": mode '", mode,
-             "' can pad at most the last 3 dims, and not the first");
-  // ATen's reflect/replicate pads want a (batch, channel, spatial...) layout: view the leading
-  // dims as one batch and one channel dim.
-  std::vector<int64_t> view_shape{-1, 1};
-  for (int64_t d = first; d < r; ++d) view_shape.push_back(x.size(d));
-  at::Tensor v = x.reshape(view_shape);
-  at::Tensor y = at::pad(v, p, mode == "reflect" ? "reflect" : "replicate");
-  std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().begin() + first);
-  for (int64_t d = first; d < r; ++d) out_shape.push_back(x.size(d) + begin[d] + end[d]);
-  c.out[0] = y.reshape(out_shape);
+  // Gather along each padded dim with source indices: works for every dtype and rank, and for
+  // pads longer than the dim (reflect then bounces back and forth, as numpy.pad does), none of
+  // which ATen's reflection/replication pads allow.
+  at::Tensor y = x;
+  for (int64_t d = first; d < r; ++d) {
+    if (!begin[d] && !end[d]) continue;
+    const int64_t n = x.size(d);
+    SLIM_CHECK(n > 0, c.node.label(), ": mode '", mode, "' cannot pad the empty dim ", d);
+    at::Tensor idx = at::arange(-begin[d], n + end[d], at::kLong);
+    if (mode == "edge" || n == 1) {
+      idx = idx.clamp(0, n - 1);
+    } else {
+      const int64_t period = 2 * (n - 1);
+      idx = at::remainder(idx, period);
+      idx = at::where(idx >= n, period - idx, idx);
+    }
+    y = y.index_select(d, idx);
+  }
+  c.out[0] = y;
 }
 
 void gather(KernelContext& c) {

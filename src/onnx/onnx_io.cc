@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "slim/exec/executor.h"
+#include "slim/exec/infer_shapes.h"
 
 namespace slim {
 
@@ -336,7 +337,22 @@ Graph onnx_load(const std::string& path) {
   return onnx_parse(bytes, path, dir_of(path));
 }
 
-std::string onnx_serialize(const Graph& g) {
+std::string onnx_serialize(const Graph& graph) {
+  // ONNX requires a shape on every graph output: infer missing ones on a copy.
+  const Graph* src = &graph;
+  Graph inferred;
+  for (const auto& o : graph.outputs)
+    if (!o.has_shape && src == &graph) {
+      inferred = graph.clone();
+      try {
+        infer_shapes(inferred);
+      } catch (const Error& e) {
+        SLIM_FAIL("graph '", graph.name, "': output '", o.name,
+                  "' has no shape and shape inference failed: ", e.what());
+      }
+      src = &inferred;
+    }
+  const Graph& g = *src;
   onnx::ModelProto mp;
   mp.set_ir_version(std::max(g.ir_version, min_ir_version(g.opset)));
   mp.set_producer_name(g.producer_name.empty() ? "slim" : g.producer_name);
@@ -354,7 +370,8 @@ std::string onnx_serialize(const Graph& g) {
   for (const auto& i : g.inputs) value_info_to_proto(i, gp->add_input());
   for (const auto& o : g.outputs) value_info_to_proto(o, gp->add_output());
   for (const auto& [name, t] : g.initializers) tensor_to_proto(name, t, gp->add_initializer());
-  for (const auto& [name, v] : g.value_info) value_info_to_proto(v, gp->add_value_info());
+  for (const auto& [name, v] : g.value_info)
+    if (v.has_shape) value_info_to_proto(v, gp->add_value_info());
   for (const auto& n : g.nodes) {
     auto* np = gp->add_node();
     np->set_name(n.name);

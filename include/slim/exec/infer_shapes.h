@@ -14,7 +14,8 @@ std::vector<std::vector<int64_t>> parse_input_shapes(const std::string& text);
 
 /// Sets the declared shape of the graph inputs from user-given shapes. A shape one dim shorter
 /// than the input's rank (or for an input of unknown rank) is per-sample: the batch dim is
-/// prepended as dynamic. Errors name the input and both shapes.
+/// prepended as dynamic. Given dims replace declared ones (analysing a model at another
+/// resolution is allowed); the rank must match. Errors name the input and both shapes.
 void set_input_shapes(Graph& g, const std::vector<std::vector<int64_t>>& shapes);
 
 /// Infers shapes of all values by running the graph on zero tensors (dynamic dims are tried at

@@ -1,0 +1,160 @@
+// End-to-end tests of the `slim` binary: output formats and one-line errors with non-zero exit.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "test_util.h"
+#include "slim/data/npy.h"
+#include "slim/exec/executor.h"
+#include "slim/onnx/onnx_io.h"
+
+namespace slim {
+namespace {
+
+using Ints = std::vector<int64_t>;
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(test::temp_dir("cli"));
+    at::manual_seed(0);
+    test::GraphBuilder b;
+    auto x = b.input("x", {kDynamicDim, 3, 8, 8});
+    auto c = b.node("Conv", {x, b.init("w", at::randn({4, 3, 3, 3})), b.init("b", at::randn({4}))},
+                    {{"pads", Ints{1, 1, 1, 1}}}, "conv");
+    auto r = b.node("Relu", {c}, {}, "relu");
+    auto p = b.node("GlobalAveragePool", {r}, {}, "gap");
+    auto f = b.node("Flatten", {p}, {}, "flat");
+    auto y = b.node("Gemm", {f, b.init("fc", at::randn({4, 2}))}, {}, "fc");
+    b.output(y);
+    onnx_save(b.build(), model());
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string model() { return *dir_ + "/small.onnx"; }
+  static std::string path(const std::string& f) { return *dir_ + "/" + f; }
+  static test::CmdResult slim(const std::string& args) {
+    return test::run_cmd(test::slim_bin() + " " + args);
+  }
+  /// A failed command prints exactly one line on stderr, mentioning `needle`.
+  static void expect_one_line_error(const test::CmdResult& r, const std::string& needle) {
+    EXPECT_NE(r.code, 0);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+  }
+  static std::string* dir_;
+};
+std::string* Cli::dir_ = nullptr;
+
+TEST_F(Cli, FlopsPrintsTheInteger) {
+  auto r = slim("flops " + model());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, std::to_string(8 * 8 * 4 * 27 + 4 * 2) + "\n");
+  auto all = slim("flops " + model() + " --all --json");
+  ASSERT_EQ(all.code, 0) << all.err;
+  auto j = nlohmann::json::parse(all.out);
+  EXPECT_EQ(j["flops"].get<int64_t>(), 8 * 8 * 4 * 27 + 4 * 2 + 8 * 8 * 4);  // + ReLU elements
+}
+
+TEST_F(Cli, InfoJsonIsOneObject) {
+  auto r = slim("info " + model() + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);  // throws if there is anything else on stdout
+  EXPECT_EQ(j["params"].get<int64_t>(), 4 * 27 + 4 + 8);
+  EXPECT_EQ(j["ops"]["Conv"].get<int>(), 1);
+  EXPECT_EQ(j["inputs"][0]["shape"], nlohmann::json({-1, 3, 8, 8}));
+  EXPECT_EQ(j["file_bytes"].get<int64_t>(), static_cast<int64_t>(read_file(model()).size()));
+  auto text = slim("info " + model() + " --graph");
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("Conv 'conv'"), std::string::npos) << text.out;
+}
+
+TEST_F(Cli, InputShapeOverride) {
+  auto r = slim("flops " + model() + " --input 3,16,16");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, std::to_string(16 * 16 * 4 * 27 + 4 * 2) + "\n");
+  expect_one_line_error(slim("flops " + model() + " --input 3,x,16"), "'x'");
+  expect_one_line_error(slim("flops " + model() + " --input 3,8"), "has neither that rank");
+  // 4 channels into a 3-channel conv: the error names the node.
+  expect_one_line_error(slim("flops " + model() + " --input 4,8,8"), "Conv node 'conv'");
+}
+
+TEST_F(Cli, RunMatchesTheExecutor) {
+  at::Tensor x = at::randn({2, 3, 8, 8});
+  npy_save(x, path("x.npy"));
+  auto r = slim("run " + model() + " --in " + path("x.npy") + " --out " + path("y.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  Graph g = onnx_load(model());
+  at::Tensor want = Executor(g).run({x})[0];
+  EXPECT_TRUE(at::allclose(npy_load(path("y.npy")), want, 1e-5, 1e-6));
+}
+
+TEST_F(Cli, BenchJson) {
+  auto r = slim("bench " + model() + " --batch 4 --threads 1 --runs 3 --warmup 1 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["batch"].get<int>(), 4);
+  EXPECT_EQ(j["threads"].get<int>(), 1);
+  EXPECT_GT(j["median_ms"].get<double>(), 0.0);
+}
+
+TEST_F(Cli, MissingFile) {
+  expect_one_line_error(slim("info " + path("nope.onnx")), "nope.onnx");
+}
+
+TEST_F(Cli, NotAnOnnxFile) {
+  std::ofstream(path("text.onnx")) << "this is not a model\n";
+  expect_one_line_error(slim("info " + path("text.onnx")), "not a valid ONNX model");
+}
+
+TEST_F(Cli, TruncatedFile) {
+  std::string bytes = read_file(model());
+  std::ofstream(path("trunc.onnx"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  expect_one_line_error(slim("flops " + path("trunc.onnx")), "trunc.onnx");
+}
+
+TEST_F(Cli, UnsupportedOp) {
+  test::GraphBuilder b;
+  auto x = b.input("x", {1, 4});
+  b.output(b.node("Cos", {x}, {}, "my_cos"));
+  Graph g = b.build();
+  g.outputs[0].has_shape = true;  // the executor cannot infer it: Cos is not supported
+  g.outputs[0].shape = {1, 4};
+  onnx_save(g, path("cos.onnx"));
+  auto r = slim("info " + path("cos.onnx"));
+  expect_one_line_error(r, "Cos");
+  EXPECT_NE(r.err.find("my_cos"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Supported ops: "), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, WrongInputRankInRun) {
+  npy_save(at::randn({3, 8, 8}), path("rank3.npy"));
+  std::remove(path("out.npy").c_str());
+  auto r = slim("run " + model() + " --in " + path("rank3.npy") + " --out " + path("out.npy"));
+  expect_one_line_error(r, "expects rank 4");
+  EXPECT_NE(r.err.find("'x'"), std::string::npos) << r.err;
+  std::ifstream out(path("out.npy"));
+  EXPECT_FALSE(out.good()) << "no output file may be left behind";
+}
+
+TEST_F(Cli, FailedRunKeepsExistingOutput) {
+  std::ofstream(path("keep.npy")) << "previous";
+  npy_save(at::randn({2, 5, 8, 8}), path("bad_channels.npy"));
+  auto r = slim("run " + model() + " --in " + path("bad_channels.npy") + " --out " +
+                path("keep.npy"));
+  expect_one_line_error(r, "dim 1 must be 3");
+  EXPECT_EQ(read_file(path("keep.npy")), "previous");
+}
+
+TEST_F(Cli, HelpEverywhere) {
+  for (const char* cmd : {"", "info ", "flops ", "run ", "bench "}) {
+    auto r = slim(std::string(cmd) + "--help");
+    EXPECT_EQ(r.code, 0) << cmd;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd << r.out;
+  }
+  auto bad = slim("frobnicate");
+  EXPECT_NE(bad.code, 0);
+}
+
+}  // namespace
+}  // namespace slim
