@@ -8,6 +8,7 @@ namespace slim {
 
 std::vector<std::vector<int64_t>> parse_input_shapes(const std::string& text) {
   std::vector<std::vector<int64_t>> shapes;
+  SLIM_CHECK(!text.empty(), "--input '': empty shape (expected e.g. 3,224,224)");
   std::stringstream all(text);
   std::string one;
   while (std::getline(all, one, ';')) {
