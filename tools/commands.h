@@ -9,6 +9,9 @@ void add_info(CLI::App& app);
 void add_flops(CLI::App& app);
 void add_run(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_zoo(CLI::App& app);
+void add_train(CLI::App& app);
+void add_eval(CLI::App& app);
 
 /// Adds --threads (LibTorch intra-op threads; 0 = all cores) and applies it before the command.
 void add_threads_option(CLI::App* cmd, int* threads);

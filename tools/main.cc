@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   slim::cli::add_flops(app);
   slim::cli::add_run(app);
   slim::cli::add_bench(app);
+  slim::cli::add_zoo(app);
+  slim::cli::add_train(app);
+  slim::cli::add_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -108,14 +108,14 @@ void max_pool(KernelContext& c) {
   }
   at::Tensor y, idx;
   if (sp == 1) {
-    std::tie(y, idx) = at::max_pool1d_with_indices(in, w.kernel, w.strides, padding,
-                                                   w.dilations, ceil_mode);
+    std::tie(y, idx) =
+        at::max_pool1d_with_indices(in, w.kernel, w.strides, padding, w.dilations, ceil_mode);
   } else if (sp == 2) {
-    std::tie(y, idx) = at::max_pool2d_with_indices(in, w.kernel, w.strides, padding,
-                                                   w.dilations, ceil_mode);
+    std::tie(y, idx) =
+        at::max_pool2d_with_indices(in, w.kernel, w.strides, padding, w.dilations, ceil_mode);
   } else {
-    std::tie(y, idx) = at::max_pool3d_with_indices(in, w.kernel, w.strides, padding,
-                                                   w.dilations, ceil_mode);
+    std::tie(y, idx) =
+        at::max_pool3d_with_indices(in, w.kernel, w.strides, padding, w.dilations, ceil_mode);
   }
   c.out[0] = integral ? y.to(x.scalar_type()) : y;
   if (!want_indices) return;

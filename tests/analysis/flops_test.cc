@@ -4,6 +4,7 @@
 
 #include "../test_util.h"
 #include "slim/exec/infer_shapes.h"
+#include "slim/zoo/zoo.h"
 
 namespace slim {
 namespace {
@@ -30,34 +31,12 @@ std::string conv_bn(test::GraphBuilder& b, const std::string& x, const std::stri
   return b.node("Relu", {bn}, {}, name + "_relu");
 }
 
-/// PaddleSlim's MobileNetV1 (paddleslim/models/mobilenet.py), scale 1.
+/// PaddleSlim's MobileNetV1 from the zoo (paddleslim/models/mobilenet.py), scale 1.
 Graph mobilenet_v1(int64_t c, int64_t h, int64_t w, int64_t classes) {
-  test::GraphBuilder b;
-  auto x = b.input("image", {kDynamicDim, c, h, w});
-  auto y = conv_bn(b, x, "conv1", c, 32, 3, 2, 1, 1);
-  struct Block {
-    const char* name;
-    int64_t in, out, stride;
-  };
-  const Block blocks[] = {{"conv2_1", 32, 64, 1},    {"conv2_2", 64, 128, 2},
-                          {"conv3_1", 128, 128, 1},  {"conv3_2", 128, 256, 2},
-                          {"conv4_1", 256, 256, 1},  {"conv4_2", 256, 512, 2},
-                          {"conv5_1", 512, 512, 1},  {"conv5_2", 512, 512, 1},
-                          {"conv5_3", 512, 512, 1},  {"conv5_4", 512, 512, 1},
-                          {"conv5_5", 512, 512, 1},  {"conv5_6", 512, 1024, 2},
-                          {"conv6", 1024, 1024, 1}};
-  for (const auto& blk : blocks) {
-    y = conv_bn(b, y, std::string(blk.name) + "_dw", blk.in, blk.in, 3, blk.stride, 1, blk.in);
-    y = conv_bn(b, y, std::string(blk.name) + "_sep", blk.in, blk.out, 1, 1, 0, 1);
-  }
-  y = b.node("GlobalAveragePool", {y}, {}, "pool");
-  y = b.node("Flatten", {y}, {{"axis", int64_t{1}}}, "flatten");
-  y = b.node("Gemm",
-             {y, b.init("fc7_weights", at::randn({1024, classes}) * 0.01),
-              b.init("fc7_offset", at::zeros({classes}))},
-             {}, "fc7");
-  b.output(y);
-  Graph g = b.build();
+  ZooOptions o;
+  o.input = {c, h, w};
+  o.classes = classes;
+  Graph g = zoo_build("mobilenet_v1", o);
   infer_shapes(g);
   return g;
 }

@@ -1,0 +1,66 @@
+#pragma once
+/// Supervised training and evaluation of a Graph on a Dataset: cross-entropy, SGD with momentum
+/// (PaddleSlim's Momentum: v = mu*v + g; p -= lr*v) or Adam, weight decay, learning-rate
+/// schedules, top-1/top-5. Training updates the graph's initializers in place.
+#include <string>
+#include <vector>
+
+#include "slim/data/dataset.h"
+#include "slim/ir/graph.h"
+
+namespace slim {
+
+enum class OptimizerKind { kMomentum, kAdam };
+enum class LrSchedule { kConstant, kPiecewise, kCosine };
+
+struct TrainOptions {
+  int64_t epochs = 1;
+  int64_t batch_size = 128;     ///< PaddleSlim's tutorial
+  double lr = 0.1;              ///< PaddleSlim's tutorial
+  OptimizerKind optimizer = OptimizerKind::kMomentum;
+  double momentum = 0.9;
+  double weight_decay = 0.0;    ///< L2, applied to every trainable initializer
+  LrSchedule schedule = LrSchedule::kConstant;
+  std::vector<double> boundaries;  ///< piecewise: epoch boundaries (may be fractional)
+  std::vector<double> values;      ///< piecewise: boundaries.size() + 1 learning rates
+  uint64_t seed = 0;            ///< shuffling, dropout and anything random
+  int64_t max_samples = 0;      ///< > 0: train on the first N samples only
+  int threads = 0;              ///< LibTorch threads; <= 0 all cores
+  bool progress = true;         ///< progress bar / log lines on stderr
+};
+
+struct EvalResult {
+  double top1 = 0, top5 = 0, loss = 0;
+  int64_t samples = 0;
+  double seconds = 0;
+};
+
+struct EpochStats {
+  int64_t epoch = 0;
+  double train_loss = 0, train_top1 = 0, lr = 0, seconds = 0;
+  int64_t samples = 0;
+};
+
+/// Learning rate at `step` of `total_steps` (steps_per_epoch converts epoch boundaries).
+double lr_at(const TrainOptions& o, int64_t step, int64_t steps_per_epoch, int64_t total_steps);
+
+/// Name of the value holding the class scores: the graph's first output, or the input of a
+/// final Softmax (training needs logits).
+std::string logits_value(const Graph& g);
+
+/// Trains `g` in place; returns per-epoch statistics. Errors name the dataset and the model
+/// input when their shapes do not fit.
+std::vector<EpochStats> train(Graph& g, const std::shared_ptr<Dataset>& data,
+                              const TrainOptions& opts);
+
+struct EvalOptions {
+  int64_t batch_size = 256;
+  int64_t max_samples = 0;
+  int threads = 0;
+  bool progress = true;
+};
+
+/// Evaluates `g` (inference mode) on every sample of `data`: top-1, top-5, mean cross-entropy.
+EvalResult evaluate(Graph& g, const std::shared_ptr<Dataset>& data, const EvalOptions& opts);
+
+}  // namespace slim

@@ -1,0 +1,86 @@
+#include "slim/data/dataset.h"
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "slim/data/folder_dataset.h"
+#include "slim/data/idx_dataset.h"
+#include "slim/ir/error.h"
+
+namespace slim {
+
+std::pair<at::Tensor, at::Tensor> Dataset::gather(const std::vector<int64_t>& idx) const {
+  std::vector<int64_t> shape = image_shape();
+  shape.insert(shape.begin(), static_cast<int64_t>(idx.size()));
+  at::Tensor images = at::empty(shape, at::kFloat);
+  at::Tensor labels = at::empty({static_cast<int64_t>(idx.size())}, at::kLong);
+  for (size_t k = 0; k < idx.size(); ++k) {
+    SLIM_CHECK(idx[k] >= 0 && idx[k] < size(), describe(), ": index ", idx[k], " out of range");
+    images[k].copy_(image(idx[k]));
+    labels.data_ptr<int64_t>()[k] = label(idx[k]);
+  }
+  return {images, labels};
+}
+
+std::shared_ptr<Dataset> open_dataset(const std::string& spec, Split split,
+                                      const FolderOptions& folder) {
+  const size_t colon = spec.find(':');
+  SLIM_CHECK(colon != std::string::npos && colon + 1 < spec.size(), "dataset spec '", spec,
+             "' must be KIND:DIR with KIND one of mnist, fashion, folder");
+  const std::string kind = spec.substr(0, colon);
+  const std::string dir = spec.substr(colon + 1);
+  try {
+    if (kind == "mnist" || kind == "fashion") return std::make_shared<IdxDataset>(kind, dir, split);
+    if (kind == "folder") return std::make_shared<FolderDataset>(dir, split, folder);
+  } catch (const Error& e) {
+    // The spec tells which command-line or config value led here.
+    throw Error("dataset '" + spec + "': " + e.what());
+  }
+  SLIM_FAIL("dataset spec '", spec, "': unknown kind '", kind,
+            "' (expected mnist, fashion or folder)");
+}
+
+DataLoader::DataLoader(std::shared_ptr<Dataset> data, LoaderOptions opts)
+    : data_(std::move(data)), opts_(opts) {
+  SLIM_CHECK(data_ != nullptr, "DataLoader: no dataset");
+  SLIM_CHECK(opts_.batch_size > 0, "DataLoader over ", data_->describe(), ": batch_size ",
+             opts_.batch_size, " must be positive");
+  SLIM_CHECK(opts_.max_samples >= 0, "DataLoader over ", data_->describe(), ": max_samples ",
+             opts_.max_samples, " must be >= 0 (0 = all)");
+  start_epoch(0);
+}
+
+int64_t DataLoader::num_samples() const {
+  const int64_t n = data_->size();
+  return opts_.max_samples > 0 ? std::min(opts_.max_samples, n) : n;
+}
+
+int64_t DataLoader::num_batches() const {
+  const int64_t n = num_samples();
+  return opts_.drop_last ? n / opts_.batch_size : (n + opts_.batch_size - 1) / opts_.batch_size;
+}
+
+void DataLoader::start_epoch(int64_t epoch) {
+  order_.resize(num_samples());
+  std::iota(order_.begin(), order_.end(), int64_t{0});
+  pos_ = 0;
+  if (!opts_.shuffle) return;
+  // mt19937_64's output is fixed by the standard, but std::shuffle's use of it is not (libstdc++
+  // and libc++ differ), so Fisher-Yates is spelled out: the order depends only on (seed, epoch).
+  // The modulo's bias is below n / 2^64.
+  std::mt19937_64 rng(opts_.seed * 1000003ULL + static_cast<uint64_t>(epoch));
+  for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[rng() % i]);
+}
+
+bool DataLoader::next(Batch& batch) {
+  const int64_t n = static_cast<int64_t>(order_.size());
+  const int64_t b = std::min(opts_.batch_size, n - pos_);
+  if (b <= 0 || (opts_.drop_last && b < opts_.batch_size)) return false;
+  std::vector<int64_t> idx(order_.begin() + pos_, order_.begin() + pos_ + b);
+  pos_ += b;
+  std::tie(batch.images, batch.labels) = data_->gather(idx);
+  return true;
+}
+
+}  // namespace slim

@@ -1,0 +1,58 @@
+// MobileNetV1 exactly as PaddleSlim builds it (paddleslim/models/mobilenet.py): layer and
+// parameter names, width multiplier int(channels * scale), MSRA-uniform (KaimingUniform) conv
+// and fc weights. PaddleSlim's fc applies softmax; the zoo returns the raw logits.
+#include "builder.h"
+
+namespace slim::zoo_detail {
+
+namespace {
+
+/// PaddleSlim's conv_bn_layer: conv without bias, BN named "<name>_bn", ReLU.
+std::string conv_bn(ZooBuilder& b, const std::string& x, const std::string& name, int64_t filters,
+                    int64_t k, int64_t stride, int64_t pad, int64_t groups) {
+  int64_t cin = b.channels(x);
+  SLIM_CHECK(filters > 0, "mobilenet_v1: scale leaves layer '", name, "' with no channels");
+  int64_t fan_in = cin / groups * k * k;
+  auto w = b.param(name + "_weights", b.kaiming_uniform({filters, cin / groups, k, k}, fan_in));
+  auto y = b.conv(x, name, w, "", stride, pad, groups);
+  y = b.batch_norm(y, name + "_bn", name + "_bn");
+  return b.relu(y, name + "_relu");
+}
+
+/// Channels after PaddleSlim's width multiplier: Python's int() truncates.
+int64_t scaled(int64_t channels, double scale) {
+  return static_cast<int64_t>(static_cast<double>(channels) * scale);
+}
+
+}  // namespace
+
+Graph zoo_mobilenet_v1(const ZooOptions& o) {
+  ZooBuilder b("mobilenet_v1", o);
+  auto y = conv_bn(b, b.image(), "conv1", scaled(32, o.scale), 3, 2, 1, 1);
+  struct Block {
+    const char* name;
+    int64_t in, out, stride;
+  };
+  // Spatial sizes on 224x224: 112 (conv1), 112, 56, 56, 28, 28, 14 x 6, 7, 7.
+  const Block blocks[] = {
+      {"conv2_1", 32, 64, 1},   {"conv2_2", 64, 128, 2},  {"conv3_1", 128, 128, 1},
+      {"conv3_2", 128, 256, 2}, {"conv4_1", 256, 256, 1}, {"conv4_2", 256, 512, 2},
+      {"conv5_1", 512, 512, 1}, {"conv5_2", 512, 512, 1}, {"conv5_3", 512, 512, 1},
+      {"conv5_4", 512, 512, 1}, {"conv5_5", 512, 512, 1}, {"conv5_6", 512, 1024, 2},
+      {"conv6", 1024, 1024, 1}};
+  for (const auto& blk : blocks) {
+    std::string name = blk.name;
+    // depthwise_separable: the depthwise conv has int(in * scale) filters in as many groups.
+    int64_t dw = scaled(blk.in, o.scale);
+    y = conv_bn(b, y, name + "_dw", dw, 3, blk.stride, 1, dw);
+    y = conv_bn(b, y, name + "_sep", scaled(blk.out, o.scale), 1, 1, 0, 1);
+  }
+  y = b.global_avg_pool(y, "pool");
+  y = b.flatten(y, "flatten");
+  int64_t in = b.dims(y)[0];
+  auto w = b.param("fc7_weights", b.kaiming_uniform({in, o.classes}, in));
+  auto bias = b.param("fc7_offset", at::zeros({o.classes}));
+  return b.finish(b.gemm(y, "fc7", w, bias, "logits"));
+}
+
+}  // namespace slim::zoo_detail

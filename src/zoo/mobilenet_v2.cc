@@ -1,0 +1,73 @@
+// MobileNetV2 as PaddleSlim builds it (paddleslim/models/mobilenet_v2.py): inverted residual
+// units "conv<i>_<j>" of expand (1x1) -> dwise (3x3) -> linear (1x1), ReLU6 as Clip(0, 6), a
+// residual Add in every unit but the first of a group, last conv "conv9", fc "fc10".
+//
+// Like PaddleSlim (and unlike torchvision) the t = 1 group still has its 1x1 expand conv, so
+// FLOPs and parameter names match PaddleSlim's. Initialisation follows Paddle's defaults for
+// conv2d (MSRA normal) and fc (Xavier uniform), with one correction: Paddle's conv2d default
+// takes fan_in = k*k*C_in even for a depthwise conv, which makes the depthwise weights
+// sqrt(C_in) times too small; the zoo uses fan_in = k*k*C_in/group as MSRA intends.
+#include <cmath>
+
+#include "builder.h"
+
+namespace slim::zoo_detail {
+
+namespace {
+
+std::string conv_bn(ZooBuilder& b, const std::string& x, const std::string& name, int64_t filters,
+                    int64_t k, int64_t stride, int64_t pad, int64_t groups, bool act) {
+  int64_t cin = b.channels(x);
+  SLIM_CHECK(filters > 0, "mobilenet_v2: scale leaves layer '", name, "' with no channels");
+  int64_t fan_in = cin / groups * k * k;
+  auto w = b.param(name + "_weights", b.kaiming_normal({filters, cin / groups, k, k}, fan_in));
+  auto y = b.conv(x, name, w, "", stride, pad, groups);
+  y = b.batch_norm(y, name + "_bn", name + "_bn");
+  return act ? b.relu6(y, name + "_relu6") : y;
+}
+
+std::string inverted_residual_unit(ZooBuilder& b, const std::string& x, const std::string& name,
+                                   int64_t filters, int64_t stride, int64_t expansion,
+                                   bool shortcut) {
+  int64_t expanded = b.channels(x) * expansion;
+  auto y = conv_bn(b, x, name + "_expand", expanded, 1, 1, 0, 1, true);
+  y = conv_bn(b, y, name + "_dwise", expanded, 3, stride, 1, expanded, true);
+  y = conv_bn(b, y, name + "_linear", filters, 1, 1, 0, 1, false);
+  return shortcut ? b.add(x, y, name + "_add") : y;
+}
+
+int64_t scaled(int64_t channels, double scale) {
+  return static_cast<int64_t>(static_cast<double>(channels) * scale);
+}
+
+}  // namespace
+
+Graph zoo_mobilenet_v2(const ZooOptions& o) {
+  ZooBuilder b("mobilenet_v2", o);
+  auto y = conv_bn(b, b.image(), "conv1_1", scaled(32, o.scale), 3, 2, 1, 1, true);
+  struct Group {
+    int64_t t, c, n, s;  // expansion, channels, units, stride of the first unit
+  };
+  const Group groups[] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
+                          {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
+  int i = 1;
+  for (const auto& grp : groups) {
+    ++i;
+    int64_t c = scaled(grp.c, o.scale);
+    for (int64_t j = 1; j <= grp.n; ++j) {
+      std::string name = "conv" + std::to_string(i) + "_" + std::to_string(j);
+      y = inverted_residual_unit(b, y, name, c, j == 1 ? grp.s : 1, grp.t, j > 1);
+    }
+  }
+  // PaddleSlim widens the last conv only for scale > 1.
+  y = conv_bn(b, y, "conv9", o.scale > 1.0 ? scaled(1280, o.scale) : 1280, 1, 1, 0, 1, true);
+  y = b.global_avg_pool(y, "pool");
+  y = b.flatten(y, "flatten");
+  int64_t in = b.dims(y)[0];
+  double bound = std::sqrt(6.0 / static_cast<double>(in + o.classes));
+  auto w = b.param("fc10_weights", b.uniform({in, o.classes}, bound));
+  auto bias = b.param("fc10_offset", at::zeros({o.classes}));
+  return b.finish(b.gemm(y, "fc10", w, bias, "logits"));
+}
+
+}  // namespace slim::zoo_detail

@@ -1,0 +1,121 @@
+// slim train | eval
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+#include "commands.h"
+#include "slim/onnx/onnx_io.h"
+#include "slim/train/trainer.h"
+
+namespace slim::cli {
+
+namespace {
+
+struct TrainArgs {
+  std::string model, data, out, optimizer = "momentum", schedule = "constant";
+  TrainOptions opts;
+  bool json = false, no_eval = false;
+  int64_t eval_batch = 256;
+};
+
+struct EvalArgs {
+  std::string model, data;
+  EvalOptions opts;
+  bool json = false;
+};
+
+nlohmann::json eval_json(const EvalResult& r) {
+  return {{"top1", r.top1}, {"top5", r.top5}, {"loss", r.loss}, {"samples", r.samples},
+          {"seconds", r.seconds}};
+}
+
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* cmd = app.add_subcommand("train", "Train a model (cross-entropy) and save it as ONNX");
+  cmd->add_option("model", a->model, "ONNX file to start from")->required();
+  cmd->add_option("--data", a->data, "dataset: mnist:DIR, fashion:DIR or folder:DIR")->required();
+  cmd->add_option("-o,--output", a->out, "trained ONNX file (written atomically)")->required();
+  cmd->add_option("--epochs", a->opts.epochs, "epochs")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", a->opts.batch_size, "batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", a->opts.lr, "learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--optimizer", a->optimizer, "momentum (SGD with momentum) or adam")
+      ->check(CLI::IsMember({"momentum", "adam"}));
+  cmd->add_option("--momentum", a->opts.momentum, "momentum");
+  cmd->add_option("--weight-decay", a->opts.weight_decay, "L2 weight decay")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--lr-schedule", a->schedule, "constant, piecewise or cosine")
+      ->check(CLI::IsMember({"constant", "piecewise", "cosine"}));
+  cmd->add_option("--boundaries", a->opts.boundaries, "piecewise: epoch boundaries")
+      ->delimiter(',');
+  cmd->add_option("--values", a->opts.values, "piecewise: learning rates (one more)")
+      ->delimiter(',');
+  cmd->add_option("--seed", a->opts.seed, "random seed (shuffling, dropout)");
+  cmd->add_option("--max-samples", a->opts.max_samples, "train on the first N samples only")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--eval-batch", a->eval_batch, "batch size of the final evaluation")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-eval", a->no_eval, "skip evaluating on the test split after training");
+  cmd->add_flag("--json", a->json, "print one JSON object with the results");
+  add_threads_option(cmd, &a->opts.threads);
+  cmd->callback([a] {
+    a->opts.optimizer = a->optimizer == "adam" ? OptimizerKind::kAdam : OptimizerKind::kMomentum;
+    a->opts.schedule = a->schedule == "cosine"      ? LrSchedule::kCosine
+                       : a->schedule == "piecewise" ? LrSchedule::kPiecewise
+                                                    : LrSchedule::kConstant;
+    Graph g = onnx_load(a->model);
+    auto train_set = open_dataset(a->data, Split::kTrain);
+    auto stats = train(g, train_set, a->opts);
+    onnx_save(g, a->out);
+    nlohmann::json j;
+    j["output"] = a->out;
+    j["epochs"] = nlohmann::json::array();
+    for (const auto& s : stats)
+      j["epochs"].push_back({{"epoch", s.epoch},
+                             {"train_loss", s.train_loss},
+                             {"train_top1", s.train_top1},
+                             {"samples", s.samples},
+                             {"seconds", s.seconds}});
+    if (!a->no_eval) {
+      EvalOptions eo;
+      eo.batch_size = a->eval_batch;
+      eo.threads = a->opts.threads;
+      eo.progress = a->opts.progress;
+      j["eval"] = eval_json(evaluate(g, open_dataset(a->data, Split::kTest), eo));
+    }
+    if (a->json) {
+      std::cout << j.dump() << "\n";
+    } else {
+      std::cout << "saved " << a->out << "\n";
+      if (j.contains("eval"))
+        std::printf("test top1 %.4f top5 %.4f loss %.4f (%lld samples)\n",
+                    j["eval"]["top1"].get<double>(), j["eval"]["top5"].get<double>(),
+                    j["eval"]["loss"].get<double>(),
+                    static_cast<long long>(j["eval"]["samples"].get<int64_t>()));
+    }
+  });
+}
+
+void add_eval(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  auto* cmd = app.add_subcommand("eval", "Top-1/top-5 accuracy and loss on a test split");
+  cmd->add_option("model", a->model, "ONNX file")->required();
+  cmd->add_option("--data", a->data, "dataset: mnist:DIR, fashion:DIR or folder:DIR")->required();
+  cmd->add_option("--batch", a->opts.batch_size, "batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-samples", a->opts.max_samples, "evaluate the first N samples only")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--json", a->json, "print one JSON object");
+  add_threads_option(cmd, &a->opts.threads);
+  cmd->callback([a] {
+    Graph g = onnx_load(a->model);
+    EvalResult r = evaluate(g, open_dataset(a->data, Split::kTest), a->opts);
+    if (a->json)
+      std::cout << eval_json(r).dump() << "\n";
+    else
+      std::printf("top1 %.4f top5 %.4f loss %.4f (%lld samples, %.1f s)\n", r.top1, r.top5,
+                  r.loss, static_cast<long long>(r.samples), r.seconds);
+  });
+}
+
+}  // namespace slim::cli
