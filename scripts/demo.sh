@@ -30,4 +30,4 @@ done
 
 echo
 echo "== inference time, Slim vs PyTorch eager ($THREADS threads)"
-$PY bench/bench_inference.py --slim "$SLIM" --threads "$THREADS" --quick
+$PY bench/bench_inference.py --slim "$SLIM" --threads "$THREADS" --runs 10 --cases resnet18_fused:1,mobilenet_v2_fused:1

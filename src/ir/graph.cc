@@ -208,15 +208,21 @@ std::map<std::string, int> Graph::op_histogram() const {
 }
 
 void Graph::mark_default_trainable() {
-  std::set<std::string> bn_stats;
-  for (const auto& n : nodes)
+  // Not weights: BN running statistics, Clip bounds, and shape/axes operands of any op.
+  std::set<std::string> fixed;
+  for (const auto& n : nodes) {
     if (n.op_type == "BatchNormalization") {
-      bn_stats.insert(n.input(3));
-      bn_stats.insert(n.input(4));
+      fixed.insert(n.input(3));
+      fixed.insert(n.input(4));
+    } else if (n.op_type == "Clip") {
+      fixed.insert(n.input(1));
+      fixed.insert(n.input(2));
     }
+  }
   trainable.clear();
   for (const auto& [name, t] : initializers)
-    if (at::isFloatingType(t.scalar_type()) && !bn_stats.count(name)) trainable.insert(name);
+    if (at::isFloatingType(t.scalar_type()) && t.dim() > 0 && !fixed.count(name))
+      trainable.insert(name);
 }
 
 void Graph::replace_all_uses(const std::string& from, const std::string& to) {

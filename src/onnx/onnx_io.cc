@@ -327,6 +327,20 @@ Graph onnx_parse(const std::string& bytes, const std::string& origin, const std:
     used.insert(cand);
     n.name = cand;
   }
+  // PyTorch's exporter deduplicates equal initializers and re-creates the copies with Identity
+  // nodes (a fresh BatchNorm's running_var == its weight == ones). Those are distinct state for
+  // training (running stats must not alias trainable weights), so each Identity of an
+  // initializer becomes an initializer of its own. Numerics are unchanged.
+  std::set<int> aliases;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (n.op_type != "Identity" || n.inputs.size() != 1 || !g.is_initializer(n.inputs[0]) ||
+        g.is_output(n.outputs[0]))
+      continue;
+    g.initializers[n.outputs[0]] = g.initializers.at(n.inputs[0]).clone();
+    aliases.insert(static_cast<int>(i));
+  }
+  g.erase_nodes(aliases);
   g.verify();
   g.mark_default_trainable();
   return g;

@@ -97,7 +97,8 @@ class Graph {
   /// Initializers that training updates (float weights, biases, BN scale/offset). BN running
   /// statistics and integer tensors are never trainable.
   std::set<std::string> trainable;
-  /// Marks every float initializer trainable except BatchNormalization mean/var inputs.
+  /// Marks every float initializer of rank >= 1 trainable except BatchNormalization mean/var
+  /// and Clip bounds.
   void mark_default_trainable();
 
   // ---- Mutation ----------------------------------------------------------------------------
