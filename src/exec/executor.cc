@@ -1,6 +1,7 @@
 #include "slim/exec/executor.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <thread>
@@ -96,6 +97,30 @@ void Executor::compile() {
   for (const auto& [s, name] : init_slots_) pinned[s] = true;
   for (int s = 0; s < num_slots_; ++s)
     if (last_use[s] >= 0 && !pinned[s]) steps_[last_use[s]].free_after.push_back(s);
+  // Hand the last reference of a dying value to its last reader so element-wise kernels can
+  // reuse its memory. In training only outputs of ops whose backward does not read their own
+  // output (Conv, BatchNormalization, Add, Gemm) may be overwritten, as with PyTorch's inplace
+  // ReLU.
+  std::vector<int> producer_step(num_slots_, -1);
+  for (size_t k = 0; k < steps_.size(); ++k)
+    for (int s : steps_[k].out)
+      if (s >= 0) producer_step[s] = static_cast<int>(k);
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    Step& st = steps_[k];
+    st.hand_over.assign(st.in.size(), false);
+    for (size_t i = 0; i < st.in.size(); ++i) {
+      int s = st.in[i];
+      if (s < 0 || pinned[s] || last_use[s] != static_cast<int>(k)) continue;
+      if (std::count(st.in.begin(), st.in.end(), s) != 1) continue;
+      st.hand_over[i] = true;
+    }
+    int s0 = st.in.empty() ? -1 : st.in[0];
+    if (s0 >= 0 && producer_step[s0] >= 0) {
+      const std::string& op = steps_[producer_step[s0]].node->op_type;
+      st.inplace_in_training =
+          op == "Conv" || op == "BatchNormalization" || op == "Add" || op == "Gemm";
+    }
+  }
 }
 
 void Executor::check_input(const ValueInfo& info, const at::Tensor& t) const {
@@ -120,8 +145,17 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
   for (int s : keep) kept[s] = true;
   for (auto& step : steps_) {
     KernelContext ctx{*step.node, {}, {}, training_, graph_->opset};
+    ctx.inplace_in_training = step.inplace_in_training;
     ctx.in.reserve(step.in.size());
-    for (int s : step.in) ctx.in.push_back(s >= 0 ? slots[s] : at::Tensor());
+    for (size_t i = 0; i < step.in.size(); ++i) {
+      int s = step.in[i];
+      if (s < 0)
+        ctx.in.emplace_back();
+      else if (step.hand_over[i] && !kept[s])
+        ctx.in.push_back(std::move(slots[s]));
+      else
+        ctx.in.push_back(slots[s]);
+    }
     ctx.out.resize(step.out.size());
     try {
       step.kernel(ctx);
@@ -167,6 +201,8 @@ std::vector<at::Tensor> Executor::run(const std::vector<at::Tensor>& inputs) {
     if (check_inputs_) check_input(graph_->inputs[i], inputs[i]);
     slots[input_slots_[i]] = inputs[i];
   }
+  // Inference mode skips autograd bookkeeping (version counters, view tracking) entirely.
+  c10::InferenceMode inference(!training_);
   at::AutoGradMode grad_mode(training_);
   return execute(std::move(slots), output_slots_);
 }
@@ -194,6 +230,7 @@ std::map<std::string, at::Tensor> Executor::run_named(
                "'");
     keep.push_back(it->second);
   }
+  c10::InferenceMode inference(!training_);
   at::AutoGradMode grad_mode(training_);
   auto vals = execute(std::move(slots), keep);
   std::map<std::string, at::Tensor> out;

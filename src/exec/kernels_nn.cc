@@ -228,7 +228,7 @@ void batch_norm(KernelContext& c) {
     if (!c.node.outputs[k].empty()) c.out[k] = k == 1 ? mean : var;
 }
 
-void relu(KernelContext& c) { c.out[0] = at::relu(c.x(0)); }
+void relu(KernelContext& c) { c.out[0] = c.can_overwrite(0) ? at::relu_(c.in[0]) : at::relu(c.x(0)); }
 void sigmoid(KernelContext& c) { c.out[0] = at::sigmoid(c.x(0)); }
 void tanh_(KernelContext& c) { c.out[0] = at::tanh(c.x(0)); }
 void leaky_relu(KernelContext& c) {
@@ -256,7 +256,7 @@ void clip(KernelContext& c) {
   }
   // ReLU6-style clips with both bounds keep the fast hardtanh path.
   if (lo && hi && at::isFloatingType(x.scalar_type())) {
-    c.out[0] = at::hardtanh(x, *lo, *hi);
+    c.out[0] = c.can_overwrite(0) ? at::hardtanh_(c.in[0], *lo, *hi) : at::hardtanh(x, *lo, *hi);
     return;
   }
   c.out[0] = at::clamp(x, lo, hi);

@@ -384,5 +384,25 @@ TEST_F(OnnxIoTest, SaveReplacesAnExistingFileWithoutLeavingTemps) {
   EXPECT_EQ(dir_listing(), std::vector<std::string>{"m.onnx"});
 }
 
+
+TEST(OnnxIoAliases, IdentityOfInitializerBecomesItsOwnInitializer) {
+  // PyTorch deduplicates a fresh BN's running_var (ones) with its weight (ones) and re-creates it
+  // with Identity. After import they must be separate tensors, and the stats not trainable.
+  test::GraphBuilder b;
+  auto x = b.input("x", {kDynamicDim, 2, 3, 3});
+  b.init("bn.weight", at::ones({2}));
+  b.init("bn.bias", at::zeros({2}));
+  auto var = b.node("Identity", {"bn.weight"}, {}, "alias_var");
+  auto mean = b.node("Identity", {"bn.bias"}, {}, "alias_mean");
+  auto y = b.node("BatchNormalization", {x, "bn.weight", "bn.bias", mean, var}, {}, "bn");
+  b.output(y);
+  Graph g = onnx_parse(onnx_serialize(b.build()), "aliases.onnx");
+  EXPECT_EQ(g.op_histogram().count("Identity"), 0u);
+  ASSERT_TRUE(g.is_initializer(var));
+  EXPECT_NE(g.initializers.at(var).data_ptr(), g.initializers.at("bn.weight").data_ptr());
+  EXPECT_TRUE(at::equal(g.initializers.at(var), at::ones({2})));
+  EXPECT_EQ(g.trainable, (std::set<std::string>{"bn.bias", "bn.weight"}));
+}
+
 }  // namespace
 }  // namespace slim

@@ -50,6 +50,8 @@ class Executor {
     std::vector<int> in;
     std::vector<int> out;
     std::vector<int> free_after;  ///< slots whose last reader is this step
+    std::vector<bool> hand_over;  ///< input k's slot is read last here: move it into the kernel
+    bool inplace_in_training = false;  ///< see KernelContext::can_overwrite
   };
   void compile();
   std::vector<at::Tensor> execute(std::vector<at::Tensor> slots, const std::vector<int>& keep);

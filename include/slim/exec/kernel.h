@@ -14,6 +14,17 @@ struct KernelContext {
   bool training = false;
   int64_t opset = 13;
 
+  /// True when input i may be overwritten: nothing else references its data (the executor
+  /// handed over the last reference) and autograd does not need it. Element-wise kernels then
+  /// compute in place, as PyTorch models do with ReLU(inplace=True).
+  bool can_overwrite(size_t i) const {
+    if (!has(i) || (training && !inplace_in_training)) return false;
+    const at::Tensor& t = in[i];
+    return t.use_count() == 1 && t.storage().use_count() == 1 && t.is_contiguous() &&
+           (!training || !t.requires_grad() || t.grad_fn() != nullptr);
+  }
+  bool inplace_in_training = false;  ///< set by the executor when the producer's backward does
+                                     ///< not need its output (Conv, BatchNormalization, Add)
   bool has(size_t i) const { return i < in.size() && in[i].defined(); }
   /// Input i, which must be present.
   const at::Tensor& x(size_t i) const {
