@@ -3,7 +3,10 @@
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <mutex>
 #include <thread>
 
 namespace slim {
@@ -36,7 +39,25 @@ std::vector<std::string> supported_ops() {
   return ops;
 }
 
-Executor::Executor(Graph& graph) : graph_(&graph) { compile(); }
+namespace {
+/// glibc hands large blocks (activations) back to the kernel on free and page-faults them in
+/// again on the next run: measured here, a third of MNIST evaluation time went to page faults.
+/// Keeping freed memory in the heap (as long-running tensor programs want) removes that; the
+/// resident size stays at the peak of one run.
+void tune_malloc_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum on 64-bit
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_TOP_PAD, 64 << 20);
+  });
+}
+}  // namespace
+
+Executor::Executor(Graph& graph) : graph_(&graph) {
+  tune_malloc_once();
+  compile();
+}
 
 void Executor::set_training(bool training) {
   training_ = training;
