@@ -22,7 +22,8 @@ demo: build
 	bash scripts/demo.sh $(BUILD)
 
 bench: build
-	$(PY) bench/bench_inference.py --slim $(BUILD)/slim
+	$(PY) bench/bench_inference.py --slim $(BUILD)/slim --threads $(JOBS)
+	$(PY) bench/bench_train.py --slim $(BUILD)/slim --threads $(JOBS)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')
