@@ -9,7 +9,10 @@
 #include <sstream>
 #include <string>
 
+#include <gtest/gtest.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include "slim/ir/graph.h"
 
@@ -102,6 +105,28 @@ inline CmdResult run_cmd(const std::string& cmd) {
 inline std::string temp_dir(const std::string& name) {
   std::string d = std::string(SLIM_BINARY_DIR) + "/test_tmp/" + name + "_" + std::to_string(::getpid());
   std::system(("rm -rf '" + d + "' && mkdir -p '" + d + "'").c_str());
+  return d;
+}
+
+/// Runs `fn`, which must throw slim::Error; returns the message (a test failure if it did not).
+template <typename Fn>
+std::string error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected slim::Error";
+  return "";
+}
+
+/// data/NAME under the source tree (MNIST, Fashion-MNIST), fetched by scripts/setup.sh; a
+/// missing directory fails the calling test with the fix.
+inline std::string data_dir(const std::string& name) {
+  std::string d = source_dir() + "/data/" + name;
+  if (!std::filesystem::is_regular_file(d + "/train-images-idx3-ubyte"))
+    throw std::runtime_error(d + " is missing: run scripts/setup.sh (or scripts/fetch_data.sh) " +
+                             "to fetch MNIST and Fashion-MNIST");
   return d;
 }
 

@@ -14,7 +14,8 @@ Graph load_for_analysis(const std::string& path, const std::string& input_shapes
   Graph g = onnx_load(path);
   if (!input_shapes.empty()) set_input_shapes(g, parse_input_shapes(input_shapes));
   infer_shapes(g);
-  if (fold_constants(g) > 0) infer_shapes(g);
+  // Folding only replaces values by initializers: the shapes inferred for the rest still hold.
+  fold_constants(g);
   return g;
 }
 

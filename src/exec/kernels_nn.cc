@@ -12,6 +12,13 @@ namespace {
 struct Window {
   std::vector<int64_t> kernel, strides, dilations, pad_begin, pad_end;
   bool symmetric() const { return pad_begin == pad_end; }
+  /// ATen's pooling takes only symmetric pads of at most half the kernel; others are explicit.
+  bool aten_pool_padding() const {
+    if (!symmetric()) return false;
+    for (size_t d = 0; d < kernel.size(); ++d)
+      if (pad_begin[d] * 2 > kernel[d]) return false;
+    return true;
+  }
 };
 
 Window resolve_window(const Node& n, const at::Tensor& x, std::vector<int64_t> kernel) {
@@ -96,8 +103,7 @@ void max_pool(KernelContext& c) {
   bool ceil_mode = c.node.i("ceil_mode", 0) != 0;
   bool want_indices = c.out.size() > 1 && !c.node.outputs[1].empty();
   const int64_t sp = x.dim() - 2;
-  bool direct = w.symmetric();
-  for (int64_t d = 0; d < sp && direct; ++d) direct = w.pad_begin[d] * 2 <= w.kernel[d];
+  const bool direct = w.aten_pool_padding();
   // ATen pools floating types only; integers go through double, exact up to 2^53.
   bool integral = !at::isFloatingType(x.scalar_type());
   at::Tensor in = integral ? x.to(at::kDouble) : x;
@@ -157,8 +163,7 @@ void average_pool(KernelContext& c) {
       return at::avg_pool2d(t, w.kernel, w.strides, padding, ceil_mode, cip, c10::nullopt);
     return at::avg_pool3d(t, w.kernel, w.strides, padding, ceil_mode, cip, c10::nullopt);
   };
-  bool direct = w.symmetric();
-  for (int64_t d = 0; d < sp && direct; ++d) direct = w.pad_begin[d] * 2 <= w.kernel[d];
+  const bool direct = w.aten_pool_padding();
   if (direct) {
     c.out[0] = pool(x, w.pad_begin, include_pad);
     return;

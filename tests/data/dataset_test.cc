@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <set>
 
 #include "slim/ir/error.h"
@@ -11,16 +10,8 @@
 namespace slim {
 namespace {
 
-namespace fs = std::filesystem;
 
-// Real data fetched by scripts/setup.sh; a missing directory fails the test with the fix.
-std::string data_dir(const std::string& name) {
-  std::string d = test::source_dir() + "/data/" + name;
-  if (!fs::is_regular_file(d + "/train-images-idx3-ubyte"))
-    throw std::runtime_error(d + " is missing: run scripts/setup.sh (or scripts/fetch_data.sh) " +
-                             "to fetch MNIST and Fashion-MNIST");
-  return d;
-}
+using test::data_dir;
 
 // Image i is a 1x1x1 tensor holding i, so batches reveal the loader's order. Uses the default
 // Dataset::gather.

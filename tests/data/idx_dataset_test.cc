@@ -13,14 +13,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Real data fetched by scripts/setup.sh; a missing directory fails the test with the fix.
-std::string data_dir(const std::string& name) {
-  std::string d = test::source_dir() + "/data/" + name;
-  if (!fs::is_regular_file(d + "/train-images-idx3-ubyte"))
-    throw std::runtime_error(d + " is missing: run scripts/setup.sh (or scripts/fetch_data.sh) " +
-                             "to fetch MNIST and Fashion-MNIST");
-  return d;
-}
+using test::data_dir;
 
 std::vector<int64_t> label_counts(const at::Tensor& labels) {
   at::Tensor c = at::bincount(labels, {}, 10);

@@ -249,17 +249,7 @@ TEST(Executor, DynamicBatchRunsAtAnySize) {
   return ::testing::AssertionFailure() << "'" << part << "' not in message: " << text;
 }
 
-/// Runs `fn`, which must throw slim::Error; returns the message.
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected slim::Error";
-  return "";
-}
+using test::error_of;
 
 TEST(Executor, InputChecksNameTheInputAndShapes) {
   Params p = make_params();

@@ -3,8 +3,6 @@
 // runs in `make demo`.
 #include <gtest/gtest.h>
 
-#include <sys/stat.h>
-
 #include "test_util.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/train/trainer.h"
@@ -13,13 +11,7 @@
 namespace slim {
 namespace {
 
-std::string mnist_dir() {
-  std::string d = test::source_dir() + "/data/mnist";
-  struct stat st;
-  if (::stat(d.c_str(), &st) != 0)
-    throw Error(d + " is missing: run scripts/setup.sh (or scripts/fetch_data.sh)");
-  return d;
-}
+std::string mnist_dir() { return test::data_dir("mnist"); }
 
 EvalResult eval_subset(Graph& g, int64_t n) {
   EvalOptions eo;

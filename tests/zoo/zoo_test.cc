@@ -10,6 +10,7 @@
 #include "slim/exec/executor.h"
 #include "slim/exec/infer_shapes.h"
 #include "slim/onnx/onnx_io.h"
+#include "test_util.h"
 
 namespace slim {
 namespace {
@@ -43,16 +44,7 @@ int count_ops(const Graph& g, const std::string& op) {
   return h.count(op) ? h.at(op) : 0;
 }
 
-/// Runs `fn` and returns the slim::Error message it throws ("" if none).
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 #define EXPECT_ERROR_HAS(stmt, needle)                                            \
   do {                                                                            \
