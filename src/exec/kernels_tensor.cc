@@ -12,6 +12,16 @@ std::vector<int64_t> to_int_vector(const at::Tensor& t) {
   return std::vector<int64_t>(p, p + c.numel());
 }
 
+std::vector<int64_t> shape_op_dims(const Node& n, const std::vector<int64_t>& dims) {
+  const int64_t r = static_cast<int64_t>(dims.size());
+  int64_t start = n.i("start", 0), end = n.i("end", r);
+  if (start < 0) start += r;
+  if (end < 0) end += r;
+  start = std::clamp<int64_t>(start, 0, r);
+  end = std::clamp<int64_t>(end, start, r);
+  return std::vector<int64_t>(dims.begin() + start, dims.begin() + end);
+}
+
 int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank) {
   SLIM_CHECK(axis >= -rank && axis < std::max<int64_t>(rank, 1), n.label(), ": axis ", axis,
              " is out of range for rank ", rank);
@@ -59,14 +69,7 @@ void cast(KernelContext& c) {
 }
 
 void shape(KernelContext& c) {
-  const at::Tensor& x = c.x(0);
-  int64_t r = x.dim();
-  int64_t start = c.node.i("start", 0), end = c.node.i("end", r);
-  if (start < 0) start += r;
-  if (end < 0) end += r;
-  start = std::clamp<int64_t>(start, 0, r);
-  end = std::clamp<int64_t>(end, 0, r);
-  std::vector<int64_t> dims(x.sizes().begin() + start, x.sizes().begin() + std::max(start, end));
+  auto dims = shape_op_dims(c.node, c.x(0).sizes().vec());
   c.out[0] = at::tensor(at::ArrayRef<int64_t>(dims), at::kLong);
 }
 

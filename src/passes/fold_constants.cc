@@ -45,13 +45,7 @@ int fold_constants(Graph& g) {
           if (d != 0) goto next_node;  // only the batch may stay symbolic
           dims[d] = kBatchMark;
         }
-      int64_t r = static_cast<int64_t>(dims.size());
-      int64_t start = n.i("start", 0), end = n.i("end", r);
-      if (start < 0) start += r;
-      if (end < 0) end += r;
-      start = std::clamp<int64_t>(start, 0, r);
-      end = std::clamp<int64_t>(end, start, r);
-      std::vector<int64_t> sub(dims.begin() + start, dims.begin() + end);
+      std::vector<int64_t> sub = shape_op_dims(n, dims);
       vals.push_back(at::tensor(at::ArrayRef<int64_t>(sub), at::kLong));
     } else {
       KernelContext ctx{n, {}, {}, false, g.opset};

@@ -40,6 +40,9 @@ KernelFn find_kernel(const std::string& op_type);
 
 /// Reads a 1-D integer tensor (shape, axes, pads) as int64 values.
 std::vector<int64_t> to_int_vector(const at::Tensor& t);
+/// The dims a Shape node outputs for an input of shape `dims` (its start/end attributes,
+/// opset 15, clamped as ONNX specifies).
+std::vector<int64_t> shape_op_dims(const Node& n, const std::vector<int64_t>& dims);
 /// Normalizes a possibly negative axis for a tensor of rank `rank`; errors name the node.
 int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank);
 
