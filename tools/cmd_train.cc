@@ -54,6 +54,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--seed", a->opts.seed, "random seed (shuffling, dropout)");
   cmd->add_option("--max-samples", a->opts.max_samples, "train on the first N samples only")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("!--no-shuffle", a->opts.shuffle,
+                "keep the file order (PaddleSlim's tutorial reader) instead of reshuffling");
+  cmd->add_flag("--drop-last", a->opts.drop_last, "skip a last batch smaller than --batch");
   cmd->add_option("--eval-batch", a->eval_batch, "batch size of the final evaluation")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-eval", a->no_eval, "skip evaluating on the test split after training");

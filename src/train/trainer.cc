@@ -76,9 +76,9 @@ std::vector<EpochStats> train(Graph& g, const std::shared_ptr<Dataset>& data,
   at::manual_seed(opts.seed);
   LoaderOptions lo;
   lo.batch_size = opts.batch_size;
-  lo.shuffle = true;
+  lo.shuffle = opts.shuffle;
   lo.seed = opts.seed;
-  lo.drop_last = false;
+  lo.drop_last = opts.drop_last;
   lo.max_samples = opts.max_samples;
   DataLoader loader(data, lo);
 

@@ -92,6 +92,32 @@ TEST(Trainer, AdamAndDeterminism) {
   EXPECT_GT(evaluate(a, data, eo).top1, 0.9);
 }
 
+TEST(Trainer, DropLastAndFileOrder) {
+  auto data = std::make_shared<Blobs>(100, 3, 4);
+  TrainOptions o;
+  o.batch_size = 32;
+  o.lr = 0.01;
+  o.progress = false;
+  o.threads = 1;
+  Graph g = tiny_net(3);
+  EXPECT_EQ(train(g, data, o).back().samples, 100);  // 32+32+32+4
+  o.drop_last = true;
+  EXPECT_EQ(train(g, data, o).back().samples, 96);
+  // In file order the seed has nothing to change in this net (no dropout), so two seeds give
+  // identical weights; with shuffling they differ.
+  o.shuffle = false;
+  Graph a = tiny_net(3), b = tiny_net(3);
+  o.seed = 1;
+  train(a, data, o);
+  o.seed = 2;
+  train(b, data, o);
+  EXPECT_TRUE(at::equal(a.initializers.at("w"), b.initializers.at("w")));
+  o.shuffle = true;
+  Graph c = tiny_net(3);
+  train(c, data, o);
+  EXPECT_FALSE(at::equal(c.initializers.at("w"), b.initializers.at("w")));
+}
+
 TEST(Trainer, TrainsThroughAFinalSoftmax) {
   auto data = std::make_shared<Blobs>(256, 4, 3);
   Graph g = tiny_net(4, /*softmax=*/true);

@@ -25,6 +25,9 @@ struct TrainOptions {
   std::vector<double> values;      ///< piecewise: boundaries.size() + 1 learning rates
   uint64_t seed = 0;            ///< shuffling, dropout and anything random
   int64_t max_samples = 0;      ///< > 0: train on the first N samples only
+  bool shuffle = true;          ///< reshuffle every epoch (seeded); false = file order, as
+                                ///< PaddleSlim's tutorial reader (paddle.dataset.mnist.train)
+  bool drop_last = false;       ///< skip a last batch smaller than batch_size (tutorial: true)
   int threads = 0;              ///< LibTorch threads; <= 0 all cores
   bool progress = true;         ///< progress bar / log lines on stderr
 };
