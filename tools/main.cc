@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   slim::cli::add_zoo(app);
   slim::cli::add_train(app);
   slim::cli::add_eval(app);
+  slim::cli::add_prune(app);
+  slim::cli::add_sensitivity(app);
+  slim::cli::add_ratios(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

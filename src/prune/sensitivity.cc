@@ -1,0 +1,204 @@
+#include "slim/prune/sensitivity.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+
+#include "slim/onnx/onnx_io.h"
+#include "slim/prune/channel_groups.h"
+#include "slim/prune/prune_channels.h"
+
+namespace slim {
+
+namespace {
+
+/// Parses a whole string as a double ("0.1", "1e-05"); nullopt if anything is left over.
+std::optional<double> parse_double(const std::string& s) {
+  double v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+bool valid_ratio(double r) { return r >= 0.0 && r < 1.0; }  // false for NaN too
+
+}  // namespace
+
+std::string sensitivity_ratio_key(double ratio) {
+  // Fixed notation keeps keys readable for ratios in [0, 1) ("0.0001", not "1e-04"); without a
+  // precision to_chars gives the shortest text that reads back as the same double.
+  char buf[400];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), ratio, std::chars_format::fixed);
+  SLIM_ASSERT(ec == std::errc(), "to_chars failed for ", ratio);
+  return std::string(buf, end);
+}
+
+Sensitivities sensitivity_load(const std::string& path) {
+  std::string text = read_file(path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    SLIM_FAIL("sensitivity file '", path, "' is not valid JSON: ", e.what());
+  }
+  SLIM_CHECK(j.is_object(), "sensitivity file '", path,
+             "': expected an object {\"param\": {\"ratio\": loss, ...}, ...}, got ", j.type_name());
+  Sensitivities s;
+  for (const auto& [param, points] : j.items()) {
+    SLIM_CHECK(points.is_object(), "sensitivity file '", path, "': param '", param, "' maps to ",
+               points.type_name(), ", expected an object {\"ratio\": loss, ...}");
+    auto& out = s[param];
+    for (const auto& [key, loss] : points.items()) {
+      auto ratio = parse_double(key);
+      SLIM_CHECK(ratio && valid_ratio(*ratio), "sensitivity file '", path, "': param '", param,
+                 "': key '", key, "' is not a ratio in [0, 1)");
+      SLIM_CHECK(loss.is_number(), "sensitivity file '", path, "': param '", param, "' ratio '",
+                 key, "': loss ", loss.dump(), " is not a number");
+      SLIM_CHECK(out.count(*ratio) == 0, "sensitivity file '", path, "': param '", param,
+                 "': ratio '", key, "' appears twice");
+      out[*ratio] = loss.get<double>();
+    }
+  }
+  return s;
+}
+
+void sensitivity_save(const Sensitivities& s, const std::string& path) {
+  // ordered_json keeps ratios in numeric order (a plain json object would sort the keys as text).
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (const auto& [param, points] : s) {
+    nlohmann::ordered_json p = nlohmann::ordered_json::object();
+    for (const auto& [ratio, loss] : points) {
+      SLIM_CHECK(std::isfinite(loss), "sensitivity of '", param, "' at ratio ", ratio, " is ", loss,
+                 ", which a JSON file cannot hold");
+      p[sensitivity_ratio_key(ratio)] = loss;
+    }
+    j[param] = std::move(p);
+  }
+  write_file_atomic(path, j.dump(2) + "\n");
+}
+
+Sensitivities sensitivity_merge(const std::vector<Sensitivities>& parts) {
+  Sensitivities out;
+  for (const auto& part : parts)
+    for (const auto& [param, points] : part)
+      for (const auto& [ratio, loss] : points) out[param][ratio] = loss;
+  return out;
+}
+
+Sensitivities sensitivity(const Graph& g, const std::shared_ptr<Dataset>& data,
+                          const SensitivityOptions& opts) {
+  // Everything the user gave is checked before the first evaluation, so a bad run neither costs
+  // time nor touches the output file.
+  SLIM_CHECK(data != nullptr, "sensitivity: no dataset");
+  SLIM_CHECK(!opts.params.empty(), "sensitivity: no params to analyse");
+  SLIM_CHECK(!opts.ratios.empty(), "sensitivity: no ratios to try");
+  SLIM_CHECK(opts.align >= 1, "sensitivity: align must be >= 1, got ", opts.align);
+  SLIM_CHECK(opts.shard_count >= 1 && opts.shard_index >= 0 && opts.shard_index < opts.shard_count,
+             "sensitivity: shard ", opts.shard_index, "/", opts.shard_count,
+             " is not I/N with 0 <= I < N");
+  std::set<double> seen_ratios;
+  for (double r : opts.ratios) {
+    SLIM_CHECK(valid_ratio(r), "sensitivity: ratio ", r, " is outside [0, 1)");
+    SLIM_CHECK(seen_ratios.insert(r).second, "sensitivity: ratio ", r, " is listed twice");
+  }
+  {
+    ChannelAnalysis analysis = analyze_channel_groups(g);
+    std::set<std::string> seen;
+    for (const auto& p : opts.params) {
+      SLIM_CHECK(seen.insert(p).second, "sensitivity: param '", p, "' is listed twice");
+      analysis.group_of(g, p);  // throws, naming the param and why it cannot be pruned
+      // Scores are cheap; computing them now catches e.g. bn_scale on a conv without a BN.
+      filter_importance(g, p, opts.criterion);
+    }
+  }
+  Sensitivities result;
+  if (!opts.output.empty()) {
+    if (std::filesystem::exists(opts.output)) {
+      result = sensitivity_load(opts.output);
+    } else {
+      // Found now rather than when the first evaluation is done and cannot be saved.
+      auto dir = std::filesystem::path(opts.output).parent_path();
+      SLIM_CHECK(dir.empty() || std::filesystem::is_directory(dir), "sensitivity: cannot write '",
+                 opts.output, "': directory '", dir.string(), "' does not exist");
+    }
+  }
+
+  struct Item {
+    const std::string* param;
+    double ratio;
+  };
+  std::vector<Item> todo;
+  int64_t total = 0, done_before = 0;
+  for (const auto& p : opts.params)
+    for (double r : opts.ratios) {
+      int64_t index = total++;
+      if (index % opts.shard_count != opts.shard_index) continue;
+      auto it = result.find(p);
+      if (it != result.end() && it->second.count(r)) {
+        ++done_before;
+        continue;
+      }
+      todo.push_back({&p, r});
+    }
+  if (opts.progress && done_before > 0)
+    std::fprintf(stderr, "sensitivity: %lld of this run's entries already in '%s', skipped\n",
+                 static_cast<long long>(done_before), opts.output.c_str());
+  if (todo.empty()) return result;
+
+  double baseline;
+  {
+    Graph base = g.clone();
+    baseline = evaluate(base, data, opts.eval).top1;
+  }
+  SLIM_CHECK(baseline > 0, "sensitivity: the unpruned model's top-1 on ", data->describe(),
+             " is 0, so a relative loss is undefined");
+  if (opts.progress)
+    std::fprintf(stderr, "sensitivity: baseline top1 %.4f, %zu (param, ratio) to evaluate\n",
+                 baseline, todo.size());
+
+  for (size_t k = 0; k < todo.size(); ++k) {
+    const Item& item = todo[k];
+    Graph pruned = g.clone();
+    PruneOptions po;
+    po.ratios = {{*item.param, item.ratio}};
+    po.criterion = opts.criterion;
+    po.align = opts.align;
+    prune_channels(pruned, po);
+    double top1 = evaluate(pruned, data, opts.eval).top1;
+    double loss = (baseline - top1) / baseline;
+    result[*item.param][item.ratio] = loss;
+    if (!opts.output.empty()) sensitivity_save(result, opts.output);
+    if (opts.progress)
+      std::fprintf(stderr, "sensitivity %zu/%zu %s@%s: top1 %.4f loss %.4f\n", k + 1, todo.size(),
+                   item.param->c_str(), sensitivity_ratio_key(item.ratio).c_str(), top1, loss);
+  }
+  return result;
+}
+
+std::map<std::string, double> ratios_by_loss(const Sensitivities& s, double max_loss) {
+  std::map<std::string, double> ratios;
+  for (const auto& [param, points] : s) {
+    // std::map already orders the points by ratio.
+    std::vector<std::pair<double, double>> pts(points.begin(), points.end());
+    for (size_t i = pts.size(); i-- > 0;) {
+      if (!(pts[i].second <= max_loss)) continue;
+      if (i + 1 == pts.size()) {
+        ratios[param] = pts[i].first;
+      } else {
+        // i is the last point within the target, so l1 > max_loss >= l0: no division by zero.
+        auto [r0, l0] = pts[i];
+        auto [r1, l1] = pts[i + 1];
+        ratios[param] = r0 + (max_loss - l0) * (r1 - r0) / (l1 - l0);
+      }
+      break;
+    }
+  }
+  return ratios;
+}
+
+}  // namespace slim
