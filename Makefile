@@ -24,6 +24,7 @@ demo: build
 bench: build
 	$(PY) bench/bench_inference.py --slim $(BUILD)/slim --threads $(JOBS)
 	$(PY) bench/bench_train.py --slim $(BUILD)/slim --threads $(JOBS)
+	$(PY) bench/bench_prune.py --slim $(BUILD)/slim --threads $(JOBS)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

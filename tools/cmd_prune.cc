@@ -1,8 +1,6 @@
 // slim prune
-#include <nlohmann/json.hpp>
-
 #include <iostream>
-#include <regex>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "slim/analysis/flops.h"
@@ -42,23 +40,6 @@ std::pair<std::string, double> parse_ratio(const std::string& text) {
   return {text.substr(0, eq), r};
 }
 
-std::vector<std::string> select_params(const Graph& g, const std::string& regex) {
-  std::vector<std::string> all = prunable_params(g);
-  if (regex.empty()) return all;
-  std::regex re;
-  try {
-    re = std::regex(regex);
-  } catch (const std::regex_error& e) {
-    SLIM_FAIL("--params-regex '", regex, "' is not a valid regular expression: ", e.what());
-  }
-  std::vector<std::string> r;
-  for (const auto& p : all)
-    if (std::regex_search(p, re)) r.push_back(p);
-  SLIM_CHECK(!r.empty(), "--params-regex '", regex, "' matches none of the ", all.size(),
-             " prunable conv weights");
-  return r;
-}
-
 }  // namespace
 
 void add_prune(CLI::App& app) {
@@ -68,8 +49,8 @@ void add_prune(CLI::App& app) {
   cmd->add_option("model", a->model, "ONNX file")->required();
   cmd->add_option("-o,--output", a->out, "pruned ONNX file (written atomically)")->required();
   cmd->add_option("--input", a->input, "input shape without batch, e.g. 1,28,28");
-  auto* ratios = cmd->add_option("--ratios", a->ratios, "per-param ratios: NAME=R,NAME=R,...")
-                     ->delimiter(',');
+  auto* ratios =
+      cmd->add_option("--ratios", a->ratios, "per-param ratios: NAME=R,NAME=R,...")->delimiter(',');
   auto* sens = cmd->add_option("--sens", a->sens, "sensitivity file (slim sensitivity)");
   auto* loss = cmd->add_option("--loss", a->loss, "with --sens: accepted relative accuracy loss")
                    ->check(CLI::Range(0.0, 1.0));
@@ -107,16 +88,18 @@ void add_prune(CLI::App& app) {
         a->opts.ratios[name] = ratio;
       }
     } else if (a->uniform >= 0) {
-      for (const auto& p : select_params(g, a->params_regex)) a->opts.ratios[p] = a->uniform;
+      for (const auto& p : a->params_regex.empty() ? prunable_params(g)
+                                                   : prunable_params_matching(g, a->params_regex))
+        a->opts.ratios[p] = a->uniform;
     } else if (a->flops_target >= 0) {
       FlopsTargetResult t =
           a->sens.empty()
               ? flops_target_global(g, a->flops_target, a->opts,
-                                    a->params_regex.empty() ? std::vector<std::string>{}
-                                                            : select_params(g, a->params_regex),
+                                    a->params_regex.empty()
+                                        ? std::vector<std::string>{}
+                                        : prunable_params_matching(g, a->params_regex),
                                     a->max_ratio)
-              : flops_target_by_sensitivity(g, sensitivity_load(a->sens), a->flops_target,
-                                            a->opts);
+              : flops_target_by_sensitivity(g, sensitivity_load(a->sens), a->flops_target, a->opts);
       a->opts.ratios = t.ratios;
       threshold = t.threshold;
     } else if (!a->sens.empty()) {
@@ -148,26 +131,29 @@ void add_prune(CLI::App& app) {
                                {"kept", p.kept}});
       j["skipped"] = nlohmann::json::array();
       for (const auto& s : rep.skipped)
-        j["skipped"].push_back({{"params", s.params}, {"channels", s.channels}, {"reason", s.reason}});
+        j["skipped"].push_back(
+            {{"params", s.params}, {"channels", s.channels}, {"reason", s.reason}});
       j["unaligned"] = rep.unaligned;
       std::cout << j.dump() << "\n";
       return;
     }
     for (const auto& p : rep.pruned)
-      std::printf("pruned %-32s %5lld -> %5lld channels%s\n", p.master.c_str(),
-                  static_cast<long long>(p.channels), static_cast<long long>(p.kept),
-                  p.params.size() > 1
-                      ? (" (with " + std::to_string(p.params.size() - 1) + " coupled conv(s))").c_str()
-                      : "");
+      std::printf(
+          "pruned %-32s %5lld -> %5lld channels%s\n", p.master.c_str(),
+          static_cast<long long>(p.channels), static_cast<long long>(p.kept),
+          p.params.size() > 1
+              ? (" (with " + std::to_string(p.params.size() - 1) + " coupled conv(s))").c_str()
+              : "");
     for (const auto& s : rep.skipped)
       std::printf("skipped %s (%lld channels): %s\n", s.params.front().c_str(),
                   static_cast<long long>(s.channels), s.reason.c_str());
-    std::printf("FLOPs before: %lld\nFLOPs after: %lld (%.2f%% fewer)\n",
-                static_cast<long long>(flops_before), static_cast<long long>(flops_after),
-                100.0 * (1.0 - static_cast<double>(flops_after) / static_cast<double>(flops_before)));
+    std::printf(
+        "FLOPs before: %lld\nFLOPs after: %lld (%.2f%% fewer)\n",
+        static_cast<long long>(flops_before), static_cast<long long>(flops_after),
+        100.0 * (1.0 - static_cast<double>(flops_after) / static_cast<double>(flops_before)));
     std::printf("params before: %lld, after: %lld\nsaved %s\n",
-                static_cast<long long>(params_before), static_cast<long long>(count_params(g).count),
-                a->out.c_str());
+                static_cast<long long>(params_before),
+                static_cast<long long>(count_params(g).count), a->out.c_str());
     if (!rep.unaligned.empty())
       std::fprintf(stderr,
                    "note: %zu pruned group(s) keep a channel count that is not a multiple of 8 "

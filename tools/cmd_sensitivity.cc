@@ -3,7 +3,6 @@
 #include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "commands.h"
 #include "slim/analysis/summary.h"
@@ -47,23 +46,6 @@ std::pair<int, int> parse_shard(const std::string& text) {
   SLIM_CHECK(ok && n >= 1 && i >= 0 && i < n, "--shard '", text,
              "': expected I/N with 0 <= I < N, e.g. 0/2");
   return {i, n};
-}
-
-/// Prunable conv weights whose whole name matches `pattern`; errors name the regex.
-std::vector<std::string> params_matching(const Graph& g, const std::string& pattern) {
-  std::regex re;
-  try {
-    re = std::regex(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    SLIM_FAIL("--params-regex '", pattern, "' is not a valid regular expression: ", e.what());
-  }
-  std::vector<std::string> out;
-  for (const auto& p : prunable_params(g))
-    if (std::regex_match(p, re)) out.push_back(p);
-  SLIM_CHECK(!out.empty(), "--params-regex '", pattern,
-             "' matches no prunable conv weight (whole-name match; `slim info --graph` lists "
-             "the weights)");
-  return out;
 }
 
 }  // namespace
@@ -120,7 +102,7 @@ void add_sensitivity(CLI::App& app) {
       std::tie(a->opts.shard_index, a->opts.shard_count) = parse_shard(a->shard);
     a->opts.eval.progress = false;  // one line per evaluation instead
     Graph g = load_for_analysis(a->model);
-    a->opts.params = a->params.empty() ? params_matching(g, a->params_regex) : a->params;
+    a->opts.params = a->params.empty() ? prunable_params_matching(g, a->params_regex) : a->params;
     sensitivity(g, open_dataset(a->data, Split::kTest), a->opts);
   });
 }

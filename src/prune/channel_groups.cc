@@ -18,22 +18,22 @@ namespace {
 
 /// Ops whose output has the input's channels at the same axis, element by element.
 const std::set<std::string> kUnaryOps = {
-    "Relu",    "LeakyRelu", "Elu",      "Selu",   "Celu",     "Sigmoid",  "HardSigmoid",
-    "HardSwish", "Tanh",    "Softplus", "Softsign", "Clip",   "Identity", "Dropout",
-    "Abs",     "Neg",       "Exp",      "Log",    "Sqrt",     "Erf",      "Gelu",
-    "Mish",    "Cast",      "Floor",    "Ceil",   "Round",    "Reciprocal", "ThresholdedRelu",
-    "Shrink",  "Sign",      "Sin",      "Cos"};
+    "Relu",      "LeakyRelu", "Elu",      "Selu",     "Celu",  "Sigmoid",    "HardSigmoid",
+    "HardSwish", "Tanh",      "Softplus", "Softsign", "Clip",  "Identity",   "Dropout",
+    "Abs",       "Neg",       "Exp",      "Log",      "Sqrt",  "Erf",        "Gelu",
+    "Mish",      "Cast",      "Floor",    "Ceil",     "Round", "Reciprocal", "ThresholdedRelu",
+    "Shrink",    "Sign",      "Sin",      "Cos"};
 
 /// Ops that keep axis 1 (channels) and change only spatial dims.
-const std::set<std::string> kSpatialOps = {"MaxPool",         "AveragePool",   "LpPool",
+const std::set<std::string> kSpatialOps = {"MaxPool",           "AveragePool",   "LpPool",
                                            "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"};
 
 /// Element-wise ops with broadcasting: channel maps of their inputs are tied together.
-const std::set<std::string> kElementwiseOps = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min",
-                                               "Sum", "Mean", "PRelu", "Where"};
+const std::set<std::string> kElementwiseOps = {"Add", "Sub", "Mul",  "Div",   "Pow",  "Max",
+                                               "Min", "Sum", "Mean", "PRelu", "Where"};
 
-const std::set<std::string> kReduceOps = {"ReduceMean", "ReduceMax",  "ReduceMin",
-                                          "ReduceSum",  "ReduceL1",   "ReduceL2",
+const std::set<std::string> kReduceOps = {"ReduceMean", "ReduceMax",       "ReduceMin",
+                                          "ReduceSum",  "ReduceL1",        "ReduceL2",
                                           "ReduceProd", "ReduceSumSquare", "ReduceLogSumExp"};
 
 /// A value whose positions along `axis` are group channels.
@@ -54,7 +54,8 @@ class Analyzer {
     for (const auto& n : g_.nodes) visit(n);
     for (const auto& o : g_.outputs) {
       auto it = tracked_.find(o.name);
-      if (it != tracked_.end()) bad(it->second.map, "its channels reach graph output '" + o.name + "'");
+      if (it != tracked_.end())
+        bad(it->second.map, "its channels reach graph output '" + o.name + "'");
     }
     return finish();
   }
@@ -177,7 +178,8 @@ class Analyzer {
     const std::string& b = n.input(2);
     const bool shared = !own_initializer(w) || (!b.empty() && !own_initializer(b));
     if (tracked(w) || (!b.empty() && tracked(b))) return refuse(n, "takes channels as a weight");
-    if (x && (x->axis != 1 || x->map.block != 1)) return refuse(n, "reads channels on another axis");
+    if (x && (x->axis != 1 || x->map.block != 1))
+      return refuse(n, "reads channels on another axis");
     if (group > 1 && group == cin && cout == cin) {
       // Depthwise: filter c reads input channel c, so filters and `group` follow the input.
       if (!x) return;
@@ -358,8 +360,7 @@ class Analyzer {
       if (t && (t->axis != axis || t->map.block != 1))
         return refuse(n, "concatenates along an axis that is not the channel axis");
       if (t) {
-        o.map.segments.insert(o.map.segments.end(), t->map.segments.begin(),
-                              t->map.segments.end());
+        o.map.segments.insert(o.map.segments.end(), t->map.segments.begin(), t->map.segments.end());
       } else {
         auto s = shape(in);
         if (static_cast<int64_t>(s.size()) != rank || s[axis] < 0)
@@ -536,8 +537,8 @@ const ChannelGroup& ChannelAnalysis::group_of(const Graph& g, const std::string&
       std::string hint;
       if (p >= 0) hint = " (input from " + g.nodes[p].label() + ")";
       SLIM_FAIL("param '", param, "' is the weight of ", n.label(), " with group=", group,
-                ": its filters follow its input channels; prune the conv producing them",
-                hint, " instead");
+                ": its filters follow its input channels; prune the conv producing them", hint,
+                " instead");
     }
     SLIM_FAIL("param '", param, "' of ", n.label(), " cannot be pruned (shared weight)");
   }

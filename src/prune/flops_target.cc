@@ -47,9 +47,7 @@ FlopsTargetResult flops_target_by_sensitivity(const Graph& g, const Sensitivitie
   FlopsTargetResult r;
   r.flops_before = count_flops(g).total;
   const double goal = static_cast<double>(r.flops_before) * (1 - reduction);
-  auto flops_at = [&](double loss) {
-    return flops_with(g, ratios_by_loss(s, loss), base.align);
-  };
+  auto flops_at = [&](double loss) { return flops_with(g, ratios_by_loss(s, loss), base.align); };
   const int64_t best = flops_at(1.0);
   SLIM_CHECK(static_cast<double>(best) <= goal, "the sensitivities reach at most ",
              100.0 * (1 - static_cast<double>(best) / static_cast<double>(r.flops_before)),

@@ -17,11 +17,16 @@ Criterion criterion_from_string(const std::string& name) {
 
 std::string criterion_name(Criterion c) {
   switch (c) {
-    case Criterion::kL1Norm: return "l1_norm";
-    case Criterion::kL2Norm: return "l2_norm";
-    case Criterion::kL0Norm: return "l0_norm";
-    case Criterion::kFpgm: return "fpgm";
-    case Criterion::kBnScale: return "bn_scale";
+    case Criterion::kL1Norm:
+      return "l1_norm";
+    case Criterion::kL2Norm:
+      return "l2_norm";
+    case Criterion::kL0Norm:
+      return "l0_norm";
+    case Criterion::kFpgm:
+      return "fpgm";
+    case Criterion::kBnScale:
+      return "bn_scale";
   }
   return "?";
 }
@@ -54,11 +59,21 @@ std::vector<double> filter_importance(const Graph& g, const std::string& param, 
   w = w.reshape({w.size(0), -1});
   at::Tensor s;
   switch (c) {
-    case Criterion::kL1Norm: s = w.abs().sum(1); break;
-    case Criterion::kL2Norm: s = w.pow(2).sum(1).sqrt(); break;
-    case Criterion::kL0Norm: s = w.ne(0).sum(1).to(at::kDouble); break;
-    case Criterion::kFpgm: s = at::cdist(w.unsqueeze(0), w.unsqueeze(0)).squeeze(0).sum(1); break;
-    case Criterion::kBnScale: s = bn_scale_of(g, param).to(at::kDouble).contiguous(); break;
+    case Criterion::kL1Norm:
+      s = w.abs().sum(1);
+      break;
+    case Criterion::kL2Norm:
+      s = w.pow(2).sum(1).sqrt();
+      break;
+    case Criterion::kL0Norm:
+      s = w.ne(0).sum(1).to(at::kDouble);
+      break;
+    case Criterion::kFpgm:
+      s = at::cdist(w.unsqueeze(0), w.unsqueeze(0)).squeeze(0).sum(1);
+      break;
+    case Criterion::kBnScale:
+      s = bn_scale_of(g, param).to(at::kDouble).contiguous();
+      break;
   }
   s = s.contiguous();
   return std::vector<double>(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfenv>
 #include <cmath>
+#include <regex>
 
 #include "slim/exec/infer_shapes.h"
 
@@ -125,8 +126,7 @@ PruneReport prune_channels(Graph& g, const PruneOptions& opts) {
     } else {
       auto scores = filter_importance(g, choice.first, opts.criterion);
       SLIM_ASSERT(static_cast<int64_t>(scores.size()) == grp.channels, "importance of '",
-                  choice.first, "' has ", scores.size(), " scores for ", grp.channels,
-                  " channels");
+                  choice.first, "' has ", scores.size(), " scores for ", grp.channels, " channels");
       pg.removed = lowest_indices(scores, count);
     }
     masks[id].assign(grp.channels, false);
@@ -142,8 +142,7 @@ PruneReport prune_channels(Graph& g, const PruneOptions& opts) {
     if (!any) continue;
     at::Tensor& t = g.initializers.at(c.initializer);
     SLIM_ASSERT(t.size(c.axis) == c.map.positions(), "initializer '", c.initializer, "' axis ",
-                c.axis, " has ", t.size(c.axis), " positions, the channel map ",
-                c.map.positions());
+                c.axis, " has ", t.size(c.axis), " positions, the channel map ", c.map.positions());
     if (opts.lazy) {
       at::Tensor mask = at::ones({t.size(c.axis)}, at::kBool);
       mask.index_fill_(0, at::tensor(keep, at::kLong), false);
@@ -168,6 +167,22 @@ std::vector<std::string> prunable_params(const Graph& g) {
   for (const auto& grp : analyze_channel_groups(g).groups)
     if (grp.prunable) r.push_back(grp.sources.front());
   return r;
+}
+
+std::vector<std::string> prunable_params_matching(const Graph& g, const std::string& regex) {
+  std::regex re;
+  try {
+    re = std::regex(regex, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    SLIM_FAIL("--params-regex '", regex, "' is not a valid regular expression: ", e.what());
+  }
+  std::vector<std::string> out;
+  for (const auto& p : prunable_params(g))
+    if (std::regex_match(p, re)) out.push_back(p);
+  SLIM_CHECK(!out.empty(), "--params-regex '", regex,
+             "' matches no prunable conv weight (whole-name match; `slim info --graph` lists "
+             "the weights)");
+  return out;
 }
 
 }  // namespace slim

@@ -83,7 +83,8 @@ TEST(ChannelGroups, UnsafeGroupsAreSkippedWithTheReason) {
     EXPECT_FALSE(gr.prunable) << w;
     return gr.reason;
   };
-  EXPECT_NE(reason("shuffled_w").find("Reshape node 'r1'"), std::string::npos) << reason("shuffled_w");
+  EXPECT_NE(reason("shuffled_w").find("Reshape node 'r1'"), std::string::npos)
+      << reason("shuffled_w");
   EXPECT_NE(reason("grouped_src_w").find("group=2"), std::string::npos);
   EXPECT_NE(reason("head_w").find("graph output 'head_out'"), std::string::npos);
   EXPECT_NE(reason("lrn_src_w").find("Gather node 'lrn'"), std::string::npos);

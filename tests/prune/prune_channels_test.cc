@@ -5,8 +5,8 @@
 #include "slim/analysis/flops.h"
 #include "slim/analysis/model_stats.h"
 #include "slim/exec/executor.h"
-#include "slim/exec/kernel.h"
 #include "slim/exec/infer_shapes.h"
+#include "slim/exec/kernel.h"
 #include "slim/zoo/zoo.h"
 #include "test_util.h"
 
@@ -58,22 +58,23 @@ Graph expect_prune_matches_lazy(const Graph& g, PruneOptions o, const Ints& inpu
   EXPECT_EQ(y_real.sizes(), y_orig.sizes());
   const double scale = y_lazy.abs().max().item<double>() + 1e-6;
   EXPECT_LT((y_real - y_lazy).abs().max().item<double>() / scale, 1e-4);
-  EXPECT_GT((y_orig - y_lazy).abs().max().item<double>() / scale, 1e-4) << "pruning changed nothing";
+  EXPECT_GT((y_orig - y_lazy).abs().max().item<double>() / scale, 1e-4)
+      << "pruning changed nothing";
   EXPECT_LT(count_params(real).count, count_params(g).count);
   return real;
 }
 
 TEST(PrunedCount, RoundHalfToEvenAndAlign) {
-  EXPECT_EQ(pruned_count(64, 0.3), 19);    // 19.2
-  EXPECT_EQ(pruned_count(10, 0.25), 2);    // 2.5 -> 2 (half to even)
-  EXPECT_EQ(pruned_count(14, 0.25), 4);    // 3.5 -> 4
+  EXPECT_EQ(pruned_count(64, 0.3), 19);  // 19.2
+  EXPECT_EQ(pruned_count(10, 0.25), 2);  // 2.5 -> 2 (half to even)
+  EXPECT_EQ(pruned_count(14, 0.25), 4);  // 3.5 -> 4
   EXPECT_EQ(pruned_count(256, 0.18333320), 47);
   EXPECT_EQ(pruned_count(64, 0.0), 0);
-  EXPECT_EQ(pruned_count(4, 0.9), 3);      // at least one channel stays
+  EXPECT_EQ(pruned_count(4, 0.9), 3);       // at least one channel stays
   EXPECT_EQ(pruned_count(64, 0.3, 8), 16);  // keeps 45 -> 48
   EXPECT_EQ(pruned_count(64, 0.5, 8), 32);
-  EXPECT_EQ(pruned_count(12, 0.5, 8), 4);   // keeps 6 -> 8
-  EXPECT_EQ(pruned_count(6, 0.5, 8), 0);    // smaller than align: untouched
+  EXPECT_EQ(pruned_count(12, 0.5, 8), 4);    // keeps 6 -> 8
+  EXPECT_EQ(pruned_count(6, 0.5, 8), 0);     // smaller than align: untouched
   EXPECT_EQ(pruned_count(64, 0.95, 8), 56);  // at least align channels stay
   EXPECT_NE(error_of([] { pruned_count(8, 1.0); }).find("[0, 1)"), std::string::npos);
 }
@@ -184,7 +185,10 @@ TEST(PruneChannels, ResNetResidualAddsTieGroups) {
   EXPECT_EQ(p.initializers.at("res4a_branch1_weights").size(1), 64);
 
   o.ratios = {{"res3a_branch1_weights", 0.5}, {"res3b_branch2b_weights", 0.3}};
-  auto err = error_of([&] { Graph h = g.clone(); prune_channels(h, o); });
+  auto err = error_of([&] {
+    Graph h = g.clone();
+    prune_channels(h, o);
+  });
   EXPECT_NE(err.find("coupled"), std::string::npos) << err;
 }
 
@@ -235,18 +239,19 @@ TEST(PruneChannels, ConcatSplitSqueezeExcitationFlattenGemm) {
   auto red = b.node("Relu", {conv(b, pooled, "se_reduce", 8, 4, 1)}, {}, "se_relu");
   auto gate = b.node("Sigmoid", {conv(b, red, "se_expand", 4, 8, 1)}, {}, "se_gate");
   auto se = b.node("Mul", {a, gate}, {}, "se_mul");
-  auto scaled = b.node("Mul", {se, b.init("chan_scale", at::rand({1, 8, 1, 1}) + 0.5)}, {},
-                       "chan_mul");
+  auto scaled =
+      b.node("Mul", {se, b.init("chan_scale", at::rand({1, 8, 1, 1}) + 0.5)}, {}, "chan_mul");
   auto dw = conv(b, scaled, "dw", 8, 8, 3, 8);
   auto m = conv(b, cat, "m", 17, 12);
-  auto split = b.node("Split", {m, b.init("sizes", at::tensor(Ints{5, 7}))},
-                      {{"axis", int64_t{1}}}, "split");
+  auto split = b.node("Split", {m, b.init("sizes", at::tensor(Ints{5, 7}))}, {{"axis", int64_t{1}}},
+                      "split");
   auto s1 = conv(b, "split_out", "s1", 5, 4);
   auto join = b.node("Concat", {dw, s1}, {{"axis", int64_t{1}}}, "join");  // 8 + 4
   auto flat = b.node("Flatten", {join}, {{"axis", int64_t{1}}}, "flat");
-  auto fc = b.node("Gemm", {flat, b.init("fc_w", at::randn({12 * 36, 5}) * 0.05),
-                            b.init("fc_b", at::zeros({5}))},
-                   {}, "fc");
+  auto fc =
+      b.node("Gemm",
+             {flat, b.init("fc_w", at::randn({12 * 36, 5}) * 0.05), b.init("fc_b", at::zeros({5}))},
+             {}, "fc");
   b.output(fc);
   Graph g = b.build();
   // Split's first output is the builder's "split_out"; give it its second (unused) one.

@@ -8,8 +8,8 @@
 
 #include "slim/analysis/flops.h"
 #include "slim/exec/infer_shapes.h"
-#include "slim/prune/prune_channels.h"
 #include "slim/onnx/onnx_io.h"
+#include "slim/prune/prune_channels.h"
 #include "slim/zoo/zoo.h"
 #include "test_util.h"
 

@@ -41,7 +41,8 @@ TEST_F(PruneCli, TutorialRatiosAndSensitivityFile) {
   auto r = slim("prune " + model() +
                 " --ratios conv2_1_sep_weights=0.3,conv2_2_sep_weights=0.3,"
                 "conv3_1_sep_weights=0.20999995,conv3_2_sep_weights=0.15296294,"
-                "conv4_1_sep_weights=0.18333320 -o " + path("p1.onnx"));
+                "conv4_1_sep_weights=0.18333320 -o " +
+                path("p1.onnx"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("FLOPs before: 10896832"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("FLOPs after: 9588167"), std::string::npos) << r.out;

@@ -12,7 +12,7 @@ namespace slim {
 
 struct FlopsTargetResult {
   std::map<std::string, double> ratios;  ///< param -> ratio, ready for PruneOptions::ratios
-  double threshold = 0;   ///< the loss (sensitivity mode) or normalised importance (global mode)
+  double threshold = 0;  ///< the loss (sensitivity mode) or normalised importance (global mode)
   int64_t flops_before = 0;
   int64_t flops_after = 0;  ///< FLOPs of the graph pruned with `ratios`
 };

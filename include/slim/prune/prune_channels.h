@@ -30,7 +30,7 @@ struct PrunedGroup {
   std::vector<std::string> params;  ///< all coupled conv weights
   int64_t channels = 0;
   int64_t kept = 0;
-  std::vector<int64_t> removed;     ///< group channel indices removed, ascending
+  std::vector<int64_t> removed;  ///< group channel indices removed, ascending
 };
 
 struct SkippedGroup {
@@ -58,5 +58,8 @@ PruneReport prune_channels(Graph& g, const PruneOptions& opts);
 
 /// Master params of all prunable groups, in graph order (first source of each group).
 std::vector<std::string> prunable_params(const Graph& g);
+/// The prunable_params() whose whole name matches `regex` (ECMAScript). Errors name the regex
+/// when it is invalid or matches nothing.
+std::vector<std::string> prunable_params_matching(const Graph& g, const std::string& regex);
 
 }  // namespace slim
