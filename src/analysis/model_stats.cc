@@ -9,6 +9,7 @@
 
 #include "slim/exec/executor.h"
 #include "slim/exec/infer_shapes.h"
+#include "slim/passes/fold_batch_norm.h"
 
 namespace slim {
 
@@ -33,8 +34,14 @@ LatencyReport measure_latency(Graph& g, const LatencyOptions& opts) {
   SLIM_CHECK(opts.runs >= 1, "runs must be >= 1, got ", opts.runs);
   SLIM_CHECK(opts.warmup >= 0, "warmup must be >= 0, got ", opts.warmup);
   set_num_threads(opts.threads);
-  Executor ex(g);
-  auto inputs = example_inputs(g, opts.batch, /*random=*/true);
+  Graph folded;
+  if (opts.fold_batch_norm) {
+    folded = g.clone();
+    fold_batch_norm(folded);
+  }
+  Graph& run = opts.fold_batch_norm ? folded : g;
+  Executor ex(run);
+  auto inputs = example_inputs(run, opts.batch, /*random=*/true);
   for (int i = 0; i < opts.warmup; ++i) ex.run(inputs);
   LatencyReport r;
   r.batch = opts.batch;

@@ -23,6 +23,9 @@ struct LatencyOptions {
   int threads = 0;      ///< LibTorch intra-op threads; <= 0: all cores
   int warmup = 5;       ///< runs discarded before timing
   int runs = 30;        ///< timed runs
+  /// Fold Conv+BatchNormalization first (fold_batch_norm on a copy), as deployment runtimes
+  /// such as ONNX Runtime do when they load a model.
+  bool fold_batch_norm = true;
 };
 
 struct LatencyReport {

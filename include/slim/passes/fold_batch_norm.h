@@ -1,0 +1,16 @@
+#pragma once
+#include "slim/ir/graph.h"
+
+namespace slim {
+
+/// fold_batch_norm: a Conv whose output is read only by one inference-form BatchNormalization
+/// (constant scale, offset, mean, variance) becomes one Conv with W' = W * s and
+/// b' = (b - mean) * s + offset, s = scale / sqrt(var + eps) per output channel, as deployment
+/// runtimes do. The BN's output name is kept.
+/// Preserves: numerics within float rounding (1e-5 relative). Not fired when the conv output has
+/// other readers or is a graph output, the weight or bias is shared, or BN has training outputs.
+/// Preconditions: inference only (the folded graph has no BN statistics to train).
+/// Returns the number of BatchNormalization nodes folded.
+int fold_batch_norm(Graph& g);
+
+}  // namespace slim

@@ -1,0 +1,91 @@
+#include "slim/passes/fold_batch_norm.h"
+
+#include <gtest/gtest.h>
+
+#include "slim/exec/executor.h"
+#include "slim/exec/infer_shapes.h"
+#include "slim/zoo/zoo.h"
+#include "test_util.h"
+
+namespace slim {
+namespace {
+
+using Ints = std::vector<int64_t>;
+
+at::Tensor run(Graph& g, const at::Tensor& x) {
+  Executor ex(g);
+  at::NoGradGuard ng;
+  return ex.run({x})[0];
+}
+
+TEST(FoldBatchNorm, MobileNetV1FoldsEveryConvAndKeepsTheFunction) {
+  ZooOptions o;
+  o.input = {1, 28, 28};
+  o.classes = 10;
+  Graph g = zoo_build("mobilenet_v1", o);
+  at::manual_seed(4);
+  for (const auto& n : g.nodes) {
+    if (n.op_type != "BatchNormalization") continue;
+    auto& scale = g.initializers.at(n.inputs[1]);
+    scale = at::rand_like(scale) + 0.5;
+    g.initializers.at(n.inputs[2]) = at::randn_like(scale) * 0.1;
+    g.initializers.at(n.inputs[3]) = at::randn_like(scale) * 0.1;
+    g.initializers.at(n.inputs[4]) = at::rand_like(scale) + 0.5;
+  }
+  Graph f = g.clone();
+  EXPECT_EQ(fold_batch_norm(f), 27);
+  f.verify();
+  EXPECT_EQ(f.op_histogram().count("BatchNormalization"), 0u);
+  EXPECT_FALSE(f.is_initializer("conv1_bn_mean"));
+  at::Tensor x = at::randn({3, 1, 28, 28});
+  at::Tensor ref = run(g, x), got = run(f, x);
+  EXPECT_LT((ref - got).abs().max().item<double>() / ref.abs().max().item<double>(), 1e-5);
+  EXPECT_EQ(fold_batch_norm(f), 0);  // idempotent
+}
+
+TEST(FoldBatchNorm, DoesNotFireWhenTheConvOutputIsReadElsewhere) {
+  test::GraphBuilder b;
+  auto x = b.input("x", {kDynamicDim, 2, 4, 4});
+  auto c = b.node("Conv", {x, b.init("w", at::randn({3, 2, 1, 1}))}, {}, "conv");
+  auto bn = b.node("BatchNormalization",
+                   {c, b.init("s", at::rand({3}) + 0.5), b.init("o", at::randn({3})),
+                    b.init("m", at::randn({3})), b.init("v", at::rand({3}) + 0.5)},
+                   {}, "bn");
+  auto sum = b.node("Add", {bn, c}, {}, "sum");  // the raw conv output is used too
+  // A second conv sharing the first one's weight.
+  auto c2 = b.node("Conv", {x, "w"}, {}, "conv2");
+  auto bn2 = b.node("BatchNormalization",
+                    {c2, b.init("s2", at::rand({3}) + 0.5), b.init("o2", at::randn({3})),
+                     b.init("m2", at::randn({3})), b.init("v2", at::rand({3}) + 0.5)},
+                    {}, "bn2");
+  b.output(sum);
+  b.output(bn2);
+  Graph g = b.build();
+  Graph f = g.clone();
+  EXPECT_EQ(fold_batch_norm(f), 0);
+  EXPECT_EQ(f.nodes.size(), g.nodes.size());
+}
+
+TEST(FoldBatchNorm, AddsABiasWhenTheConvHasNone) {
+  test::GraphBuilder b;
+  auto x = b.input("x", {kDynamicDim, 2, 5, 5});
+  auto c = b.node("Conv", {x, b.init("w", at::randn({4, 2, 3, 3}))}, {{"pads", Ints{1, 1, 1, 1}}},
+                  "conv");
+  auto bn = b.node("BatchNormalization",
+                   {c, b.init("s", at::rand({4}) + 0.5), b.init("o", at::randn({4})),
+                    b.init("m", at::randn({4})), b.init("v", at::rand({4}) + 0.5)},
+                   {{"epsilon", 1e-3f}}, "bn");
+  b.output(bn);
+  Graph g = b.build();
+  Graph f = g.clone();
+  ASSERT_EQ(fold_batch_norm(f), 1);
+  ASSERT_EQ(f.nodes.size(), 1u);
+  EXPECT_EQ(f.nodes[0].outputs[0], bn);  // output name kept
+  EXPECT_EQ(f.nodes[0].inputs.size(), 3u);
+  at::Tensor xin = at::randn({2, 2, 5, 5});
+  at::Tensor ref = run(g, xin), got = run(f, xin);
+  EXPECT_LT((ref - got).abs().max().item<double>(), 1e-5 * ref.abs().max().item<double>());
+}
+
+}  // namespace
+}  // namespace slim
