@@ -2,6 +2,7 @@
 // Helpers shared by tests: a small graph builder and paths to fixtures.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include <filesystem>
 
 #include "slim/ir/graph.h"
+#include "slim/zoo/zoo.h"
 
 namespace slim::test {
 
@@ -128,6 +130,38 @@ inline std::string data_dir(const std::string& name) {
     throw std::runtime_error(d + " is missing: run scripts/setup.sh (or scripts/fetch_data.sh) " +
                              "to fetch MNIST and Fashion-MNIST");
   return d;
+}
+
+/// PaddleSlim's tutorial model: zoo MobileNetV1 for MNIST (1x28x28, 10 classes).
+inline Graph mnist_mobilenet_v1() {
+  ZooOptions o;
+  o.input = {1, 28, 28};
+  o.classes = 10;
+  return zoo_build("mobilenet_v1", o);
+}
+
+/// Moves every BatchNormalization away from its 1/0 defaults (scale and variance in [0.5, 1.5),
+/// offset and mean N(0, 0.1)), drawn after at::manual_seed(seed), so that a wrong cut or fold
+/// shows in the output.
+inline void randomize_batch_norm(Graph& g, uint64_t seed) {
+  at::manual_seed(seed);
+  for (const auto& n : g.nodes) {
+    if (n.op_type != "BatchNormalization") continue;
+    auto& scale = g.initializers.at(n.inputs[1]);
+    scale = at::rand_like(scale) + 0.5;
+    g.initializers.at(n.inputs[2]) = at::randn_like(scale) * 0.1;
+    g.initializers.at(n.inputs[3]) = at::randn_like(scale) * 0.1;
+    g.initializers.at(n.inputs[4]) = at::rand_like(scale) + 0.5;
+  }
+}
+
+/// max|a-b| / max|b|, after checking that shapes agree.
+inline double rel_error(const at::Tensor& a, const at::Tensor& b) {
+  EXPECT_EQ(a.sizes(), b.sizes());
+  if (a.sizes() != b.sizes()) return 1e30;
+  double diff = (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+  double scale = b.to(at::kDouble).abs().max().item<double>();
+  return diff / std::max(scale, 1e-30);
 }
 
 }  // namespace slim::test

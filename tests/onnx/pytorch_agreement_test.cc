@@ -51,15 +51,6 @@ int run_command(const std::string& cmd, std::string* log) {
 
 std::string quote(const std::string& s) { return "'" + s + "'"; }
 
-/// max|a-b| / max|b|, after checking that shapes agree.
-double rel_error(const at::Tensor& a, const at::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  if (a.sizes() != b.sizes()) return 1e30;
-  double diff = (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
-  double scale = b.to(at::kDouble).abs().max().item<double>();
-  return diff / std::max(scale, 1e-30);
-}
-
 at::Tensor run_slim(Graph& g, const at::Tensor& x) {
   Executor ex(g);
   auto outs = ex.run({x});
@@ -137,7 +128,7 @@ std::string* AgreementTest::export_log_ = nullptr;
 std::map<std::string, ModelState>* AgreementTest::states_ = nullptr;
 
 TEST_P(AgreementTest, SlimMatchesPyTorch) {
-  double err = rel_error(st_->slim_y, st_->ref);
+  double err = test::rel_error(st_->slim_y, st_->ref);
   std::printf("[   info   ] %s: Slim vs PyTorch max|a-b|/max|b| = %.3g (max|b| = %.4g)\n",
               model_.c_str(), err, st_->ref.abs().max().item<double>());
   EXPECT_LE(err, kRelTol) << model_;
@@ -189,7 +180,7 @@ TEST_P(AgreementTest, OnnxRuntimeOnSlimExportMatchesPyTorch) {
   ASSERT_EQ(run_command(cmd, &log), 0) << "$ " << cmd << "\n" << log;
   at::Tensor y = npy_load(out_path);
   std::remove(out_path.c_str());
-  double err = rel_error(y, st_->ref);
+  double err = test::rel_error(y, st_->ref);
   std::printf("[   info   ] %s: ONNX Runtime (on Slim's export) vs PyTorch rel error = %.3g\n",
               model_.c_str(), err);
   EXPECT_LE(err, kRelTol) << model_;
@@ -205,15 +196,15 @@ TEST_P(AgreementTest, DynamicBatchAgreesRowByRow) {
 
   at::Tensor y1 = run_slim(g, x.narrow(0, 0, 1).contiguous());
   ASSERT_EQ(y1.size(0), 1);
-  double e1 = rel_error(y1, y2.narrow(0, 0, 1));
+  double e1 = test::rel_error(y1, y2.narrow(0, 0, 1));
   EXPECT_LE(e1, kBatchRelTol) << model_ << ": batch 1 row 0 vs batch 2 row 0";
 
   // Batch 3 = the batch-2 rows followed by row 0 again.
   at::Tensor x3 = at::cat({x, x.narrow(0, 0, 1)}, 0);
   at::Tensor y3 = run_slim(g, x3);
   ASSERT_EQ(y3.size(0), 3);
-  double e3 = rel_error(y3.narrow(0, 0, 2), y2);
-  double e3_row = rel_error(y3.narrow(0, 2, 1), y2.narrow(0, 0, 1));
+  double e3 = test::rel_error(y3.narrow(0, 0, 2), y2);
+  double e3_row = test::rel_error(y3.narrow(0, 2, 1), y2.narrow(0, 0, 1));
   EXPECT_LE(e3, kBatchRelTol) << model_ << ": batch 3 rows 0-1 vs batch 2";
   EXPECT_LE(e3_row, kBatchRelTol) << model_ << ": batch 3 row 2 vs batch 2 row 0";
   std::printf("[   info   ] %s: batch 1 / 3 vs batch 2 rel error = %.3g / %.3g\n", model_.c_str(),

@@ -19,19 +19,8 @@ at::Tensor run(Graph& g, const at::Tensor& x) {
 }
 
 TEST(FoldBatchNorm, MobileNetV1FoldsEveryConvAndKeepsTheFunction) {
-  ZooOptions o;
-  o.input = {1, 28, 28};
-  o.classes = 10;
-  Graph g = zoo_build("mobilenet_v1", o);
-  at::manual_seed(4);
-  for (const auto& n : g.nodes) {
-    if (n.op_type != "BatchNormalization") continue;
-    auto& scale = g.initializers.at(n.inputs[1]);
-    scale = at::rand_like(scale) + 0.5;
-    g.initializers.at(n.inputs[2]) = at::randn_like(scale) * 0.1;
-    g.initializers.at(n.inputs[3]) = at::randn_like(scale) * 0.1;
-    g.initializers.at(n.inputs[4]) = at::rand_like(scale) + 0.5;
-  }
+  Graph g = test::mnist_mobilenet_v1();
+  test::randomize_batch_norm(g, 4);
   Graph f = g.clone();
   EXPECT_EQ(fold_batch_norm(f), 27);
   f.verify();

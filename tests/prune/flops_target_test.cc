@@ -11,13 +11,6 @@ namespace {
 
 using test::error_of;
 
-Graph mobilenet_v1() {
-  ZooOptions o;
-  o.input = {1, 28, 28};
-  o.classes = 10;
-  return zoo_build("mobilenet_v1", o);
-}
-
 /// The sensitivities PaddleSlim's tutorial notebook prints, extended by its ratio-0.4 run.
 Sensitivities tutorial_sensitivities() {
   Sensitivities s;
@@ -44,7 +37,7 @@ int64_t pruned_flops(const Graph& g, const std::map<std::string, double>& ratios
 }
 
 TEST(FlopsTarget, BisectsTheLossThresholdOfASensitivityTable) {
-  Graph g = mobilenet_v1();
+  Graph g = test::mnist_mobilenet_v1();
   const auto s = tutorial_sensitivities();
   PruneOptions base;
   auto r = flops_target_by_sensitivity(g, s, 0.10, base);
@@ -62,7 +55,7 @@ TEST(FlopsTarget, BisectsTheLossThresholdOfASensitivityTable) {
 }
 
 TEST(FlopsTarget, GlobalRankingReachesHalfTheFlopsAligned) {
-  Graph g = mobilenet_v1();
+  Graph g = test::mnist_mobilenet_v1();
   PruneOptions base;
   base.align = 8;
   auto r = flops_target_global(g, 0.5, base);

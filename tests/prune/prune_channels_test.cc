@@ -16,26 +16,6 @@ namespace {
 using Ints = std::vector<int64_t>;
 using test::error_of;
 
-Graph mobilenet_v1() {
-  ZooOptions o;
-  o.input = {1, 28, 28};
-  o.classes = 10;
-  return zoo_build("mobilenet_v1", o);
-}
-
-/// BN statistics and scales away from their 1/0 defaults, so a wrong cut shows in the output.
-void randomize_bn(Graph& g) {
-  at::manual_seed(11);
-  for (const auto& n : g.nodes) {
-    if (n.op_type != "BatchNormalization") continue;
-    auto& scale = g.initializers.at(n.inputs[1]);
-    scale = at::rand_like(scale) + 0.5;
-    g.initializers.at(n.inputs[2]) = at::randn_like(scale) * 0.1;
-    g.initializers.at(n.inputs[3]) = at::randn_like(scale) * 0.1;
-    g.initializers.at(n.inputs[4]) = at::rand_like(scale) + 0.5;
-  }
-}
-
 at::Tensor run(Graph& g, const at::Tensor& x) {
   Executor ex(g);
   at::NoGradGuard ng;
@@ -114,7 +94,7 @@ TEST(Importance, CriteriaOnHandMadeFilters) {
 }
 
 TEST(PruneChannels, MobileNetV1TutorialFlops) {
-  Graph g = mobilenet_v1();
+  Graph g = test::mnist_mobilenet_v1();
   ASSERT_EQ(count_flops(g).total, 10896832);
   PruneOptions o;
   o.ratios = {{"conv2_1_sep_weights", 0.3},
@@ -151,8 +131,8 @@ TEST(PruneChannels, MobileNetV1TutorialFlops) {
 }
 
 TEST(PruneChannels, MobileNetV1PruneMatchesLazyForEveryCriterion) {
-  Graph g = mobilenet_v1();
-  randomize_bn(g);
+  Graph g = test::mnist_mobilenet_v1();
+  test::randomize_batch_norm(g, 11);
   for (auto c : {Criterion::kL1Norm, Criterion::kL2Norm, Criterion::kFpgm, Criterion::kBnScale}) {
     SCOPED_TRACE(criterion_name(c));
     PruneOptions o;
@@ -168,7 +148,7 @@ TEST(PruneChannels, ResNetResidualAddsTieGroups) {
   zo.input = {3, 32, 32};
   zo.classes = 10;
   Graph g = zoo_build("resnet34", zo);
-  randomize_bn(g);
+  test::randomize_batch_norm(g, 11);
   auto an = analyze_channel_groups(g);
   // The stage's shortcut conv and every block's last conv write into the same sum.
   const auto& grp = an.group_of(g, "res3a_branch1_weights");
@@ -193,7 +173,7 @@ TEST(PruneChannels, ResNetResidualAddsTieGroups) {
 }
 
 TEST(PruneChannels, ClearErrorsBeforeAnythingChanges) {
-  Graph g = mobilenet_v1();
+  Graph g = test::mnist_mobilenet_v1();
   Graph before = g.clone();
   auto expect_error = [&](std::map<std::string, double> ratios, const std::string& needle) {
     PruneOptions o;

@@ -48,15 +48,6 @@ std::string fixture(const std::string& model, const std::string& suffix) {
 }
 std::string quote(const std::string& s) { return "'" + s + "'"; }
 
-/// max|a-b| / max|b|, after checking that shapes agree.
-double rel_error(const at::Tensor& a, const at::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  if (a.sizes() != b.sizes()) return 1e30;
-  double diff = (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
-  double scale = b.to(at::kDouble).abs().max().item<double>();
-  return diff / std::max(scale, 1e-30);
-}
-
 at::Tensor run_slim(Graph& g, const at::Tensor& x) {
   Executor ex(g);
   at::NoGradGuard ng;
@@ -233,12 +224,12 @@ TEST_P(PruneTorchvisionTest, PruneThirtyPercentMatchesLazyAndOnnxRuntime) {
   const at::Tensor y_orig = run_slim(orig, x);
   const at::Tensor y_real = run_slim(real, x);
   const at::Tensor y_lazy = run_slim(lazy, x);
-  const double err_torch = rel_error(y_orig, ref);
+  const double err_torch = test::rel_error(y_orig, ref);
   EXPECT_LE(err_torch, kRelTol) << "unpruned model: Slim vs PyTorch";
   EXPECT_EQ(y_real.sizes(), ref.sizes());
-  const double err_lazy = rel_error(y_real, y_lazy);
+  const double err_lazy = test::rel_error(y_real, y_lazy);
   EXPECT_LE(err_lazy, kRelTol) << "pruned vs lazily pruned: a group was cut inconsistently";
-  EXPECT_GT(rel_error(y_lazy, y_orig), 1e-3) << "pruning changed nothing";
+  EXPECT_GT(test::rel_error(y_lazy, y_orig), 1e-3) << "pruning changed nothing";
 
   const int64_t flops_before = count_flops(g).total, flops_after = count_flops(real).total;
   EXPECT_LT(flops_after, flops_before);
@@ -262,7 +253,7 @@ TEST_P(PruneTorchvisionTest, PruneThirtyPercentMatchesLazyAndOnnxRuntime) {
   const at::Tensor y_ort = npy_load(out_path);
   fs::remove(out_path);
   EXPECT_EQ(y_ort.sizes(), ref.sizes()) << "ONNX Runtime output shape differs from the unpruned";
-  const double err_ort = rel_error(y_ort, y_real);
+  const double err_ort = test::rel_error(y_ort, y_real);
   EXPECT_LE(err_ort, kRelTol) << "ONNX Runtime vs Slim on the pruned model";
 
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
