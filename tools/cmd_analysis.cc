@@ -101,6 +101,9 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("!--no-fold-bn", args->opts.fold_batch_norm,
                 "time the model as stored (by default Conv+BatchNormalization are folded first, "
                 "as ONNX Runtime does)");
+  cmd->add_flag("!--no-onednn", args->opts.onednn,
+                "run convolutions with ATen's at::convolution instead of Slim's oneDNN path "
+                "(prepacked weights, cached primitives, fused activations)");
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->callback([args] {
     Graph g = load_for_analysis(args->model, args->input);
@@ -111,6 +114,8 @@ void add_bench(CLI::App& app) {
                        {"threads", r.threads},
                        {"runs", r.runs},
                        {"warmup", args->opts.warmup},
+                       {"fold_bn", args->opts.fold_batch_norm},
+                       {"onednn", args->opts.onednn},
                        {"median_ms", r.median_ms},
                        {"mean_ms", r.mean_ms},
                        {"min_ms", r.min_ms},

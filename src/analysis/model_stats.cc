@@ -41,6 +41,7 @@ LatencyReport measure_latency(Graph& g, const LatencyOptions& opts) {
   }
   Graph& run = opts.fold_batch_norm ? folded : g;
   Executor ex(run);
+  ex.set_onednn(opts.onednn);
   auto inputs = example_inputs(run, opts.batch, /*random=*/true);
   for (int i = 0; i < opts.warmup; ++i) ex.run(inputs);
   LatencyReport r;

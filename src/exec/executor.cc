@@ -67,6 +67,12 @@ void Executor::set_training(bool training) {
   }
 }
 
+void Executor::set_onednn(bool on) {
+  if (on == onednn_) return;
+  onednn_ = on;
+  compile();
+}
+
 void Executor::compile() {
   slot_of_.clear();
   steps_.clear();
@@ -142,6 +148,26 @@ void Executor::compile() {
           op == "Conv" || op == "BatchNormalization" || op == "Add" || op == "Gemm";
     }
   }
+  if (!onednn_ || !onednn_conv_available()) return;
+  // Inference: Conv on oneDNN, with a following activation fused when the conv output has no
+  // other reader and is not a graph output (execute() also checks it is not fetched).
+  std::vector<int> readers(num_slots_, 0);
+  for (const auto& st : steps_)
+    for (int s : st.in)
+      if (s >= 0) ++readers[s];
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    Step& st = steps_[k];
+    if (st.node->op_type != "Conv" || st.out.size() != 1 || st.out[0] < 0) continue;
+    st.onednn = std::make_shared<OneDnnConv>(*st.node);
+    int s = st.out[0];
+    if (pinned[s] || readers[s] != 1 || last_use[s] <= static_cast<int>(k)) continue;
+    Step& next = steps_[last_use[s]];
+    if (next.in.empty() || next.in[0] != s || next.out.size() != 1 || next.out[0] < 0) continue;
+    FusedActivation act = fusable_activation(*graph_, *next.node);
+    if (!act.active()) continue;
+    st.act_step = last_use[s];
+    st.act = act;
+  }
 }
 
 void Executor::check_input(const ValueInfo& info, const at::Tensor& t) const {
@@ -164,7 +190,18 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
   for (const auto& [s, name] : init_slots_) slots[s] = graph_->initializers.at(name);
   std::vector<bool> kept(num_slots_, false);
   for (int s : keep) kept[s] = true;
-  for (auto& step : steps_) {
+  // Activation steps whose work a fused conv already did: they pass their input on.
+  std::vector<bool> forward(steps_.size(), false);
+  onednn_runs_ = 0;
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    Step& step = steps_[k];
+    if (forward[k]) {
+      int from = step.in[0];
+      slots[step.out[0]] = std::move(slots[from]);
+      for (int s : step.free_after)
+        if (!kept[s]) slots[s].reset();
+      continue;
+    }
     KernelContext ctx{*step.node, {}, {}, training_, graph_->opset};
     ctx.inplace_in_training = step.inplace_in_training;
     ctx.in.reserve(step.in.size());
@@ -179,7 +216,19 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
     }
     ctx.out.resize(step.out.size());
     try {
-      step.kernel(ctx);
+      if (step.onednn && !training_) {
+        bool fuse = step.act_step >= 0 && !kept[step.out[0]];
+        const FusedActivation& act = fuse ? step.act : FusedActivation{};
+        if (step.onednn->run(ctx, act)) {
+          ++onednn_runs_;
+        } else {
+          step.kernel(ctx);
+          ctx.out[0] = act.apply(ctx.out[0]);
+        }
+        if (fuse) forward[step.act_step] = true;
+      } else {
+        step.kernel(ctx);
+      }
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
@@ -203,8 +252,14 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
     for (int s : step.free_after)
       if (!kept[s]) slots[s].reset();
   }
+  // Values computed in NHWC (oneDNN convs) go out in the default layout.
   std::vector<at::Tensor> result;
-  for (int s : keep) result.push_back(slots[s]);
+  for (int s : keep) {
+    const at::Tensor& t = slots[s];
+    bool nhwc = t.defined() && t.dim() == 4 && !t.is_contiguous() &&
+                t.is_contiguous(at::MemoryFormat::ChannelsLast);
+    result.push_back(nhwc ? t.contiguous() : t);
+  }
   return result;
 }
 

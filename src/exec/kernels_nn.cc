@@ -3,23 +3,9 @@
 #include <limits>
 
 #include "slim/exec/kernel.h"
+#include "window.h"
 
 namespace slim {
-
-namespace {
-
-/// Resolved spatial geometry of a Conv/pool node: explicit begin/end pads per spatial dim.
-struct Window {
-  std::vector<int64_t> kernel, strides, dilations, pad_begin, pad_end;
-  bool symmetric() const { return pad_begin == pad_end; }
-  /// ATen's pooling takes only symmetric pads of at most half the kernel; others are explicit.
-  bool aten_pool_padding() const {
-    if (!symmetric()) return false;
-    for (size_t d = 0; d < kernel.size(); ++d)
-      if (pad_begin[d] * 2 > kernel[d]) return false;
-    return true;
-  }
-};
 
 Window resolve_window(const Node& n, const at::Tensor& x, std::vector<int64_t> kernel) {
   const int64_t sp = x.dim() - 2;
@@ -62,6 +48,9 @@ Window resolve_window(const Node& n, const at::Tensor& x, std::vector<int64_t> k
   }
   return w;
 }
+
+namespace {
+
 
 /// Pads the spatial dims of x explicitly (ONNX begin/end order -> ATen's last-dim-first order).
 at::Tensor pad_spatial(const at::Tensor& x, const Window& w, double value) {

@@ -26,6 +26,9 @@ struct LatencyOptions {
   /// Fold Conv+BatchNormalization first (fold_batch_norm on a copy), as deployment runtimes
   /// such as ONNX Runtime do when they load a model.
   bool fold_batch_norm = true;
+  /// Convolutions on oneDNN with prepacked weights (Executor::set_onednn); off: ATen's
+  /// at::convolution, for comparison.
+  bool onednn = true;
 };
 
 struct LatencyReport {

@@ -3,10 +3,12 @@
 /// BatchNormalization uses batch statistics and updates its running mean/var initializers in
 /// place, Dropout is active, and autograd reaches every initializer in `Graph::trainable`.
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "slim/exec/kernel.h"
+#include "slim/exec/onednn_conv.h"
 #include "slim/ir/graph.h"
 
 namespace slim {
@@ -43,6 +45,14 @@ class Executor {
   /// Skip input shape checks (used by shape inference, which runs on substitute dims).
   void set_check_inputs(bool check) { check_inputs_ = check; }
 
+  /// Inference convolutions on oneDNN with prepacked weights, cached primitives, NHWC
+  /// activations and Relu/LeakyRelu/Clip fused into the conv (default on). Off: every Conv runs
+  /// ATen's at::convolution, as in training. Results agree to float rounding either way.
+  void set_onednn(bool on);
+  bool onednn() const { return onednn_; }
+  /// Convs the last run executed on oneDNN (the rest ran ATen's kernel).
+  int onednn_convs_last_run() const { return onednn_runs_; }
+
  private:
   struct Step {
     const Node* node;
@@ -52,6 +62,9 @@ class Executor {
     std::vector<int> free_after;  ///< slots whose last reader is this step
     std::vector<bool> hand_over;  ///< input k's slot is read last here: move it into the kernel
     bool inplace_in_training = false;  ///< see KernelContext::can_overwrite
+    std::shared_ptr<OneDnnConv> onednn;  ///< Conv steps in inference
+    int act_step = -1;                   ///< Conv: the activation step that may be fused into it
+    FusedActivation act;                 ///< ... and its activation
   };
   void compile();
   std::vector<at::Tensor> execute(std::vector<at::Tensor> slots, const std::vector<int>& keep);
@@ -60,6 +73,8 @@ class Executor {
   Graph* graph_;
   bool training_ = false;
   bool check_inputs_ = true;
+  bool onednn_ = true;
+  int onednn_runs_ = 0;
   std::map<std::string, int> slot_of_;
   std::vector<int> input_slots_;
   std::vector<int> output_slots_;

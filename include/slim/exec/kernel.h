@@ -20,7 +20,8 @@ struct KernelContext {
   bool can_overwrite(size_t i) const {
     if (!has(i) || (training && !inplace_in_training)) return false;
     const at::Tensor& t = in[i];
-    return t.use_count() == 1 && t.storage().use_count() == 1 && t.is_contiguous() &&
+    return t.use_count() == 1 && t.storage().use_count() == 1 &&
+           (t.is_contiguous() || t.is_contiguous(at::MemoryFormat::ChannelsLast)) &&
            (!training || !t.requires_grad() || t.grad_fn() != nullptr);
   }
   bool inplace_in_training = false;  ///< set by the executor when the producer's backward does

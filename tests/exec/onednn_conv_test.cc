@@ -1,0 +1,181 @@
+// The executor's oneDNN inference convolutions (prepacked weights, cached primitives, NHWC
+// activations, fused activations, inner product for pointwise convs) against ATen's
+// at::convolution: the same graph run with set_onednn(false), and at::conv2d written out.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "../test_util.h"
+#include "slim/exec/executor.h"
+
+namespace slim {
+namespace {
+
+::testing::AssertionResult close(const at::Tensor& got, const at::Tensor& want) {
+  if (got.sizes() != want.sizes())
+    return ::testing::AssertionFailure() << "shape " << shape_to_string(got.sizes().vec())
+                                         << ", expected " << shape_to_string(want.sizes().vec());
+  if (at::allclose(got, want, 1e-4, 1e-4)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "max abs difference " << (got - want).abs().max().item<double>();
+}
+
+struct ConvCase {
+  std::string label;
+  std::vector<int64_t> input;   // N, C, H, W
+  std::vector<int64_t> weight;  // O, C/group, kh, kw
+  std::map<std::string, AttrValue> attrs;
+  bool bias;
+  std::string activation;  // "", Relu, LeakyRelu, Clip
+};
+
+/// Conv (+ activation) with the activation's output and, separately, the conv's as outputs when
+/// `conv_is_output`.
+Graph conv_graph(const ConvCase& c, bool conv_is_output = false) {
+  at::manual_seed(7);
+  test::GraphBuilder b;
+  auto x = b.input("x", {kDynamicDim, c.input[1], c.input[2], c.input[3]});
+  std::vector<std::string> in{x, b.init("w", at::randn(c.weight) * 0.3)};
+  if (c.bias) in.push_back(b.init("b", at::randn({c.weight[0]})));
+  auto y = b.node("Conv", in, c.attrs, "conv");
+  if (conv_is_output) b.output(y);
+  if (c.activation == "Relu") y = b.node("Relu", {y}, {}, "act");
+  if (c.activation == "LeakyRelu") y = b.node("LeakyRelu", {y}, {{"alpha", 0.1f}}, "act");
+  if (c.activation == "Clip")
+    y = b.node("Clip", {y, b.init("lo", at::scalar_tensor(0.f)), b.init("hi", at::scalar_tensor(0.5f))},
+               {}, "act");
+  if (!c.activation.empty() || !conv_is_output) b.output(y);
+  return b.build();
+}
+
+std::vector<ConvCase> cases() {
+  using V = std::vector<int64_t>;
+  return {
+      {"pointwise+relu", {3, 16, 5, 5}, {24, 16, 1, 1}, {}, true, "Relu"},
+      {"pointwise on 1x1 map (squeeze-excitation)", {4, 32, 1, 1}, {8, 32, 1, 1}, {}, true, ""},
+      {"pointwise stride 2", {2, 8, 7, 7}, {16, 8, 1, 1}, {{"strides", V{2, 2}}}, false, "Relu"},
+      {"depthwise 3x3 s2 + clip", {2, 12, 9, 9}, {12, 1, 3, 3},
+       {{"group", int64_t{12}}, {"strides", V{2, 2}}, {"pads", V{1, 1, 1, 1}}}, true, "Clip"},
+      {"grouped conv + leaky relu", {2, 8, 6, 6}, {6, 4, 3, 3},
+       {{"group", int64_t{2}}, {"pads", V{1, 1, 1, 1}}}, true, "LeakyRelu"},
+      {"dilated, asymmetric pads, stride (1,2)", {1, 5, 10, 11}, {7, 5, 3, 3},
+       {{"dilations", V{2, 2}}, {"pads", V{0, 1, 1, 2}}, {"strides", V{1, 2}}}, true, ""},
+      {"RGB input 3x3 s2", {2, 3, 16, 16}, {8, 3, 3, 3},
+       {{"strides", V{2, 2}}, {"pads", V{1, 1, 1, 1}}}, false, "Relu"},
+      {"auto_pad SAME_UPPER 4x4 s2", {1, 4, 7, 7}, {6, 4, 4, 4},
+       {{"strides", V{2, 2}}, {"auto_pad", std::string("SAME_UPPER")}}, true, "Relu"},
+  };
+}
+
+TEST(OneDnnConv, AgreesWithAtenConvolution) {
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(c.label);
+    Graph g = conv_graph(c);
+    Graph ref_g = conv_graph(c);
+    Executor fast(g), ref(ref_g);
+    ref.set_onednn(false);
+    ASSERT_TRUE(fast.onednn());
+    for (int64_t n : {c.input[0], int64_t{1}}) {  // a second batch size: a second cached plan
+      at::Tensor x = at::randn({n, c.input[1], c.input[2], c.input[3]});
+      at::Tensor got = fast.run({x})[0], want = ref.run({x})[0];
+      EXPECT_EQ(fast.onednn_convs_last_run(), 1) << "the conv fell back to ATen";
+      EXPECT_EQ(ref.onednn_convs_last_run(), 0);
+      EXPECT_TRUE(close(got, want));
+      EXPECT_TRUE(got.is_contiguous()) << "graph outputs leave in the default layout";
+    }
+  }
+}
+
+TEST(OneDnnConv, MatchesConv2dWrittenOut) {
+  // Depthwise + fused Clip and pointwise + fused Relu against at::conv2d with the same weights.
+  ConvCase dw = cases()[3], pw = cases()[0];
+  for (const auto& c : {dw, pw}) {
+    SCOPED_TRACE(c.label);
+    Graph g = conv_graph(c);
+    Executor ex(g);
+    at::Tensor x = at::randn(c.input);
+    int64_t group = c.attrs.count("group") ? std::get<int64_t>(c.attrs.at("group")) : 1;
+    std::vector<int64_t> stride = c.attrs.count("strides")
+                                      ? std::get<std::vector<int64_t>>(c.attrs.at("strides"))
+                                      : std::vector<int64_t>{1, 1};
+    std::vector<int64_t> pad{c.weight[2] / 2, c.weight[3] / 2};
+    at::Tensor want = at::conv2d(x, g.initializers.at("w"), g.initializers.at("b"), stride, pad,
+                                 {1, 1}, group);
+    want = c.activation == "Clip" ? at::clamp(want, 0.0, 0.5) : at::relu(want);
+    EXPECT_TRUE(close(ex.run({x})[0], want));
+  }
+}
+
+TEST(OneDnnConv, FetchingTheConvOutputGivesItBeforeTheActivation) {
+  ConvCase c = cases()[0];
+  Graph g = conv_graph(c);
+  Executor ex(g);
+  at::Tensor x = at::randn(c.input);
+  auto fused = ex.run_named({{"x", x}}, {"act_out"});
+  auto both = ex.run_named({{"x", x}}, {"conv_out", "act_out"});
+  at::Tensor want_conv = at::conv2d(x, g.initializers.at("w"), g.initializers.at("b"));
+  EXPECT_TRUE(close(both.at("conv_out"), want_conv));
+  EXPECT_LT(both.at("conv_out").min().item<float>(), 0.f) << "the activation leaked into conv_out";
+  EXPECT_TRUE(close(both.at("act_out"), at::relu(want_conv)));
+  EXPECT_TRUE(close(fused.at("act_out"), at::relu(want_conv)));
+
+  // A conv that is itself a graph output is never fused.
+  Graph g2 = conv_graph(c, /*conv_is_output=*/true);
+  Executor ex2(g2);
+  auto outs = ex2.run({x});
+  ASSERT_EQ(outs.size(), 2u);
+  EXPECT_TRUE(close(outs[0], want_conv));
+  EXPECT_TRUE(close(outs[1], at::relu(want_conv)));
+}
+
+TEST(OneDnnConv, WeightsChangedInPlaceOrReplacedAreRepacked) {
+  for (const auto& c : {cases()[0], cases()[3]}) {
+    SCOPED_TRACE(c.label);
+    Graph g = conv_graph(c);
+    Graph ref_g = conv_graph(c);
+    Executor fast(g), ref(ref_g);
+    ref.set_onednn(false);
+    at::Tensor x = at::randn(c.input);
+    EXPECT_TRUE(close(fast.run({x})[0], ref.run({x})[0]));
+    // In place, as an optimizer step does (the version counter moves, the storage does not).
+    g.initializers.at("w").mul_(-2);
+    ref_g.initializers.at("w").mul_(-2);
+    EXPECT_TRUE(close(fast.run({x})[0], ref.run({x})[0]));
+    // A new tensor under the same name.
+    at::Tensor w2 = at::randn(c.weight);
+    g.initializers["w"] = w2;
+    ref_g.initializers["w"] = w2.clone();
+    EXPECT_TRUE(close(fast.run({x})[0], ref.run({x})[0]));
+  }
+}
+
+TEST(OneDnnConv, TrainingUsesAtenWithGradientsAndEvaluationAfterwardsSeesTheUpdate) {
+  ConvCase c = cases()[4];
+  Graph g = conv_graph(c);
+  Executor ex(g);
+  at::Tensor x = at::randn(c.input);
+  at::Tensor before = ex.run({x})[0];  // packs the weights
+  EXPECT_EQ(ex.onednn_convs_last_run(), 1);
+  ex.set_training(true);
+  at::Tensor y = ex.run({x})[0];
+  EXPECT_EQ(ex.onednn_convs_last_run(), 0) << "training needs ATen's autograd";
+  ASSERT_TRUE(y.requires_grad());
+  y.sum().backward();
+  at::Tensor& w = g.initializers.at("w");
+  ASSERT_TRUE(w.grad().defined());
+  {
+    at::NoGradGuard no_grad;
+    w.sub_(w.grad() * 0.5);
+  }
+  ex.set_training(false);
+  at::Tensor after = ex.run({x})[0];
+  Graph ref_g = g;
+  Executor ref(ref_g);
+  ref.set_onednn(false);
+  EXPECT_TRUE(close(after, ref.run({x})[0]));
+  EXPECT_FALSE(at::allclose(after, before)) << "the trained weights were not used";
+}
+
+}  // namespace
+}  // namespace slim
