@@ -19,8 +19,30 @@ namespace {
 
 struct InfoArgs {
   std::string model, input;
-  bool json = false, graph = false;
+  bool json = false, graph = false, values = false;
 };
+
+/// Every value the graph computes (inputs first, then node outputs in order) with its shape.
+nlohmann::json values_json(const Graph& g) {
+  nlohmann::json a = nlohmann::json::array();
+  auto add = [&](const std::string& v, const std::string& op, const std::string& node) {
+    auto shape = g.shape_of(v);
+    auto it = g.value_info.find(v);
+    std::string dtype = it != g.value_info.end() ? dtype_name(it->second.dtype) : "";
+    for (const auto& i : g.inputs)
+      if (i.name == v) dtype = dtype_name(i.dtype);
+    a.push_back({{"name", v},
+                 {"shape", shape ? nlohmann::json(*shape) : nlohmann::json(nullptr)},
+                 {"dtype", dtype},
+                 {"op", op},
+                 {"node", node}});
+  };
+  for (const auto& i : g.inputs) add(i.name, "input", "");
+  for (const auto& n : g.nodes)
+    for (const auto& o : n.outputs)
+      if (!o.empty()) add(o, n.op_type, n.name);
+  return a;
+}
 
 struct FlopsArgs {
   std::string model, input;
@@ -43,16 +65,31 @@ void add_info(CLI::App& app) {
                   "input shape without batch, e.g. 1,28,28 (';' between several inputs)");
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->add_flag("--graph", args->graph, "also print the graph, one line per node");
+  cmd->add_flag("--values", args->values,
+                "also list every value (inputs and node outputs) with its shape, e.g. to pick "
+                "feature maps for `slim distill --loss`");
   cmd->callback([args] {
     Graph g = load_for_analysis(args->model, args->input);
     ModelSummary s = summarize(g, args->model);
     if (args->json) {
       auto j = to_json(s);
       if (args->graph) j["graph_dump"] = g.dump();
+      if (args->values) j["values"] = values_json(g);
       std::cout << j.dump() << "\n";
-    } else {
-      std::cout << to_text(s);
-      if (args->graph) std::cout << "\n" << g.dump();
+      return;
+    }
+    std::cout << to_text(s);
+    if (args->graph) std::cout << "\n" << g.dump();
+    if (args->values) {
+      std::cout << "\nvalues (name, shape, op, node):\n";
+      for (const auto& v : values_json(g)) {
+        std::string shape = v["shape"].is_null()
+                                ? "?"
+                                : shape_to_string(v["shape"].get<std::vector<int64_t>>());
+        std::printf("  %-40s %-16s %-20s %s\n", v["name"].get<std::string>().c_str(),
+                    shape.c_str(), v["op"].get<std::string>().c_str(),
+                    v["node"].get<std::string>().c_str());
+      }
     }
   });
 }

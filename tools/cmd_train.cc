@@ -12,8 +12,8 @@ namespace slim::cli {
 namespace {
 
 struct TrainArgs {
-  std::string model, data, out, optimizer = "momentum", schedule = "constant";
-  TrainOptions opts;
+  std::string model, data, out;
+  TrainFlags flags;
   bool json = false, no_eval = false;
   int64_t eval_batch = 256;
 };
@@ -24,12 +24,56 @@ struct EvalArgs {
   bool json = false;
 };
 
+}  // namespace
+
 nlohmann::json eval_json(const EvalResult& r) {
   return {{"top1", r.top1}, {"top5", r.top5}, {"loss", r.loss}, {"samples", r.samples},
           {"seconds", r.seconds}};
 }
 
-}  // namespace
+TrainOptions TrainFlags::resolved() const {
+  TrainOptions o = opts;
+  o.optimizer = optimizer == "adam" ? OptimizerKind::kAdam : OptimizerKind::kMomentum;
+  o.schedule = schedule == "cosine"      ? LrSchedule::kCosine
+               : schedule == "piecewise" ? LrSchedule::kPiecewise
+                                         : LrSchedule::kConstant;
+  return o;
+}
+
+void add_train_flags(CLI::App* cmd, TrainFlags* f) {
+  cmd->add_option("--epochs", f->opts.epochs, "epochs")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", f->opts.batch_size, "batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", f->opts.lr, "learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--optimizer", f->optimizer, "momentum (SGD with momentum) or adam")
+      ->check(CLI::IsMember({"momentum", "adam"}));
+  cmd->add_option("--momentum", f->opts.momentum, "momentum");
+  cmd->add_option("--weight-decay", f->opts.weight_decay, "L2 weight decay")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--lr-schedule", f->schedule, "constant, piecewise or cosine")
+      ->check(CLI::IsMember({"constant", "piecewise", "cosine"}));
+  cmd->add_option("--boundaries", f->opts.boundaries, "piecewise: epoch boundaries")
+      ->delimiter(',');
+  cmd->add_option("--values", f->opts.values, "piecewise: learning rates (one more)")
+      ->delimiter(',');
+  cmd->add_option("--seed", f->opts.seed, "random seed (shuffling, dropout)");
+  cmd->add_option("--max-samples", f->opts.max_samples, "train on the first N samples only")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("!--no-shuffle", f->opts.shuffle,
+                "keep the file order (PaddleSlim's tutorial reader) instead of reshuffling");
+  cmd->add_flag("--drop-last", f->opts.drop_last, "skip a last batch smaller than --batch");
+  add_threads_option(cmd, &f->opts.threads);
+}
+
+nlohmann::json epochs_json(const std::vector<EpochStats>& stats) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& s : stats)
+    a.push_back({{"epoch", s.epoch},
+                 {"train_loss", s.train_loss},
+                 {"train_top1", s.train_top1},
+                 {"samples", s.samples},
+                 {"seconds", s.seconds}});
+  return a;
+}
 
 void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
@@ -37,54 +81,25 @@ void add_train(CLI::App& app) {
   cmd->add_option("model", a->model, "ONNX file to start from")->required();
   cmd->add_option("--data", a->data, "dataset: mnist:DIR, fashion:DIR or folder:DIR")->required();
   cmd->add_option("-o,--output", a->out, "trained ONNX file (written atomically)")->required();
-  cmd->add_option("--epochs", a->opts.epochs, "epochs")->check(CLI::PositiveNumber);
-  cmd->add_option("--batch", a->opts.batch_size, "batch size")->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", a->opts.lr, "learning rate")->check(CLI::PositiveNumber);
-  cmd->add_option("--optimizer", a->optimizer, "momentum (SGD with momentum) or adam")
-      ->check(CLI::IsMember({"momentum", "adam"}));
-  cmd->add_option("--momentum", a->opts.momentum, "momentum");
-  cmd->add_option("--weight-decay", a->opts.weight_decay, "L2 weight decay")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--lr-schedule", a->schedule, "constant, piecewise or cosine")
-      ->check(CLI::IsMember({"constant", "piecewise", "cosine"}));
-  cmd->add_option("--boundaries", a->opts.boundaries, "piecewise: epoch boundaries")
-      ->delimiter(',');
-  cmd->add_option("--values", a->opts.values, "piecewise: learning rates (one more)")
-      ->delimiter(',');
-  cmd->add_option("--seed", a->opts.seed, "random seed (shuffling, dropout)");
-  cmd->add_option("--max-samples", a->opts.max_samples, "train on the first N samples only")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("!--no-shuffle", a->opts.shuffle,
-                "keep the file order (PaddleSlim's tutorial reader) instead of reshuffling");
-  cmd->add_flag("--drop-last", a->opts.drop_last, "skip a last batch smaller than --batch");
+  add_train_flags(cmd, &a->flags);
   cmd->add_option("--eval-batch", a->eval_batch, "batch size of the final evaluation")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-eval", a->no_eval, "skip evaluating on the test split after training");
   cmd->add_flag("--json", a->json, "print one JSON object with the results");
-  add_threads_option(cmd, &a->opts.threads);
   cmd->callback([a] {
-    a->opts.optimizer = a->optimizer == "adam" ? OptimizerKind::kAdam : OptimizerKind::kMomentum;
-    a->opts.schedule = a->schedule == "cosine"      ? LrSchedule::kCosine
-                       : a->schedule == "piecewise" ? LrSchedule::kPiecewise
-                                                    : LrSchedule::kConstant;
+    TrainOptions opts = a->flags.resolved();
     Graph g = onnx_load(a->model);
     auto train_set = open_dataset(a->data, Split::kTrain);
-    auto stats = train(g, train_set, a->opts);
+    auto stats = train(g, train_set, opts);
     onnx_save(g, a->out);
     nlohmann::json j;
     j["output"] = a->out;
-    j["epochs"] = nlohmann::json::array();
-    for (const auto& s : stats)
-      j["epochs"].push_back({{"epoch", s.epoch},
-                             {"train_loss", s.train_loss},
-                             {"train_top1", s.train_top1},
-                             {"samples", s.samples},
-                             {"seconds", s.seconds}});
+    j["epochs"] = epochs_json(stats);
     if (!a->no_eval) {
       EvalOptions eo;
       eo.batch_size = a->eval_batch;
-      eo.threads = a->opts.threads;
-      eo.progress = a->opts.progress;
+      eo.threads = opts.threads;
+      eo.progress = opts.progress;
       j["eval"] = eval_json(evaluate(g, open_dataset(a->data, Split::kTest), eo));
     }
     if (a->json) {

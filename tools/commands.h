@@ -2,6 +2,12 @@
 // Each `slim` subcommand registers itself on the app; the callbacks are thin: parse flags into an
 // options struct and call one library function.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "slim/train/trainer.h"
 
 namespace slim::cli {
 
@@ -15,8 +21,23 @@ void add_eval(CLI::App& app);
 void add_prune(CLI::App& app);
 void add_sensitivity(CLI::App& app);
 void add_ratios(CLI::App& app);
+void add_distill(CLI::App& app);
 
 /// Adds --threads (LibTorch intra-op threads; 0 = all cores) and applies it before the command.
 void add_threads_option(CLI::App* cmd, int* threads);
+
+/// The training flags shared by `slim train` and `slim distill` (epochs, batch, lr, optimizer,
+/// schedule, seed, shuffling, threads).
+struct TrainFlags {
+  TrainOptions opts;
+  std::string optimizer = "momentum", schedule = "constant";
+  /// opts with the optimizer and schedule names applied.
+  TrainOptions resolved() const;
+};
+void add_train_flags(CLI::App* cmd, TrainFlags* f);
+/// {"epoch", "train_loss", "train_top1", "samples", "seconds"} per epoch.
+nlohmann::json epochs_json(const std::vector<EpochStats>& stats);
+/// {"top1", "top5", "loss", "samples", "seconds"}.
+nlohmann::json eval_json(const EvalResult& r);
 
 }  // namespace slim::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   slim::cli::add_prune(app);
   slim::cli::add_sensitivity(app);
   slim::cli::add_ratios(app);
+  slim::cli::add_distill(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -91,6 +91,7 @@ void Executor::compile() {
   for (const auto& n : graph_->nodes) {
     Step s;
     s.node = &n;
+    s.frozen = graph_->frozen_nodes.count(n.name) > 0;
     SLIM_CHECK(n.domain.empty() || n.domain == "ai.onnx", n.label(), ": domain '", n.domain,
                "' is not supported");
     s.kernel = find_kernel(n.op_type);
@@ -202,7 +203,8 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
         if (!kept[s]) slots[s].reset();
       continue;
     }
-    KernelContext ctx{*step.node, {}, {}, training_, graph_->opset};
+    const bool training = training_ && !step.frozen;
+    KernelContext ctx{*step.node, {}, {}, training, graph_->opset};
     ctx.inplace_in_training = step.inplace_in_training;
     ctx.in.reserve(step.in.size());
     for (size_t i = 0; i < step.in.size(); ++i) {
@@ -216,7 +218,7 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
     }
     ctx.out.resize(step.out.size());
     try {
-      if (step.onednn && !training_) {
+      if (step.onednn && !training) {
         bool fuse = step.act_step >= 0 && !kept[step.out[0]];
         const FusedActivation& act = fuse ? step.act : FusedActivation{};
         if (step.onednn->run(ctx, act)) {

@@ -122,11 +122,15 @@ OneDnnConv::~OneDnnConv() = default;
 bool OneDnnConv::run(KernelContext& c, const FusedActivation& act) {
   using tag = dnnl::memory::format_tag;
   using dt = dnnl::memory::data_type;
-  if (c.training || at::GradMode::is_enabled()) return false;
-  if (!c.has(0) || !c.has(1)) return false;
+  if (c.training || !c.has(0) || !c.has(1)) return false;
   const at::Tensor& x = c.in[0];
   const at::Tensor& w = c.in[1];
   const bool has_bias = c.has(2);
+  // Frozen nodes run while the executor trains (a distillation teacher): fine as long as
+  // autograd has nothing to record here.
+  if (at::GradMode::is_enabled() &&
+      (x.requires_grad() || w.requires_grad() || (has_bias && c.in[2].requires_grad())))
+    return false;
   if (x.dim() != 4 || w.dim() != 4 || !x.device().is_cpu() || !w.device().is_cpu()) return false;
   if (x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat) return false;
   if (has_bias && (c.in[2].scalar_type() != at::kFloat || c.in[2].dim() != 1)) return false;

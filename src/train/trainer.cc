@@ -67,7 +67,7 @@ double lr_at(const TrainOptions& o, int64_t step, int64_t steps_per_epoch, int64
 }
 
 std::vector<EpochStats> train(Graph& g, const std::shared_ptr<Dataset>& data,
-                              const TrainOptions& opts) {
+                              const TrainOptions& opts, const LossTerms* terms) {
   SLIM_CHECK(opts.epochs >= 1, "epochs must be >= 1, got ", opts.epochs);
   SLIM_CHECK(opts.batch_size >= 1, "batch size must be >= 1, got ", opts.batch_size);
   SLIM_CHECK(opts.lr > 0, "learning rate must be > 0, got ", opts.lr);
@@ -87,6 +87,8 @@ std::vector<EpochStats> train(Graph& g, const std::shared_ptr<Dataset>& data,
   std::vector<at::Tensor> params;
   for (const auto& name : g.trainable) params.push_back(g.initializers.at(name));
   SLIM_CHECK(!params.empty(), "graph '", g.name, "' has no trainable initializers");
+  if (terms)
+    for (const auto& p : terms->params) params.push_back(p);
   std::unique_ptr<torch::optim::Optimizer> optim;
   if (opts.optimizer == OptimizerKind::kMomentum)
     optim = std::make_unique<torch::optim::SGD>(
@@ -114,7 +116,9 @@ std::vector<EpochStats> train(Graph& g, const std::shared_ptr<Dataset>& data,
     while (loader.next(b)) {
       lr = lr_at(opts, step, steps_per_epoch, total_steps);
       for (auto& group : optim->param_groups()) group.options().set_lr(lr);
-      auto out = ex.run_named({{input_name, b.images}}, {logits_name});
+      std::vector<std::string> fetch{logits_name};
+      if (terms) fetch.insert(fetch.end(), terms->fetch.begin(), terms->fetch.end());
+      auto out = ex.run_named({{input_name, b.images}}, fetch);
       at::Tensor logits = out.at(logits_name);
       SLIM_CHECK(logits.dim() == 2 && logits.size(0) == b.labels.size(0), "model output '",
                  logits_name, "' has shape ", shape_to_string(logits.sizes().vec()),
@@ -123,6 +127,10 @@ std::vector<EpochStats> train(Graph& g, const std::shared_ptr<Dataset>& data,
                  logits.size(1), " classes but ", data->describe(), " has ",
                  data->num_classes());
       at::Tensor loss = at::nll_loss(at::log_softmax(logits, 1), b.labels);
+      if (terms) {
+        at::Tensor extra = terms->extra(out);
+        loss = terms->task_weight == 1.0 ? loss + extra : loss * terms->task_weight + extra;
+      }
       optim->zero_grad();
       loss.backward();
       optim->step();

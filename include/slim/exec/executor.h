@@ -62,6 +62,7 @@ class Executor {
     std::vector<int> free_after;  ///< slots whose last reader is this step
     std::vector<bool> hand_over;  ///< input k's slot is read last here: move it into the kernel
     bool inplace_in_training = false;  ///< see KernelContext::can_overwrite
+    bool frozen = false;               ///< in Graph::frozen_nodes: inference mode always
     std::shared_ptr<OneDnnConv> onednn;  ///< Conv steps in inference
     int act_step = -1;                   ///< Conv: the activation step that may be fused into it
     FusedActivation act;                 ///< ... and its activation

@@ -100,6 +100,9 @@ class Graph {
   /// Marks every float initializer of rank >= 1 trainable except BatchNormalization mean/var
   /// and Clip bounds.
   void mark_default_trainable();
+  /// Nodes (by name) that run in inference mode even while the executor trains: a frozen
+  /// distillation teacher (BatchNormalization on running statistics, Dropout off). Not exported.
+  std::set<std::string> frozen_nodes;
 
   // ---- Mutation ----------------------------------------------------------------------------
   /// Redirects every use of `from` (node inputs) to `to`. If `from` is a graph output, the

@@ -2,6 +2,8 @@
 /// Supervised training and evaluation of a Graph on a Dataset: cross-entropy, SGD with momentum
 /// (PaddleSlim's Momentum: v = mu*v + g; p -= lr*v) or Adam, weight decay, learning-rate
 /// schedules, top-1/top-5. Training updates the graph's initializers in place.
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -51,10 +53,21 @@ double lr_at(const TrainOptions& o, int64_t step, int64_t steps_per_epoch, int64
 /// final Softmax (training needs logits).
 std::string logits_value(const Graph& g);
 
+/// Extra terms of the training loss (distillation): each step the trainer fetches `fetch`
+/// besides the logits and minimises task_weight * cross-entropy + extra(values).
+struct LossTerms {
+  std::vector<std::string> fetch;
+  /// Sum of the extra terms as a scalar tensor; `values` holds the fetched values.
+  std::function<at::Tensor(const std::map<std::string, at::Tensor>& values)> extra;
+  double task_weight = 1.0;
+  /// Trainable tensors outside the graph (e.g. distillation adapters), optimised alongside.
+  std::vector<at::Tensor> params;
+};
+
 /// Trains `g` in place; returns per-epoch statistics. Errors name the dataset and the model
-/// input when their shapes do not fit.
+/// input when their shapes do not fit. `terms` adds loss terms (nullptr: cross-entropy only).
 std::vector<EpochStats> train(Graph& g, const std::shared_ptr<Dataset>& data,
-                              const TrainOptions& opts);
+                              const TrainOptions& opts, const LossTerms* terms = nullptr);
 
 struct EvalOptions {
   int64_t batch_size = 256;
