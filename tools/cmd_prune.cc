@@ -6,6 +6,7 @@
 #include "slim/analysis/flops.h"
 #include "slim/analysis/model_stats.h"
 #include "slim/analysis/summary.h"
+#include "slim/ir/parse.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/prune/flops_target.h"
 #include "slim/prune/prune_channels.h"
@@ -29,15 +30,9 @@ std::pair<std::string, double> parse_ratio(const std::string& text) {
   SLIM_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < text.size(), "--ratios entry '", text,
              "' is not NAME=RATIO");
   const std::string num = text.substr(eq + 1);
-  size_t used = 0;
-  double r = 0;
-  try {
-    r = std::stod(num, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  SLIM_CHECK(used == num.size(), "--ratios entry '", text, "': '", num, "' is not a number");
-  return {text.substr(0, eq), r};
+  auto r = parse_double(num);
+  SLIM_CHECK(r.has_value(), "--ratios entry '", text, "': '", num, "' is not a number");
+  return {text.substr(0, eq), *r};
 }
 
 }  // namespace

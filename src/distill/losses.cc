@@ -3,6 +3,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "slim/ir/parse.h"
+
 namespace slim {
 
 namespace {
@@ -17,16 +19,9 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 double number(const std::string& text, const std::string& spec, const char* what) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  SLIM_CHECK(used == text.size() && !text.empty() && std::isfinite(v), "--loss '", spec, "': ",
-             what, " '", text, "' is not a number");
-  return v;
+  auto v = parse_double(text);
+  SLIM_CHECK(v.has_value(), "--loss '", spec, "': ", what, " '", text, "' is not a number");
+  return *v;
 }
 
 }  // namespace
