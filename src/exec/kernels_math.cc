@@ -1,4 +1,4 @@
-// Element-wise arithmetic and reductions.
+// Element-wise arithmetic, reductions, and ONNX's linear (de)quantization.
 #include "slim/exec/kernel.h"
 
 namespace slim {
@@ -63,11 +63,59 @@ void reduce_mean(KernelContext& c) {
   c.out[0] = x.mean(axes, keep);
 }
 
+/// A scale or zero point shaped to broadcast against x: a scalar per tensor, or a 1-D tensor
+/// along `axis` (ONNX's per-axis form, opset 13).
+at::Tensor along_axis(const KernelContext& c, const at::Tensor& p, const at::Tensor& x,
+                      const char* what) {
+  if (p.dim() == 0 || (p.dim() == 1 && p.numel() == 1)) return p.reshape({});
+  SLIM_CHECK(p.dim() == 1, c.node.label(), ": ", what, " must be a scalar or 1-D, got shape ",
+             shape_to_string(p.sizes().vec()));
+  int64_t axis = normalize_axis(c.node, c.node.i("axis", 1), x.dim());
+  SLIM_CHECK(p.size(0) == x.size(axis), c.node.label(), ": ", what, " has ", p.size(0),
+             " values but input dim ", axis, " (axis) is ", x.size(axis));
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[axis] = p.size(0);
+  return p.reshape(shape);
+}
+
+/// y = saturate(round_half_to_even(x / scale) + zero_point), in the zero point's type
+/// (uint8 when absent).
+void quantize_linear(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  SLIM_CHECK(at::isFloatingType(x.scalar_type()), c.node.label(), ": input must be float, got ",
+             dtype_name(x.scalar_type()));
+  at::ScalarType qtype = c.has(2) ? c.in[2].scalar_type() : at::kByte;
+  SLIM_CHECK(qtype == at::kByte || qtype == at::kChar, c.node.label(),
+             ": zero point must be uint8 or int8, got ", dtype_name(qtype));
+  at::Tensor scale = along_axis(c, c.x(1).to(at::kFloat), x, "y_scale");
+  at::Tensor zp = c.has(2) ? along_axis(c, c.in[2].to(at::kFloat), x, "y_zero_point")
+                           : at::zeros({}, x.options().dtype(at::kFloat));
+  const double lo = qtype == at::kByte ? 0 : -128, hi = qtype == at::kByte ? 255 : 127;
+  // at::round rounds halves to even, as ONNX specifies.
+  c.out[0] = at::clamp(at::round(x.to(at::kFloat) / scale) + zp, lo, hi).to(qtype);
+}
+
+/// y = (x - zero_point) * scale, float32.
+void dequantize_linear(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  at::ScalarType t = x.scalar_type();
+  SLIM_CHECK(t == at::kByte || t == at::kChar || t == at::kInt, c.node.label(),
+             ": input must be uint8, int8 or int32, got ", dtype_name(t));
+  if (c.has(2))
+    SLIM_CHECK(c.in[2].scalar_type() == t, c.node.label(), ": zero point type ",
+               dtype_name(c.in[2].scalar_type()), " differs from the input's ", dtype_name(t));
+  at::Tensor scale = along_axis(c, c.x(1).to(at::kFloat), x, "x_scale");
+  at::Tensor xf = x.to(at::kFloat);
+  if (c.has(2)) xf = xf - along_axis(c, c.in[2].to(at::kFloat), x, "x_zero_point");
+  c.out[0] = xf * scale;
+}
+
 }  // namespace
 
 const std::vector<KernelEntry>& math_kernels() {
   static const std::vector<KernelEntry> k = {
       {"Add", add}, {"Sub", sub}, {"Mul", mul}, {"Div", div}, {"ReduceMean", reduce_mean},
+      {"QuantizeLinear", quantize_linear}, {"DequantizeLinear", dequantize_linear},
   };
   return k;
 }

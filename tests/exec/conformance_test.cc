@@ -43,7 +43,8 @@ const std::set<std::string> kClaimedOps = {
     "HardSwish", "Tanh", "Softmax", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm",
     "MatMul", "Add", "Sub", "Mul", "Div", "Concat", "Split", "Flatten", "Reshape", "Transpose",
     "Squeeze", "Unsqueeze", "ReduceMean", "Pad", "Dropout", "Identity", "Constant", "Gather",
-    "Shape", "Slice", "Cast", "ConstantOfShape", "Expand", "GlobalMaxPool",
+    "Shape", "Slice", "Cast", "ConstantOfShape", "Expand", "GlobalMaxPool", "QuantizeLinear",
+    "DequantizeLinear",
 };
 // clang-format on
 
