@@ -22,6 +22,7 @@ void add_prune(CLI::App& app);
 void add_sensitivity(CLI::App& app);
 void add_ratios(CLI::App& app);
 void add_distill(CLI::App& app);
+void add_quant(CLI::App& app);
 
 /// Adds --threads (LibTorch intra-op threads; 0 = all cores) and applies it before the command.
 void add_threads_option(CLI::App* cmd, int* threads);

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   slim::cli::add_sensitivity(app);
   slim::cli::add_ratios(app);
   slim::cli::add_distill(app);
+  slim::cli::add_quant(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

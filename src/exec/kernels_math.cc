@@ -1,5 +1,6 @@
 // Element-wise arithmetic, reductions, and ONNX's linear (de)quantization.
 #include "slim/exec/kernel.h"
+#include "slim/quant/fake_quant.h"
 
 namespace slim {
 
@@ -116,6 +117,7 @@ const std::vector<KernelEntry>& math_kernels() {
   static const std::vector<KernelEntry> k = {
       {"Add", add}, {"Sub", sub}, {"Mul", mul}, {"Div", div}, {"ReduceMean", reduce_mean},
       {"QuantizeLinear", quantize_linear}, {"DequantizeLinear", dequantize_linear},
+      {"FakeQuant", fake_quant_kernel},  // quant-aware training (src/quant/fake_quant.cc)
   };
   return k;
 }

@@ -1,0 +1,37 @@
+#pragma once
+/// Which nodes a quantizer touches, shared by post-training quantization and quant-aware training.
+#include <string>
+#include <vector>
+
+#include "slim/ir/graph.h"
+#include "slim/quant/quant_options.h"
+
+namespace slim {
+
+/// A Conv, Gemm or MatMul whose weight is a float initializer and whose first input is a
+/// run-time activation.
+struct QuantTarget {
+  std::string node;        ///< node name
+  std::string op_type;
+  std::string activation;  ///< the quantized input (input 0)
+  std::string weight;      ///< the weight initializer
+  int64_t weight_axis = 0;  ///< output-channel axis of the weight (per-channel scales)
+  std::string bias;         ///< 1-D bias initializer over the output channels, or ""
+};
+
+/// Targets of `o.quantize_op_types` in graph order, without nodes matching
+/// `o.not_quant_pattern`, Gemm with transA, and nodes whose weight is computed at run time.
+/// `skipped`, if given, receives "node: reason" for each op of a quantized type left in float.
+std::vector<QuantTarget> find_quant_targets(const Graph& g, const QuantOptions& o,
+                                            std::vector<std::string>* skipped = nullptr);
+
+/// Throws if `g` is already quantized (has QuantizeLinear, DequantizeLinear or FakeQuant nodes),
+/// naming the first such node. `what` names the command ("post-training quantization").
+void check_not_quantized(const Graph& g, const std::string& what);
+
+/// True when value `v` is >= 0 by construction: the output of Relu, Clip with a lower bound >= 0,
+/// Sigmoid or Softmax, possibly through pooling, reshaping, Concat of such values, and the like.
+/// Such activations are quantized as uint8 (zero point 0, 255 levels on [0, threshold]).
+bool is_nonnegative(const Graph& g, const std::string& v);
+
+}  // namespace slim

@@ -1,0 +1,30 @@
+#include "slim/quant/qat.h"
+
+#include "slim/passes/fold_batch_norm.h"
+#include "slim/quant/insert_fake_quant.h"
+#include "slim/quant/quant_targets.h"
+
+namespace slim {
+
+QatReport quant_aware_train(Graph& g, const std::shared_ptr<Dataset>& data, const QatOptions& o) {
+  check_quant_options(o.quant);
+  SLIM_CHECK(o.quant.act_bits == 8 && o.quant.weight_bits <= 8,
+             "quant-aware training exports ONNX QDQ: activation_bits must be 8 (got ",
+             o.quant.act_bits, ") and weight_bits <= 8 (got ", o.quant.weight_bits, ")");
+  check_not_quantized(g, "quant-aware training");
+  if (o.fold_bn_before) fold_batch_norm(g);
+  insert_fake_quant(g, o.quant);
+  // Trainable: every float weight (folded biases included) except the fake-quant states.
+  g.mark_default_trainable();
+  for (const auto& n : g.nodes)
+    if (n.op_type == "FakeQuant" && !n.input(1).empty()) g.trainable.erase(n.input(1));
+  QatReport r;
+  r.epochs = train(g, data, o.train);
+  r.table = fake_quant_scales(g);
+  remove_fake_quant(g);
+  if (!o.fold_bn_before) fold_batch_norm(g);
+  r.qdq = quantize_qdq(g, r.table, o.quant);
+  return r;
+}
+
+}  // namespace slim

@@ -1,0 +1,175 @@
+#include "slim/quant/quantize_qdq.h"
+
+#include <map>
+#include <set>
+
+#include "slim/quant/fake_quant.h"
+#include "slim/quant/quant_targets.h"
+
+namespace slim {
+
+std::pair<at::Tensor, at::Tensor> quantize_weight(const at::Tensor& w, int bits, int64_t axis,
+                                                  bool bias_correction) {
+  at::NoGradGuard no_grad;
+  at::Tensor wf = w.detach().to(at::kFloat);
+  at::Tensor s = abs_max(wf, axis);
+  at::Tensor q = quantize_symmetric(wf, s, bits, axis);
+  const double b = static_cast<double>(quant_bound(bits));
+  at::Tensor step = at::where(s > 0, s / b, at::ones_like(s));
+  if (bias_correction && axis >= 0) {
+    // PaddleSlim's bias_correction_w: shift each channel by its mean quantization error and
+    // restore its standard deviation, then quantize again with the same scales.
+    std::vector<int64_t> shape(wf.dim(), 1);
+    shape[axis] = wf.size(axis);
+    at::Tensor dq = q * step.reshape(shape);
+    auto per_channel = [&](const at::Tensor& t) {
+      return t.transpose(0, axis).reshape({wf.size(axis), -1});
+    };
+    at::Tensor mean_err = (per_channel(wf) - per_channel(dq)).mean(1);
+    at::Tensor ratio = per_channel(wf).std(1, false) / (per_channel(dq).std(1, false) + 1e-8);
+    at::Tensor adjusted = (dq + mean_err.reshape(shape)) * ratio.reshape(shape);
+    q = quantize_symmetric(adjusted, s, bits, axis);
+  }
+  at::ScalarType st = bits <= 8 ? at::kChar : at::kShort;
+  return {q.to(st), step.to(at::kFloat)};
+}
+
+namespace {
+
+at::Tensor scalar(double v, at::ScalarType t) { return at::scalar_tensor(v, at::kDouble).to(t); }
+
+Node make_node(const std::string& op, const std::string& name,
+               std::vector<std::string> inputs, const std::string& output) {
+  Node n;
+  n.op_type = op;
+  n.name = name;
+  n.inputs = std::move(inputs);
+  n.outputs = {output};
+  return n;
+}
+
+}  // namespace
+
+QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
+                       bool bias_correction) {
+  check_quant_options(o);
+  SLIM_CHECK(o.act_bits == 8, "QDQ export stores 8-bit activations; activation_bits is ",
+             o.act_bits);
+  SLIM_CHECK(o.weight_bits <= 8, "QDQ export stores int8 weights; weight_bits is ", o.weight_bits,
+             " (use weight-only quantization for 16-bit weights)");
+  check_not_quantized(g, "quantization");
+  const bool per_channel = o.weight_algo == WeightQuantAlgo::kChannelWiseAbsMax;
+  SLIM_CHECK(!per_channel || g.opset >= 13, "per-channel weight scales need ONNX opset >= 13; ",
+             "the model has opset ", g.opset, " (use weight_quantize_type abs_max)");
+  for (const auto& n : g.nodes)
+    SLIM_CHECK(n.op_type != "BatchNormalization" || g.consumers(n.input(0)).size() != 1 ||
+                   g.producer(n.input(0)) < 0 || g.nodes[g.producer(n.input(0))].op_type != "Conv",
+               n.label(), " follows a Conv: fold batch norm before quantizing (fold_batch_norm)");
+  QdqReport report;
+  std::vector<QuantTarget> targets = find_quant_targets(g, o, &report.skipped);
+  SLIM_CHECK(!targets.empty(), "nothing to quantize in the model: no node of type ",
+             [&] {
+               std::string s;
+               for (const auto& t : o.quantize_op_types) s += (s.empty() ? "" : "/") + t;
+               return s;
+             }(),
+             " with a constant weight outside not_quant_pattern");
+  std::map<std::string, const QuantTarget*> by_node;
+  for (const auto& t : targets) {
+    by_node[t.node] = &t;
+    auto it = table.activations.find(t.activation);
+    SLIM_CHECK(it != table.activations.end(), "the scale table has no threshold for activation '",
+               t.activation, "' read by node '", t.node, "'");
+  }
+
+  // New names must be unique among the graph's names and the nodes made so far.
+  std::set<std::string> made;
+  auto fresh = [&](const std::string& base) {
+    std::string name = g.unique_name(base);
+    for (int k = 1; made.count(name); ++k) name = g.unique_name(base + "_" + std::to_string(k));
+    made.insert(name);
+    return name;
+  };
+  auto new_init = [&](const std::string& base, const at::Tensor& t) {
+    std::string name = fresh(base);
+    g.initializers[name] = t;
+    return name;
+  };
+  auto dq_node = [&](const std::string& base, std::vector<std::string> inputs, int64_t axis) {
+    Node d = make_node("DequantizeLinear", fresh(base + "_dequantize"), std::move(inputs),
+                       fresh(base + "_dequantized"));
+    if (axis >= 0) d.attrs["axis"] = axis;
+    return d;
+  };
+  std::vector<Node> out;
+  out.reserve(g.nodes.size() * 3);
+  std::map<std::string, std::string> act_dq;  // activation -> its dequantized value
+  std::map<std::string, double> act_step;     // activation -> onnx scale
+  std::map<std::pair<std::string, int64_t>, std::pair<std::string, at::Tensor>> w_dq;
+  for (const Node& orig : g.nodes) {
+    auto tit = by_node.find(orig.name);
+    if (tit == by_node.end()) {
+      out.push_back(orig);
+      continue;
+    }
+    const QuantTarget& t = *tit->second;
+    Node n = orig;
+    // Activation: one QuantizeLinear/DequantizeLinear pair per value, shared by its readers.
+    if (!act_dq.count(t.activation)) {
+      const ActivationScale& a = table.activations.at(t.activation);
+      const double levels = static_cast<double>(quant_levels(8, a.is_unsigned));
+      const double step = static_cast<double>(static_cast<float>(a.threshold / levels));
+      std::string s = new_init(t.activation + "_scale", scalar(step, at::kFloat));
+      std::string zp = new_init(t.activation + "_zero_point",
+                                scalar(0, a.is_unsigned ? at::kByte : at::kChar));
+      Node q = make_node("QuantizeLinear", fresh(t.activation + "_quantize"),
+                         {t.activation, s, zp}, fresh(t.activation + "_quantized"));
+      Node d = dq_node(t.activation, {q.outputs[0], s, zp}, -1);
+      act_dq[t.activation] = d.outputs[0];
+      act_step[t.activation] = step;
+      out.push_back(std::move(q));
+      out.push_back(std::move(d));
+      ++report.activations;
+    }
+    // Weight: int8 levels and per-channel (or one) scale.
+    const int64_t axis = per_channel ? t.weight_axis : -1;
+    auto wkey = std::make_pair(t.weight, axis);
+    if (!w_dq.count(wkey)) {
+      auto [q, step] = quantize_weight(g.initializers.at(t.weight), o.weight_bits, axis,
+                                       bias_correction);
+      std::string qn = new_init(t.weight + "_quantized", q);
+      std::string sn = new_init(t.weight + "_scale", step);
+      std::string zn = new_init(t.weight + "_zero_point", at::zeros_like(step).to(at::kChar));
+      Node d = dq_node(t.weight, {qn, sn, zn}, axis);
+      w_dq[wkey] = {d.outputs[0], step};
+      out.push_back(std::move(d));
+      ++report.weights;
+    }
+    const auto& [w_name, w_step] = w_dq.at(wkey);
+    // Bias: int32 with scale s_a * s_W, so integer kernels add it to their accumulator.
+    if (!t.bias.empty()) {
+      at::Tensor b = g.initializers.at(t.bias).to(at::kFloat);
+      at::Tensor bstep = (w_step * act_step.at(t.activation)).expand({b.size(0)}).contiguous();
+      at::Tensor bq =
+          at::clamp(at::round(b / bstep), -2147483647.0, 2147483647.0).to(at::kInt);
+      std::string qn = new_init(t.bias + "_quantized", bq);
+      std::string sn = new_init(t.bias + "_scale", bstep);
+      std::string zn = new_init(t.bias + "_zero_point", at::zeros({b.size(0)}, at::kInt));
+      Node d = dq_node(t.bias, {qn, sn, zn}, 0);
+      n.inputs[2] = d.outputs[0];
+      out.push_back(std::move(d));
+    }
+    n.inputs[0] = act_dq.at(t.activation);
+    n.inputs[1] = w_name;
+    out.push_back(std::move(n));
+    ++report.nodes;
+  }
+  g.nodes = std::move(out);
+  g.remove_dead();
+  for (auto it = g.trainable.begin(); it != g.trainable.end();)
+    it = g.initializers.count(*it) ? std::next(it) : g.trainable.erase(it);
+  g.verify();
+  return report;
+}
+
+}  // namespace slim

@@ -1,0 +1,146 @@
+// Calibration thresholds: hist and kl on written-out histograms (kl also against an independent
+// Python implementation), and calibrate() on MNIST through a zoo MobileNetV1.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "slim/exec/executor.h"
+#include "slim/passes/fold_batch_norm.h"
+#include "slim/quant/calibrate.h"
+#include "slim/quant/fake_quant.h"
+#include "test_util.h"
+
+namespace slim {
+namespace {
+
+TEST(Calibrate, HistTakesTheFirstBinReachingThePercentile) {
+  // 10 bins of width 0.5: 90% of the mass in bins 0-2, the rest at bin 9.
+  std::vector<double> h{30, 30, 30, 0, 0, 0, 0, 0, 0, 10};
+  EXPECT_DOUBLE_EQ(threshold_hist(h, 0.5, 0.9), 2.5 * 0.5);
+  EXPECT_DOUBLE_EQ(threshold_hist(h, 0.5, 0.95), 9.5 * 0.5);
+  EXPECT_DOUBLE_EQ(threshold_hist(h, 0.5, 0.3), 0.5 * 0.5);
+  EXPECT_NE(test::error_of([&] { threshold_hist(h, 0.5, 1.5); }).find("hist_percent"),
+            std::string::npos);
+}
+
+double python_kl(const std::vector<double>& h, double width, int levels) {
+  std::ostringstream cmd;
+  cmd.precision(17);
+  cmd << "/usr/bin/python3 " << test::source_dir() << "/tests/fixtures/kl_reference.py " << levels
+      << " " << width;
+  for (double v : h) cmd << " " << v;
+  auto r = test::run_cmd(cmd.str());
+  EXPECT_EQ(r.code, 0) << r.err;
+  return std::stod(r.out);
+}
+
+TEST(Calibrate, KlAgreesWithAnIndependentReferenceOnRealisticHistograms) {
+  at::manual_seed(3);
+  for (int trial = 0; trial < 3; ++trial) {
+    // |x| of a heavy-tailed activation: most mass near 0, a few outliers.
+    at::Tensor x = at::cat({at::randn({20000}).abs(), at::randn({40}).abs() * (4 + 4 * trial)});
+    const double mx = x.max().item<double>();
+    at::Tensor h = at::histc(x, 2048, 0, mx);
+    std::vector<double> hist(h.data_ptr<float>(), h.data_ptr<float>() + 2048);
+    const double width = mx / 2048;
+    const double got = threshold_kl(hist, width, 127);
+    EXPECT_DOUBLE_EQ(got, python_kl(hist, width, 127)) << "trial " << trial;
+    // The outliers are cut: the threshold sits well below max |x| but above the bulk.
+    EXPECT_LT(got, mx);
+    EXPECT_GT(got, 2.0);
+  }
+  // Everything below the middle: the last non-empty bin at or below it.
+  std::vector<double> low(2048, 0);
+  low[10] = 5;
+  low[100] = 1;
+  EXPECT_DOUBLE_EQ(threshold_kl(low, 1.0, 127), python_kl(low, 1.0, 127));
+  EXPECT_DOUBLE_EQ(threshold_kl(low, 1.0, 127), 100.5);
+}
+
+class CalibrateMnist : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    g_ = test::mnist_mobilenet_v1();
+    test::randomize_batch_norm(g_, 5);
+    fold_batch_norm(g_);
+    data_ = open_dataset("mnist:" + test::data_dir("mnist"), Split::kTrain);
+    o_.batches = 3;
+    o_.batch_size = 16;
+    o_.progress = false;
+    o_.threads = 2;
+  }
+  /// Every calibrated value over the same 48 images, computed directly.
+  at::Tensor values(const std::string& name) {
+    Executor ex(g_);
+    DataLoader dl(data_, {.batch_size = 48, .shuffle = false});
+    Batch b;
+    dl.next(b);
+    return ex.run_named({{"image", b.images}}, {name}).at(name);
+  }
+  Graph g_;
+  std::shared_ptr<Dataset> data_;
+  CalibOptions o_;
+  QuantOptions q_;
+};
+
+TEST_F(CalibrateMnist, AbsMaxAndAvgMatchTheirDefinitions) {
+  o_.algo = CalibAlgo::kAbsMax;
+  ScaleTable t = calibrate(g_, data_, q_, o_);
+  EXPECT_EQ(t.samples, 48);
+  EXPECT_EQ(t.batches, 3);
+  // The inputs of all 27 convs (conv1, 13 depthwise, 13 pointwise) and of the fc.
+  EXPECT_EQ(t.activations.size(), 28u);
+  ASSERT_TRUE(t.activations.count("image"));
+  ASSERT_TRUE(t.activations.count("conv3_1_sep_relu"));
+  EXPECT_FALSE(t.activations.at("image").is_unsigned);
+  EXPECT_TRUE(t.activations.at("conv3_1_sep_relu").is_unsigned);
+  EXPECT_EQ(t.activations.at("conv3_1_sep_relu").consumers,
+            std::vector<std::string>{"conv3_2_dw"});
+  at::Tensor v = values("conv3_1_sep_relu");
+  EXPECT_NEAR(t.activations.at("conv3_1_sep_relu").threshold, v.abs().max().item<double>(), 1e-6);
+  EXPECT_NEAR(t.activations.at("image").threshold, 1.0, 1e-6);  // pixels scaled to [-1, 1]
+
+  o_.algo = CalibAlgo::kAvg;
+  ScaleTable a = calibrate(g_, data_, q_, o_);
+  double sum = 0;
+  for (int k = 0; k < 3; ++k)
+    sum += v.slice(0, 16 * k, 16 * (k + 1)).abs().reshape({16, -1}).amax(1).mean().item<double>();
+  EXPECT_NEAR(a.activations.at("conv3_1_sep_relu").threshold, sum / 3, 1e-5);
+}
+
+TEST_F(CalibrateMnist, HistKlAndMseCutBelowTheMaxAndMseMinimisesTheError) {
+  for (CalibAlgo algo : {CalibAlgo::kHist, CalibAlgo::kKl, CalibAlgo::kMse}) {
+    o_.algo = algo;
+    ScaleTable t = calibrate(g_, data_, q_, o_);
+    for (const auto& [name, a] : t.activations) {
+      EXPECT_GT(a.threshold, 0) << name;
+      EXPECT_LE(a.threshold, a.abs_max * (1 + 1e-9)) << to_string(algo) << " " << name;
+    }
+  }
+  o_.algo = CalibAlgo::kMse;
+  ScaleTable t = calibrate(g_, data_, q_, o_);
+  const auto& a = t.activations.at("conv4_1_sep_relu");
+  at::Tensor v = values("conv4_1_sep_relu");
+  auto err = [&](double s) {
+    return (v - quant_dequant(v, at::scalar_tensor(s, at::kFloat), 8, -1, true))
+        .pow(2)
+        .mean()
+        .item<double>();
+  };
+  const double best = err(a.threshold);
+  for (int k = 0; k < 36; ++k) EXPECT_LE(best, err((0.30 + 0.02 * k) * a.abs_max) * (1 + 1e-6));
+  // The multiplier is on the 0.02 grid.
+  const double m = a.threshold / a.abs_max;
+  EXPECT_NEAR(std::round((m - 0.30) / 0.02), (m - 0.30) / 0.02, 1e-6);
+}
+
+TEST_F(CalibrateMnist, NothingToQuantizeIsAClearError) {
+  QuantOptions q;
+  q.not_quant_pattern = ".";
+  EXPECT_NE(test::error_of([&] { calibrate(g_, data_, q, o_); }).find("nothing to quantize"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace slim
