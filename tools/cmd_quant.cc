@@ -176,7 +176,7 @@ struct QatArgs {
 
 void add_qat(CLI::App* parent) {
   auto a = std::make_shared<QatArgs>();
-  a->flags.opts.lr = 0.01;  // fine-tuning a trained model
+  a->flags.opts.lr = 0.001;  // fine-tuning a trained model: 0.01 already lost points here
   auto* cmd = parent->add_subcommand(
       "qat", "Quant-aware training: fake-quantize weights and activations, fine-tune, export QDQ");
   cmd->add_option("model", a->model, "trained float ONNX model")->required();
