@@ -6,7 +6,7 @@
 namespace slim {
 
 ScaleTable ptq_calibrate(Graph& g, const std::shared_ptr<Dataset>& data, const PtqOptions& o) {
-  check_quant_options(o.quant);
+  check_qdq_options(o.quant);
   check_not_quantized(g, "post-training quantization");
   if (o.fold_bn) fold_batch_norm(g);
   return calibrate(g, data, o.quant, o.calib);

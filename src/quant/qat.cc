@@ -7,10 +7,7 @@
 namespace slim {
 
 QatReport quant_aware_train(Graph& g, const std::shared_ptr<Dataset>& data, const QatOptions& o) {
-  check_quant_options(o.quant);
-  SLIM_CHECK(o.quant.act_bits == 8 && o.quant.weight_bits <= 8,
-             "quant-aware training exports ONNX QDQ: activation_bits must be 8 (got ",
-             o.quant.act_bits, ") and weight_bits <= 8 (got ", o.quant.weight_bits, ")");
+  check_qdq_options(o.quant);  // before training, not after it
   check_not_quantized(g, "quant-aware training");
   if (o.fold_bn_before) fold_batch_norm(g);
   insert_fake_quant(g, o.quant);

@@ -50,13 +50,17 @@ Node make_node(const std::string& op, const std::string& name,
 
 }  // namespace
 
-QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
-                       bool bias_correction) {
+void check_qdq_options(const QuantOptions& o) {
   check_quant_options(o);
   SLIM_CHECK(o.act_bits == 8, "QDQ export stores 8-bit activations; activation_bits is ",
              o.act_bits);
   SLIM_CHECK(o.weight_bits <= 8, "QDQ export stores int8 weights; weight_bits is ", o.weight_bits,
              " (use weight-only quantization for 16-bit weights)");
+}
+
+QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
+                       bool bias_correction) {
+  check_qdq_options(o);
   check_not_quantized(g, "quantization");
   const bool per_channel = o.weight_algo == WeightQuantAlgo::kChannelWiseAbsMax;
   SLIM_CHECK(!per_channel || g.opset >= 13, "per-channel weight scales need ONNX opset >= 13; ",

@@ -32,6 +32,10 @@ struct QdqReport {
 QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
                        bool bias_correction = false);
 
+/// Checks `o` can be exported as QDQ (8-bit activations, weights of at most 8 bits) besides
+/// check_quant_options; errors name the option and value. Run it before long calibration.
+void check_qdq_options(const QuantOptions& o);
+
 /// Stores `w` as `bits`-bit integers with per-channel (axis >= 0) or per-tensor abs_max scales:
 /// returns {q (int8 for bits <= 8, int16 otherwise), onnx scale = abs_max / (2^(bits-1) - 1)}.
 /// An all-zero channel gets scale 1. With `bias_correction`, applies bias_correction_w first.
