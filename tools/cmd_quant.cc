@@ -41,6 +41,21 @@ void add_quant_flags(CLI::App* cmd, QuantFlags* f, bool activations) {
                   "leave nodes whose name matches this regex in float");
 }
 
+/// Image folders are read at the model's input size and channel count (when the model fixes them),
+/// so `folder:DIR` calibrates any image model.
+FolderOptions folder_options_for(const Graph& g) {
+  FolderOptions f;
+  if (g.inputs.size() == 1 && g.inputs[0].has_shape && g.inputs[0].shape.size() == 4) {
+    const auto& s = g.inputs[0].shape;
+    if (s[1] == 1 || s[1] == 3) {
+      f.channels = s[1];
+      if (s[1] == 1) f.mean = {0.5f}, f.std = {0.5f};
+    }
+    if (s[2] > 0 && s[3] > 0) f.height = s[2], f.width = s[3];
+  }
+  return f;
+}
+
 int64_t file_size(const std::string& path) {
   std::error_code ec;
   auto s = std::filesystem::file_size(path, ec);
@@ -90,8 +105,9 @@ void add_ptq(CLI::App* parent) {
              "write the scale table and/or the QDQ model");
   cmd->add_option("model", a->model, "float ONNX model")->required();
   cmd->add_option("--data", a->data,
-                  "calibration data (train split, file order): mnist:DIR, fashion:DIR, folder:DIR;"
-                  " without it, --table must name an existing table to apply");
+                  "calibration data (train split, file order): mnist:DIR, fashion:DIR, folder:DIR "
+                  "(images resized to the model's input); without it, --table must name an "
+                  "existing table to apply");
   cmd->add_option("-o,--output", a->out, "quantized QDQ ONNX file (written atomically)");
   cmd->add_option("--table", a->table,
                   "scale table JSON: written after calibration (with --data; without -o the "
@@ -135,10 +151,12 @@ void add_ptq(CLI::App* parent) {
     EvalOptions eo;
     eo.batch_size = a->eval_batch;
     eo.threads = a->calib.threads;
-    if (a->eval) j["eval"]["float"] = eval_json(evaluate(g, open_dataset(a->data, Split::kTest), eo));
+    const FolderOptions folder = folder_options_for(g);
+    if (a->eval)
+      j["eval"]["float"] = eval_json(evaluate(g, open_dataset(a->data, Split::kTest, folder), eo));
     ScaleTable table;
     if (!a->data.empty()) {
-      table = ptq_calibrate(g, open_dataset(a->data, Split::kTrain), o);
+      table = ptq_calibrate(g, open_dataset(a->data, Split::kTrain, folder), o);
       table.model = a->model;
       if (!a->table.empty()) {
         scale_table_save(table, a->table);
@@ -160,7 +178,8 @@ void add_ptq(CLI::App* parent) {
       j["skipped"] = r.skipped;
       print_size(j, a->model, a->out);
       if (a->eval)
-        j["eval"]["quantized"] = eval_json(evaluate(g, open_dataset(a->data, Split::kTest), eo));
+        j["eval"]["quantized"] =
+            eval_json(evaluate(g, open_dataset(a->data, Split::kTest, folder), eo));
     }
     report(j, a->json);
   });
@@ -208,9 +227,10 @@ void add_qat(CLI::App* parent) {
     eo.batch_size = a->eval_batch;
     eo.threads = o.train.threads;
     eo.progress = o.train.progress;
-    auto test = a->no_eval ? nullptr : open_dataset(a->data, Split::kTest);
+    const FolderOptions folder = folder_options_for(g);
+    auto test = a->no_eval ? nullptr : open_dataset(a->data, Split::kTest, folder);
     if (test) j["eval"]["float"] = eval_json(evaluate(g, test, eo));
-    QatReport r = quant_aware_train(g, open_dataset(a->data, Split::kTrain), o);
+    QatReport r = quant_aware_train(g, open_dataset(a->data, Split::kTrain, folder), o);
     onnx_save(g, a->out);
     j["output"] = a->out;
     j["epochs"] = epochs_json(r.epochs);

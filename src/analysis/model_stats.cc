@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <numeric>
+#include <set>
 
 #include "slim/exec/executor.h"
 #include "slim/exec/infer_shapes.h"
@@ -14,11 +15,25 @@
 namespace slim {
 
 ParamStats count_params(const Graph& g) {
+  // A quantized model stores its weights as integers read by DequantizeLinear (or Cast, for
+  // int16 weight-only): those count as parameters, their scales and zero points do not.
+  std::set<std::string> quantized, quant_meta;
+  for (const auto& n : g.nodes) {
+    if (n.op_type == "DequantizeLinear" || n.op_type == "Cast") {
+      if (g.is_initializer(n.input(0))) quantized.insert(n.input(0));
+      if (n.op_type == "DequantizeLinear")
+        for (size_t i = 1; i < n.inputs.size(); ++i) quant_meta.insert(n.inputs[i]);
+    } else if (n.op_type == "QuantizeLinear") {
+      for (size_t i = 1; i < n.inputs.size(); ++i) quant_meta.insert(n.inputs[i]);
+    }
+  }
   ParamStats s;
   for (const auto& [name, t] : g.initializers) {
     s.tensors++;
     s.bytes += static_cast<int64_t>(t.nbytes());
-    if (at::isFloatingType(t.scalar_type())) s.count += t.numel();
+    if (quantized.count(name) ||
+        (at::isFloatingType(t.scalar_type()) && !quant_meta.count(name)))
+      s.count += t.numel();
   }
   return s;
 }

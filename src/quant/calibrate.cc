@@ -168,7 +168,9 @@ ScaleTable calibrate(Graph& g, const std::shared_ptr<Dataset>& data, const Quant
           th = threshold_hist(s.hist, width, o.hist_percent);
           break;
         case CalibAlgo::kKl:
-          th = threshold_kl(s.hist, width, quant_levels(q.act_bits, s.is_unsigned));
+          // PaddleSlim's 127 levels (2^(bits-1) - 1) also for unsigned activations, which are
+          // then stored with 255: the cut is chosen as for int8, the levels below it are finer.
+          th = threshold_kl(s.hist, width, quant_bound(q.act_bits));
           break;
         case CalibAlgo::kMse: {
           int best = static_cast<int>(

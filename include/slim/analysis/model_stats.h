@@ -8,7 +8,8 @@
 namespace slim {
 
 struct ParamStats {
-  int64_t count = 0;        ///< elements of all floating-point initializers (weights)
+  int64_t count = 0;  ///< weight elements: float initializers, and the integer weights of a
+                      ///< quantized model (not its scales and zero points)
   int64_t bytes = 0;        ///< bytes of all initializers as stored
   int64_t tensors = 0;      ///< number of initializers
 };
