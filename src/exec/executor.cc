@@ -67,6 +67,12 @@ void Executor::set_training(bool training) {
   }
 }
 
+void Executor::set_int8(bool on) {
+  if (on == int8_) return;
+  int8_ = on;
+  compile();
+}
+
 void Executor::set_onednn(bool on) {
   if (on == onednn_) return;
   onednn_ = on;
@@ -115,24 +121,29 @@ void Executor::compile() {
     output_slots_.push_back(it->second);
   }
   num_slots_ = next;
-  // Free each intermediate after its last reader so peak memory stays near the live set.
-  std::vector<int> last_use(num_slots_, -1);
-  for (size_t k = 0; k < steps_.size(); ++k)
-    for (int s : steps_[k].in)
-      if (s >= 0) last_use[s] = static_cast<int>(k);
   std::vector<bool> pinned(num_slots_, false);
   for (int s : output_slots_) pinned[s] = true;
   for (const auto& [s, name] : init_slots_) pinned[s] = true;
+  std::vector<int> producer_step(num_slots_, -1);
+  for (size_t k = 0; k < steps_.size(); ++k)
+    for (int s : steps_[k].out)
+      if (s >= 0) producer_step[s] = static_cast<int>(k);
+  if (int8_ && onednn_ && onednn_conv_available()) compile_int8(pinned, producer_step);
+  // Free each intermediate after its last reader so peak memory stays near the live set. A fused
+  // int8 step reads the quantized values behind its DequantizeLinear inputs itself.
+  std::vector<int> last_use(num_slots_, -1);
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    for (int s : steps_[k].in)
+      if (s >= 0) last_use[s] = static_cast<int>(k);
+    for (int s : steps_[k].int8_in)
+      if (s >= 0) last_use[s] = std::max(last_use[s], static_cast<int>(k));
+  }
   for (int s = 0; s < num_slots_; ++s)
     if (last_use[s] >= 0 && !pinned[s]) steps_[last_use[s]].free_after.push_back(s);
   // Hand the last reference of a dying value to its last reader so element-wise kernels can
   // reuse its memory. In training only outputs of ops whose backward does not read their own
   // output (Conv, BatchNormalization, Add, Gemm) may be overwritten, as with PyTorch's inplace
   // ReLU.
-  std::vector<int> producer_step(num_slots_, -1);
-  for (size_t k = 0; k < steps_.size(); ++k)
-    for (int s : steps_[k].out)
-      if (s >= 0) producer_step[s] = static_cast<int>(k);
   for (size_t k = 0; k < steps_.size(); ++k) {
     Step& st = steps_[k];
     st.hand_over.assign(st.in.size(), false);
@@ -171,6 +182,79 @@ void Executor::compile() {
   }
 }
 
+void Executor::compile_int8(const std::vector<bool>& pinned,
+                            const std::vector<int>& producer_step) {
+  std::vector<std::vector<int>> reader_steps(num_slots_);
+  for (size_t k = 0; k < steps_.size(); ++k)
+    for (int s : steps_[k].in)
+      if (s >= 0 && (reader_steps[s].empty() || reader_steps[s].back() != static_cast<int>(k)))
+        reader_steps[s].push_back(static_cast<int>(k));
+  auto producer = [&](const std::string& v) -> const Node* {
+    auto it = slot_of_.find(v);
+    if (it == slot_of_.end() || producer_step[it->second] < 0) return nullptr;
+    const Step& p = steps_[producer_step[it->second]];
+    return p.frozen ? nullptr : p.node;
+  };
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    Step& st = steps_[k];
+    if (st.frozen || st.out.size() != 1 || st.out[0] < 0) continue;
+    if (st.node->op_type != "Conv" && st.node->op_type != "Gemm") continue;
+    std::optional<Int8Operands> ops = match_int8_operands(*graph_, *st.node, producer);
+    if (!ops) continue;
+    // The output side: a following activation, then a QuantizeLinear, each the only reader of
+    // a value that is not a graph output.
+    auto sole_reader = [&](int s) {
+      if (pinned[s] || reader_steps[s].size() != 1) return -1;
+      int r = reader_steps[s][0];
+      const Step& n = steps_[r];
+      if (n.frozen || n.in.empty() || n.in[0] != s || n.out.size() != 1 || n.out[0] < 0 ||
+          std::count(n.in.begin(), n.in.end(), s) != 1)
+        return -1;
+      return r;
+    };
+    FusedActivation act;
+    int out = st.out[0];
+    int r = sole_reader(out);
+    if (r >= 0 && (act = fusable_activation(*graph_, *steps_[r].node)).active()) {
+      st.int8_after.push_back(r);
+      st.int8_inner.push_back(out);
+      out = steps_[r].out[0];
+      r = sole_reader(out);
+    }
+    if (r >= 0 && int8_output_quantize(*graph_, *steps_[r].node)) {
+      ops->y_scale = steps_[r].node->input(1);
+      ops->y_zero_point = steps_[r].node->input(2);
+      st.int8_after.push_back(r);
+      st.int8_inner.push_back(out);
+      out = steps_[r].out[0];
+    }
+    st.int8_out = out;
+    for (const auto& name : ops->names())
+      st.int8_in.push_back(name.empty() ? -1 : slot_of_.at(name));
+    for (size_t i = 0; i < 3 && i < st.in.size(); ++i) {
+      int s = st.in[i];
+      if (s >= 0 && producer_step[s] >= 0 &&
+          steps_[producer_step[s]].node->op_type == "DequantizeLinear")
+        st.int8_before.push_back(producer_step[s]);
+    }
+    st.int8 = std::make_shared<OneDnnInt8>(*st.node, std::move(*ops), act);
+  }
+  // A DequantizeLinear may be skipped when only int8 steps that read past it read its output.
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    Step& st = steps_[k];
+    if (st.node->op_type != "DequantizeLinear" || st.out.size() != 1 || st.out[0] < 0) continue;
+    int s = st.out[0];
+    if (pinned[s] || reader_steps[s].empty()) continue;
+    bool all = true;
+    for (int r : reader_steps[s]) {
+      const auto& before = steps_[r].int8_before;
+      all = all && steps_[r].int8 &&
+            std::find(before.begin(), before.end(), static_cast<int>(k)) != before.end();
+    }
+    if (all) st.int8_readers = reader_steps[s];
+  }
+}
+
 void Executor::check_input(const ValueInfo& info, const at::Tensor& t) const {
   SLIM_CHECK(t.defined(), "input '", info.name, "' was not given");
   SLIM_CHECK(t.scalar_type() == info.dtype, "input '", info.name, "' expects ",
@@ -193,16 +277,33 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
   for (int s : keep) kept[s] = true;
   // Activation steps whose work a fused conv already did: they pass their input on.
   std::vector<bool> forward(steps_.size(), false);
-  onednn_runs_ = 0;
-  for (size_t k = 0; k < steps_.size(); ++k) {
-    Step& step = steps_[k];
-    if (forward[k]) {
-      int from = step.in[0];
-      slots[step.out[0]] = std::move(slots[from]);
-      for (int s : step.free_after)
-        if (!kept[s]) slots[s].reset();
-      continue;
+  // Steps not run (yet): DequantizeLinear read past by int8 steps, and the activation and
+  // QuantizeLinear steps whose work an int8 step did.
+  std::vector<bool> skip(steps_.size(), false), pending(steps_.size(), false);
+  // Int8 steps this run may use: not in training, none of the values they skip fetched.
+  std::vector<bool> int8_on(steps_.size(), false);
+  if (!training_) {
+    for (size_t k = 0; k < steps_.size(); ++k) {
+      const Step& st = steps_[k];
+      if (!st.int8) continue;
+      int8_on[k] =
+          std::none_of(st.int8_inner.begin(), st.int8_inner.end(), [&](int s) { return kept[s]; });
     }
+    for (size_t k = 0; k < steps_.size(); ++k) {
+      const Step& st = steps_[k];
+      skip[k] = !st.int8_readers.empty() && !kept[st.out[0]] &&
+                std::all_of(st.int8_readers.begin(), st.int8_readers.end(),
+                            [&](int r) { return int8_on[r]; });
+    }
+  }
+  onednn_runs_ = 0;
+  int8_runs_ = 0;
+  auto release = [&](const Step& step) {
+    for (int s : step.free_after)
+      if (!kept[s]) slots[s].reset();
+  };
+  auto run_step = [&](size_t k) {
+    Step& step = steps_[k];
     const bool training = training_ && !step.frozen;
     KernelContext ctx{*step.node, {}, {}, training, graph_->opset};
     ctx.inplace_in_training = step.inplace_in_training;
@@ -251,8 +352,49 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
                   " did not produce output #", k);
       slots[step.out[k]] = std::move(ctx.out[k]);
     }
-    for (int s : step.free_after)
-      if (!kept[s]) slots[s].reset();
+    release(step);
+  };
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    Step& step = steps_[k];
+    if (skip[k]) {
+      pending[k] = !step.int8_readers.empty();
+      release(step);
+      continue;
+    }
+    if (forward[k]) {
+      int from = step.in[0];
+      slots[step.out[0]] = std::move(slots[from]);
+      release(step);
+      continue;
+    }
+    if (int8_on[k]) {
+      std::vector<at::Tensor> in(step.int8_in.size());
+      for (size_t i = 0; i < in.size(); ++i)
+        if (step.int8_in[i] >= 0) in[i] = slots[step.int8_in[i]];
+      at::Tensor y;
+      bool done;
+      try {
+        done = step.int8->run(in, y);
+      } catch (const Error&) {
+        throw;
+      } catch (const std::exception& e) {
+        SLIM_FAIL(step.node->label(), " failed in its int8 kernel: ", e.what());
+      }
+      if (done) {
+        ++int8_runs_;
+        slots[step.int8_out] = std::move(y);
+        for (int a : step.int8_after) skip[a] = true;
+        release(step);
+        continue;
+      }
+      // Falls back to the original nodes: the DequantizeLinear steps it skipped run now.
+      for (int p : step.int8_before)
+        if (pending[p]) {
+          pending[p] = false;
+          run_step(p);
+        }
+    }
+    run_step(k);
   }
   // Values computed in NHWC (oneDNN convs) go out in the default layout.
   std::vector<at::Tensor> result;

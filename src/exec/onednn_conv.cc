@@ -7,36 +7,22 @@
 #include <cstring>
 #include <string>
 
+#include "onednn_common.h"
 #include "window.h"
 
 namespace slim {
 
-namespace {
-
-dnnl::engine& cpu_engine() {
+dnnl::engine& onednn_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
 }
 
-dnnl::stream& cpu_stream() {
-  static dnnl::stream stream(cpu_engine());
+dnnl::stream& onednn_stream() {
+  static dnnl::stream stream(onednn_engine());
   return stream;
 }
 
-/// Identity of a weight or bias tensor's contents: its storage, and its version counter where the
-/// tensor has one (tensors made under InferenceMode do not; they cannot be changed outside it).
-struct Stamp {
-  const void* impl = nullptr;
-  const void* data = nullptr;
-  int64_t version = -1;
-  static Stamp of(const at::Tensor& t) {
-    if (!t.defined()) return {};
-    return {t.unsafeGetTensorImpl(), t.data_ptr(), t.is_inference() ? -1 : t._version()};
-  }
-  bool operator==(const Stamp& o) const {
-    return impl == o.impl && data == o.data && version == o.version;
-  }
-};
+namespace {
 
 int64_t float_bits(float f) {
   int32_t b;
@@ -99,7 +85,7 @@ FusedActivation fusable_activation(const Graph& g, const Node& act) {
 
 bool onednn_conv_available() {
   try {
-    (void)cpu_engine();
+    (void)onednn_engine();
     return true;
   } catch (const dnnl::error&) {
     return false;
@@ -205,7 +191,7 @@ bool OneDnnConv::run(KernelContext& c, const FusedActivation& act) {
       if (pointwise) {
         auto desc = dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference,
                                                       p.src_md, wany, p.bias_md, p.dst_md);
-        dnnl::inner_product_forward::primitive_desc pd(desc, attr, cpu_engine());
+        dnnl::inner_product_forward::primitive_desc pd(desc, attr, onednn_engine());
         impl = pd.impl_info_str();
         p.prim = dnnl::inner_product_forward(pd);
         p.weights_md = pd.weights_desc();
@@ -213,13 +199,13 @@ bool OneDnnConv::run(KernelContext& c, const FusedActivation& act) {
         auto desc = dnnl::convolution_forward::desc(
             dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, p.src_md,
             wany, p.bias_md, p.dst_md, strides, dil, pad_l, pad_r);
-        dnnl::convolution_forward::primitive_desc pd(desc, attr, cpu_engine());
+        dnnl::convolution_forward::primitive_desc pd(desc, attr, onednn_engine());
         impl = pd.impl_info_str();
         p.prim = dnnl::convolution_forward(pd);
         p.weights_md = pd.weights_desc();
       }
-      if (impl.rfind("ref", 0) == 0) return false;  // plan stays unusable: ATen from now on
-      p.weights = dnnl::memory(p.weights_md, cpu_engine());
+      if (onednn_is_reference(impl.c_str())) return false;  // plan stays unusable: ATen from now on
+      p.weights = dnnl::memory(p.weights_md, onednn_engine());
       p.usable = true;
     } catch (const dnnl::error&) {
       return false;
@@ -239,9 +225,9 @@ bool OneDnnConv::run(KernelContext& c, const FusedActivation& act) {
       wstrides = {w.stride(0) * (oc / group), w.stride(0), w.stride(1), w.stride(2), w.stride(3)};
     else
       wstrides = dnnl::memory::dims(w.strides().begin(), w.strides().end());
-    dnnl::memory user(dnnl::memory::desc(wdims, dt::f32, wstrides), cpu_engine(), w.data_ptr());
-    dnnl::reorder(user, p.weights).execute(cpu_stream(), user, p.weights);
-    cpu_stream().wait();
+    dnnl::memory user(dnnl::memory::desc(wdims, dt::f32, wstrides), onednn_engine(), w.data_ptr());
+    dnnl::reorder(user, p.weights).execute(onednn_stream(), user, p.weights);
+    onednn_stream().wait();
     p.weight_stamp = ws;
   }
 
@@ -250,13 +236,13 @@ bool OneDnnConv::run(KernelContext& c, const FusedActivation& act) {
                       : x.contiguous(at::MemoryFormat::ChannelsLast);
   at::Tensor y = at::empty(p.out_dims, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   at::Tensor b = has_bias ? c.in[2].contiguous() : at::Tensor();
-  dnnl::memory src(p.src_md, cpu_engine(), xs.data_ptr());
-  dnnl::memory dst(p.dst_md, cpu_engine(), y.data_ptr());
+  dnnl::memory src(p.src_md, onednn_engine(), xs.data_ptr());
+  dnnl::memory dst(p.dst_md, onednn_engine(), y.data_ptr());
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
-  if (has_bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias_md, cpu_engine(), b.data_ptr()));
-  p.prim.execute(cpu_stream(), args);
-  cpu_stream().wait();
+  if (has_bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias_md, onednn_engine(), b.data_ptr()));
+  p.prim.execute(onednn_stream(), args);
+  onednn_stream().wait();
   c.out[0] = y;
   return true;
 }

@@ -34,7 +34,10 @@ int fold_constants(Graph& g) {
     Node& n = g.nodes[k];
     bool produces_output = false;
     for (const auto& o : n.outputs) produces_output = produces_output || g.is_output(o);
-    if (produces_output || n.op_type == "Dropout") continue;
+    // DequantizeLinear stays: its int8 initializer is what the executor's int8 kernels run on
+    // (ONNX Runtime's constant folding keeps it for the same reason), and a folded weight would
+    // take four times the bytes.
+    if (produces_output || n.op_type == "Dropout" || n.op_type == "DequantizeLinear") continue;
     std::vector<at::Tensor> vals;
     if (n.op_type == "Shape") {
       auto shape = g.shape_of(n.input(0));

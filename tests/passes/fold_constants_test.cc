@@ -116,5 +116,22 @@ TEST(FoldConstants, LeavesGraphOutputsAndFixedShapesAlone) {
   EXPECT_EQ(g.nodes.size(), 1u);
 }
 
+TEST(FoldConstants, KeepsDequantizeLinearOfInt8Weights) {
+  // A QDQ model's weights stay int8 behind their DequantizeLinear, for int8 execution.
+  test::GraphBuilder b;
+  auto x = b.input("x", {kDynamicDim, 4});
+  auto w = b.node("DequantizeLinear",
+                  {b.init("w_q", at::randint(-127, 128, {3, 4}, at::kChar)),
+                   b.init("w_s", at::full({3}, 0.01f)), b.init("w_zp", at::zeros({3}, at::kChar))},
+                  {{"axis", int64_t{0}}}, "w_dq");
+  auto y = b.node("Gemm", {x, w}, {{"transB", int64_t{1}}}, "fc");
+  b.output(y);
+  Graph g = b.build();
+  infer_shapes(g);
+  EXPECT_EQ(fold_constants(g), 0);
+  EXPECT_EQ(g.op_histogram().count("DequantizeLinear"), 1u);
+  EXPECT_EQ(g.initializers.at("w_q").scalar_type(), at::kChar);
+}
+
 }  // namespace
 }  // namespace slim

@@ -9,6 +9,7 @@
 
 #include "slim/exec/kernel.h"
 #include "slim/exec/onednn_conv.h"
+#include "slim/exec/onednn_int8.h"
 #include "slim/ir/graph.h"
 
 namespace slim {
@@ -47,11 +48,24 @@ class Executor {
 
   /// Inference convolutions on oneDNN with prepacked weights, cached primitives, NHWC
   /// activations and Relu/LeakyRelu/Clip fused into the conv (default on). Off: every Conv runs
-  /// ATen's at::convolution, as in training. Results agree to float rounding either way.
+  /// ATen's at::convolution, as in training, and int8 execution is off too. Results agree to
+  /// float rounding either way.
   void set_onednn(bool on);
   bool onednn() const { return onednn_; }
-  /// Convs the last run executed on oneDNN (the rest ran ATen's kernel).
+  /// Float convs the last run executed on oneDNN (the rest ran ATen's kernel).
   int onednn_convs_last_run() const { return onednn_runs_; }
+
+  /// Real int8 execution of QDQ graphs in inference (default on, needs set_onednn(true)): a
+  /// Conv or Gemm whose input and weights come from DequantizeLinear (zero points 0), with its
+  /// bias, following activation and QuantizeLinear, runs as one oneDNN int8 primitive on the
+  /// quantized tensors (see slim/exec/onednn_int8.h). Off: every node runs its own kernel, which
+  /// simulates int8 in float. Quantized outputs agree with the simulation up to 1 step where
+  /// float rounding differs; anything that does not qualify runs the original nodes. Never used
+  /// in training mode or for Graph::frozen_nodes.
+  void set_int8(bool on);
+  bool int8() const { return int8_; }
+  /// Fused int8 Conv/Gemm steps the last run executed in int8.
+  int int8_ops_last_run() const { return int8_runs_; }
 
  private:
   struct Step {
@@ -66,8 +80,19 @@ class Executor {
     std::shared_ptr<OneDnnConv> onednn;  ///< Conv steps in inference
     int act_step = -1;                   ///< Conv: the activation step that may be fused into it
     FusedActivation act;                 ///< ... and its activation
+    // A Conv/Gemm step fused with its QDQ neighbours into one int8 step (inference only).
+    std::shared_ptr<OneDnnInt8> int8;
+    std::vector<int> int8_in;      ///< slots of int8->operands().names(), -1 where absent
+    int int8_out = -1;             ///< the slot it writes: the QuantizeLinear's, act's or own
+    std::vector<int> int8_before;  ///< the DequantizeLinear steps it reads past
+    std::vector<int> int8_after;   ///< the activation and QuantizeLinear steps it does the work of
+    std::vector<int> int8_inner;   ///< values it does not produce: fetching one disables it
+    /// A DequantizeLinear step whose every reader is one of these int8 steps: skipped when they
+    /// all run int8, run late by any of them that falls back.
+    std::vector<int> int8_readers;
   };
   void compile();
+  void compile_int8(const std::vector<bool>& pinned, const std::vector<int>& producer_step);
   std::vector<at::Tensor> execute(std::vector<at::Tensor> slots, const std::vector<int>& keep);
   void check_input(const ValueInfo& info, const at::Tensor& t) const;
 
@@ -76,6 +101,8 @@ class Executor {
   bool check_inputs_ = true;
   bool onednn_ = true;
   int onednn_runs_ = 0;
+  bool int8_ = true;
+  int int8_runs_ = 0;
   std::map<std::string, int> slot_of_;
   std::vector<int> input_slots_;
   std::vector<int> output_slots_;

@@ -1,0 +1,85 @@
+#pragma once
+// Int8 inference of ONNX QDQ Conv and Gemm on oneDNN's u8/s8 x s8 kernels (VNNI where the CPU
+// has it). A quantized model written in the QDQ form only simulates int8: every
+// DequantizeLinear turns values back into float and the Conv runs in float. The executor
+// recognises the pattern
+//   x_q -> DequantizeLinear(x_scale, 0)             -> Conv/Gemm input 0
+//   w_q -> DequantizeLinear(w_scale, 0, axis)        -> input 1   (int8 initializer)
+//   b_q -> DequantizeLinear(b_scale, 0) | float bias -> input 2   (optional)
+//   output -> [Relu | LeakyRelu | Clip] -> [QuantizeLinear(y_scale, 0)]
+// and runs it as one oneDNN primitive on x_q itself: s32 accumulation, per-channel output scales
+// x_scale * w_scale / y_scale, the activation as a post-op and the u8/s8 output rounded half to
+// even and saturated, as QuantizeLinear does. Weights are reordered once, activations stay NHWC.
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "slim/exec/kernel.h"
+#include "slim/exec/onednn_conv.h"
+
+namespace slim {
+
+/// The values one fused int8 Conv or Gemm reads, by name ("" when absent).
+struct Int8Operands {
+  std::string x, x_scale, x_zero_point;  ///< quantized activation (a runtime value)
+  std::string w, w_scale, w_zero_point;  ///< int8 weight initializer and its DequantizeLinear's
+  int64_t w_axis = 0;                    ///< ... per-channel axis (the output-channel dim)
+  std::string b, b_scale, b_zero_point;  ///< float bias (b_scale "") or int32 bias and its DQ's
+  std::string y_scale, y_zero_point;     ///< trailing QuantizeLinear ("" y_scale: float output)
+  /// Names in the order OneDnnInt8::run takes its tensors.
+  std::vector<std::string> names() const {
+    return {x, x_scale, x_zero_point, w,       w_scale,     w_zero_point,
+            b, b_scale, b_zero_point, y_scale, y_zero_point};
+  }
+};
+
+/// The input side of the pattern around Conv or Gemm node `op` of `g`: input 0 a
+/// DequantizeLinear of a runtime value with a scalar scale and zero point 0, input 1 a
+/// DequantizeLinear of an int8 initializer (zero points 0, per tensor or along the output-channel
+/// axis), input 2 absent, a float initializer or a DequantizeLinear of an int32 initializer.
+/// Conv must be 2-D; Gemm must have transA = 0 and alpha = beta = 1. `producer` returns the node
+/// that computes a value (nullptr for inputs and initializers). y_scale/y_zero_point stay empty.
+std::optional<Int8Operands> match_int8_operands(
+    const Graph& g, const Node& op, const std::function<const Node*(const std::string&)>& producer);
+
+/// True if QuantizeLinear `q` can end a fused int8 step: scalar float scale initializer, zero point
+/// absent or a uint8/int8 scalar initializer equal to 0.
+bool int8_output_quantize(const Graph& g, const Node& q);
+
+/// One fused int8 Conv/Gemm. Not thread-safe (neither is the Executor).
+class OneDnnInt8 {
+ public:
+  /// `op` is the Conv or Gemm node (kept by reference), `act` the fused activation.
+  OneDnnInt8(const Node& op, Int8Operands operands, FusedActivation act);
+  ~OneDnnInt8();
+  OneDnnInt8(const OneDnnInt8&) = delete;
+  OneDnnInt8& operator=(const OneDnnInt8&) = delete;
+
+  const Int8Operands& operands() const { return ops_; }
+
+  /// Computes the fused output from the tensors named by operands().names() (undefined where
+  /// absent) and returns true: the QuantizeLinear's u8/s8 tensor when there is one, else the
+  /// float output after the activation; NHWC for a Conv. Returns false without touching `out`
+  /// when this call does not qualify (a zero point is not 0, a dtype or shape is not supported,
+  /// a scale is not finite, or oneDNN offers only its reference kernel): the caller then runs
+  /// the original nodes. Weights, scales and bias are prepared again only when one of their
+  /// tensors changes (same Stamp logic as OneDnnConv).
+  bool run(const std::vector<at::Tensor>& in, at::Tensor& out);
+
+ private:
+  struct Params;
+  struct Plan;
+  bool prepare(const std::vector<at::Tensor>& in);
+  const Node& node_;
+  Int8Operands ops_;
+  FusedActivation act_;
+  std::unique_ptr<Params> params_;  ///< scales, bias and operand Stamps; null before first run
+  std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;  ///< by input dims
+  std::vector<int64_t> last_dims_;                               ///< of the last run ...
+  std::unique_ptr<Plan>* last_plan_ = nullptr;                   ///< ... and its plan slot
+};
+
+}  // namespace slim

@@ -1,0 +1,409 @@
+#include "slim/exec/onednn_int8.h"
+
+#include <cmath>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <unordered_map>
+
+#include "onednn_common.h"
+#include "window.h"
+
+namespace slim {
+
+namespace {
+
+// Positions in Int8Operands::names().
+enum Operand { kX, kXScale, kXZero, kW, kWScale, kWZero, kB, kBScale, kBZero, kYScale, kYZero };
+constexpr int kNumOperands = 11;
+
+bool default_domain(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx"; }
+
+const at::Tensor* initializer(const Graph& g, const std::string& name) {
+  auto it = g.initializers.find(name);
+  return it == g.initializers.end() ? nullptr : &it->second;
+}
+
+bool all_zero(const at::Tensor& t) { return t.numel() == 0 || !t.ne(0).any().item<bool>(); }
+
+/// A zero point operand: absent (ONNX: 0) or `n` (or one) zeros of one of the given types.
+bool zero_point_ok(const at::Tensor& zp, int64_t n, std::initializer_list<at::ScalarType> types) {
+  if (!zp.defined()) return true;
+  bool type_ok = false;
+  for (auto t : types) type_ok = type_ok || zp.scalar_type() == t;
+  return type_ok && zp.dim() <= 1 && (zp.numel() == 1 || zp.numel() == n) && all_zero(zp);
+}
+
+/// A scale operand: float, one value or `n` values (1-D), all finite.
+bool scale_ok(const at::Tensor& s, int64_t n) {
+  if (!s.defined() || !at::isFloatingType(s.scalar_type()) || s.dim() > 1) return false;
+  if (s.numel() != 1 && s.numel() != n) return false;
+  return at::isfinite(s).all().item<bool>();
+}
+
+bool positive_scalar(const at::Tensor& s) {
+  if (!scale_ok(s, 1)) return false;
+  return s.item<float>() > 0;
+}
+
+/// The tensors of a DequantizeLinear's scale and zero point, when both are initializers (or the
+/// zero point is absent).
+bool dq_params(const Graph& g, const Node& dq, at::Tensor& scale, at::Tensor& zp) {
+  if (dq.op_type != "DequantizeLinear" || !default_domain(dq) || dq.inputs.size() < 2) return false;
+  const at::Tensor* s = initializer(g, dq.input(1));
+  if (!s) return false;
+  scale = *s;
+  zp = at::Tensor();
+  if (!dq.input(2).empty()) {
+    const at::Tensor* z = initializer(g, dq.input(2));
+    if (!z) return false;
+    zp = *z;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<Int8Operands> match_int8_operands(
+    const Graph& g, const Node& op,
+    const std::function<const Node*(const std::string&)>& producer) {
+  if (!default_domain(op) || op.outputs.size() != 1 || op.inputs.size() < 2) return std::nullopt;
+  const bool conv = op.op_type == "Conv";
+  if (!conv && op.op_type != "Gemm") return std::nullopt;
+  if (!conv && (op.i("transA", 0) != 0 || op.f("alpha", 1.f) != 1.f ||
+                (!op.input(2).empty() && op.f("beta", 1.f) != 1.f)))
+    return std::nullopt;
+  Int8Operands r;
+  at::Tensor scale, zp;
+
+  // Activation: DequantizeLinear of a runtime value, scalar scale, zero point 0.
+  const Node* dx = producer(op.input(0));
+  if (!dx || !dq_params(g, *dx, scale, zp) || g.is_initializer(dx->input(0))) return std::nullopt;
+  if (!positive_scalar(scale) || !zero_point_ok(zp, 1, {at::kByte, at::kChar}) ||
+      (zp.defined() && zp.dim() != 0 && zp.numel() != 1))
+    return std::nullopt;
+  r.x = dx->input(0);
+  r.x_scale = dx->input(1);
+  r.x_zero_point = dx->input(2);
+
+  // Weights: DequantizeLinear of an int8 initializer along the output-channel axis.
+  const Node* dw = producer(op.input(1));
+  if (!dw || !dq_params(g, *dw, scale, zp)) return std::nullopt;
+  const at::Tensor* w = initializer(g, dw->input(0));
+  if (!w || w->scalar_type() != at::kChar || w->dim() != (conv ? 4 : 2)) return std::nullopt;
+  r.w_axis = conv || op.i("transB", 0) != 0 ? 0 : 1;
+  const int64_t oc = w->size(r.w_axis);
+  if (!scale_ok(scale, oc) || !zero_point_ok(zp, oc, {at::kChar})) return std::nullopt;
+  if (scale.numel() > 1 || scale.dim() == 1) {
+    int64_t axis = dw->i("axis", 1);
+    if (axis < 0) axis += w->dim();
+    if (scale.dim() == 1 && scale.numel() > 1 && axis != r.w_axis) return std::nullopt;
+  }
+  r.w = dw->input(0);
+  r.w_scale = dw->input(1);
+  r.w_zero_point = dw->input(2);
+
+  // Bias: a float initializer, or DequantizeLinear of an int32 initializer.
+  const std::string& b = op.input(2);
+  if (!b.empty()) {
+    if (const at::Tensor* bf = initializer(g, b)) {
+      if (!at::isFloatingType(bf->scalar_type()) || bf->numel() != oc) return std::nullopt;
+      if (!(bf->dim() == 1 || (!conv && bf->dim() == 2 && bf->size(0) == 1))) return std::nullopt;
+      r.b = b;
+    } else {
+      const Node* db = producer(b);
+      if (!db || !dq_params(g, *db, scale, zp)) return std::nullopt;
+      const at::Tensor* bq = initializer(g, db->input(0));
+      if (!bq || bq->scalar_type() != at::kInt || bq->dim() != 1 || bq->numel() != oc)
+        return std::nullopt;
+      if (!scale_ok(scale, oc) || !zero_point_ok(zp, oc, {at::kInt})) return std::nullopt;
+      if (scale.numel() > 1) {
+        int64_t axis = db->i("axis", 1);
+        if (axis != 0 && axis != -1) return std::nullopt;  // the DQ kernel reports it
+      }
+      r.b = db->input(0);
+      r.b_scale = db->input(1);
+      r.b_zero_point = db->input(2);
+    }
+  }
+  return r;
+}
+
+bool int8_output_quantize(const Graph& g, const Node& q) {
+  if (q.op_type != "QuantizeLinear" || !default_domain(q) || q.inputs.size() < 2 ||
+      q.outputs.size() != 1)
+    return false;
+  const at::Tensor* s = initializer(g, q.input(1));
+  if (!s || !positive_scalar(*s)) return false;
+  if (q.input(2).empty()) return true;
+  const at::Tensor* zp = initializer(g, q.input(2));
+  return zp && zp->numel() == 1 && zero_point_ok(*zp, 1, {at::kByte, at::kChar});
+}
+
+struct OneDnnInt8::Params {
+  std::vector<Stamp> stamps;  ///< of operands 1.. (all but x)
+  bool ok = false;            ///< the operands qualify
+  at::ScalarType x_type = at::kByte;
+  at::ScalarType y_type = at::kFloat;  ///< kFloat: no QuantizeLinear
+  int64_t oc = 0;
+  at::Tensor weights;             ///< int8, the user's layout
+  std::vector<float> out_scales;  ///< per output channel
+  float eltwise_scale = 1.f;      ///< 1 / y_scale after a Clip, whose bounds are in real units
+  at::Tensor bias;                ///< f32 [oc], pre-divided by x_scale * w_scale; or undefined
+};
+
+struct OneDnnInt8::Plan {
+  bool usable = false;
+  dnnl::primitive prim;
+  std::vector<int64_t> out_dims;
+  dnnl::memory src, dst, weights;  ///< src and dst get each call's data pointers
+  std::unordered_map<int, dnnl::memory> args;
+};
+
+OneDnnInt8::OneDnnInt8(const Node& op, Int8Operands operands, FusedActivation act)
+    : node_(op), ops_(std::move(operands)), act_(act) {}
+OneDnnInt8::~OneDnnInt8() = default;
+
+bool OneDnnInt8::prepare(const std::vector<at::Tensor>& in) {
+  SLIM_ASSERT(in.size() == kNumOperands, node_.label(), ": int8 step got ", in.size(), " operands");
+  if (params_) {
+    bool same = true;
+    for (int k = kXScale; k < kNumOperands && same; ++k)
+      same = Stamp::of(in[k]) == params_->stamps[k - kXScale];
+    if (same) return params_->ok;
+  }
+  plans_.clear();  // they point into the old params
+  last_plan_ = nullptr;
+  params_ = std::make_unique<Params>();
+  Params& p = *params_;
+  for (int k = kXScale; k < kNumOperands; ++k) p.stamps.push_back(Stamp::of(in[k]));
+
+  const bool conv = node_.op_type == "Conv";
+  const at::Tensor& w = in[kW];
+  if (!w.defined() || w.scalar_type() != at::kChar || w.dim() != (conv ? 4 : 2)) return false;
+  p.oc = w.size(ops_.w_axis);
+  const at::Tensor &xs = in[kXScale], &xz = in[kXZero], &ws = in[kWScale];
+  if (!positive_scalar(xs) || !zero_point_ok(xz, 1, {at::kByte, at::kChar}) || xz.numel() > 1)
+    return false;
+  if (!scale_ok(ws, p.oc) || !zero_point_ok(in[kWZero], p.oc, {at::kChar})) return false;
+  p.x_type = xz.defined() ? xz.scalar_type() : at::kByte;
+  const bool quantized_out = !ops_.y_scale.empty();
+  float y_scale = 1.f;
+  if (quantized_out) {
+    const at::Tensor& yz = in[kYZero];
+    if (!positive_scalar(in[kYScale]) || !zero_point_ok(yz, 1, {at::kByte, at::kChar}) ||
+        yz.numel() > 1)
+      return false;
+    y_scale = in[kYScale].item<float>();
+    p.y_type = yz.defined() ? yz.scalar_type() : at::kByte;
+  }
+
+  // Real output = a[c] * acc[c] + bias[c] with a = x_scale * w_scale, computed in float as the
+  // DequantizeLinear kernels do.
+  at::Tensor a =
+      (xs.to(at::kFloat).reshape({}) * ws.to(at::kFloat).reshape({-1})).expand({p.oc}).contiguous();
+  if (!at::isfinite(a).all().item<bool>()) return false;
+  p.weights = w;
+  at::Tensor dead = a.eq(0);
+  if (dead.any().item<bool>()) {
+    // A channel with scale 0 (pruned) contributes only its bias: zero its weights and let the
+    // scale be 1 so the bias can still be expressed in accumulator units.
+    p.weights = w.clone();
+    std::vector<int64_t> shape(w.dim(), 1);
+    shape[ops_.w_axis] = p.oc;
+    p.weights.masked_fill_(dead.reshape(shape), 0);
+    a = at::where(dead, at::ones_like(a), a);
+  }
+  if (in[kB].defined()) {
+    const at::Tensor& b = in[kB];
+    if (b.numel() != p.oc) return false;
+    at::Tensor real;
+    if (ops_.b_scale.empty()) {
+      if (!at::isFloatingType(b.scalar_type())) return false;
+      real = b.to(at::kFloat).reshape({p.oc});
+    } else {
+      if (b.scalar_type() != at::kInt || !scale_ok(in[kBScale], p.oc) ||
+          !zero_point_ok(in[kBZero], p.oc, {at::kInt}))
+        return false;
+      real = b.to(at::kFloat).reshape({p.oc}) * in[kBScale].to(at::kFloat).reshape({-1});
+    }
+    // oneDNN 2.6 adds the bias to the s32 accumulator before the output scale
+    // (dst = scale * (acc + bias), checked in tests/exec/int8_exec_test.cc), so it goes in
+    // accumulator units.
+    p.bias = (real / a).contiguous();
+    if (!at::isfinite(p.bias).all().item<bool>()) return false;
+  }
+  // Relu and LeakyRelu commute with a positive scale, so 1 / y_scale joins the output scale;
+  // Clip's bounds are in real units, so the post-op scales after clipping instead.
+  at::Tensor out_scale = a;
+  if (quantized_out) {
+    if (act_.kind == FusedActivation::Kind::kClip)
+      p.eltwise_scale = 1.f / y_scale;
+    else
+      out_scale = a / y_scale;
+  }
+  if (!at::isfinite(out_scale).all().item<bool>()) return false;
+  out_scale = out_scale.contiguous();
+  p.out_scales.assign(out_scale.data_ptr<float>(), out_scale.data_ptr<float>() + p.oc);
+  p.ok = true;
+  return true;
+}
+
+bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
+  using tag = dnnl::memory::format_tag;
+  using dt = dnnl::memory::data_type;
+  if (!prepare(in)) return false;
+  const Params& p = *params_;
+  const at::Tensor& x = in[kX];
+  const bool conv = node_.op_type == "Conv";
+  if (!x.defined() || x.scalar_type() != p.x_type || !x.device().is_cpu() || x.numel() == 0)
+    return false;
+  if (x.dim() != (conv ? 4 : 2)) return false;
+
+  // Consecutive runs usually have the same input shape: skip the map lookup then.
+  if (!last_plan_ || !x.sizes().equals(last_dims_)) {
+    last_dims_ = x.sizes().vec();
+    last_plan_ = &plans_[last_dims_];
+  }
+  auto& slot = *last_plan_;
+  if (!slot) {
+    slot = std::make_unique<Plan>();
+    Plan& pl = *slot;
+    const at::Tensor& w = p.weights;
+    const int64_t oc = p.oc;
+    const dt src_dt = p.x_type == at::kByte ? dt::u8 : dt::s8;
+    const dt dst_dt = p.y_type == at::kFloat ? dt::f32 : p.y_type == at::kByte ? dt::u8 : dt::s8;
+    dnnl::memory::desc src_md, dst_md, user_w_md;
+    dnnl::memory::dims strides, dil, pad_l, pad_r;
+    bool inner_product = !conv;
+    if (conv) {
+      const int64_t group = node_.i("group", 1);
+      if (group < 1 || x.size(1) != w.size(1) * group || oc % group != 0) return false;
+      std::vector<int64_t> kshape(w.sizes().begin() + 2, w.sizes().end());
+      Window win;
+      try {
+        win = resolve_window(node_, x, node_.ints("kernel_shape", kshape));
+      } catch (const Error&) {
+        return false;  // the float Conv kernel reports it
+      }
+      if (win.kernel != kshape) return false;
+      strides = win.strides;
+      pad_l = win.pad_begin;
+      pad_r = win.pad_end;
+      pl.out_dims = {x.size(0), oc};
+      for (int d = 0; d < 2; ++d) {
+        dil.push_back(win.dilations[d] - 1);
+        int64_t eff = (win.kernel[d] - 1) * win.dilations[d] + 1;
+        int64_t o = (x.size(d + 2) + win.pad_begin[d] + win.pad_end[d] - eff) / win.strides[d] + 1;
+        if (o <= 0) return false;
+        pl.out_dims.push_back(o);
+      }
+      // As in OneDnnConv: a pointwise conv over NHWC data is a matrix product, which oneDNN's
+      // inner product runs faster than its 1x1 convolution.
+      bool pointwise = group == 1 && kshape == std::vector<int64_t>{1, 1};
+      for (int d = 0; d < 2; ++d)
+        pointwise =
+            pointwise && win.strides[d] == 1 && win.pad_begin[d] == 0 && win.pad_end[d] == 0;
+      inner_product = pointwise;
+      if (pointwise) {
+        const int64_t rows = x.size(0) * x.size(2) * x.size(3);
+        src_md = dnnl::memory::desc({rows, x.size(1)}, src_dt, tag::nc);
+        dst_md = dnnl::memory::desc({rows, oc}, dst_dt, tag::nc);
+        user_w_md = dnnl::memory::desc({oc, w.size(1)}, dt::s8, {w.stride(0), w.stride(1)});
+      } else {
+        src_md = dnnl::memory::desc(x.sizes().vec(), src_dt, tag::nhwc);
+        dst_md = dnnl::memory::desc(pl.out_dims, dst_dt, tag::nhwc);
+        if (group > 1)
+          user_w_md = dnnl::memory::desc(
+              {group, oc / group, w.size(1), w.size(2), w.size(3)}, dt::s8,
+              {w.stride(0) * (oc / group), w.stride(0), w.stride(1), w.stride(2), w.stride(3)});
+        else
+          user_w_md = dnnl::memory::desc(w.sizes().vec(), dt::s8, w.strides().vec());
+      }
+    } else {
+      // Gemm: weights [N, K] (transB = 1) or [K, N]; oneDNN wants them as (N, K).
+      const bool trans_b = ops_.w_axis == 0;
+      const int64_t k = trans_b ? w.size(1) : w.size(0);
+      if (x.size(1) != k) return false;
+      pl.out_dims = {x.size(0), oc};
+      src_md = dnnl::memory::desc({x.size(0), k}, src_dt, tag::nc);
+      dst_md = dnnl::memory::desc({x.size(0), oc}, dst_dt, tag::nc);
+      user_w_md = trans_b ? dnnl::memory::desc({oc, k}, dt::s8, {w.stride(0), w.stride(1)})
+                          : dnnl::memory::desc({oc, k}, dt::s8, {w.stride(1), w.stride(0)});
+    }
+    dnnl::memory::desc wany(user_w_md.dims(), dt::s8, tag::any);
+    dnnl::memory::desc bias_md =
+        p.bias.defined() ? dnnl::memory::desc({oc}, dt::f32, tag::x) : dnnl::memory::desc();
+    try {
+      dnnl::primitive_attr attr;
+      attr.set_output_scales(1 << 1, p.out_scales);
+      if (act_.active()) {
+        dnnl::post_ops ops;
+        switch (act_.kind) {
+          case FusedActivation::Kind::kRelu:
+            ops.append_eltwise(p.eltwise_scale, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+            break;
+          case FusedActivation::Kind::kLeakyRelu:
+            ops.append_eltwise(p.eltwise_scale, dnnl::algorithm::eltwise_relu, act_.alpha, 0.f);
+            break;
+          case FusedActivation::Kind::kClip:
+            ops.append_eltwise(p.eltwise_scale, dnnl::algorithm::eltwise_clip, act_.alpha,
+                               act_.beta);
+            break;
+          case FusedActivation::Kind::kNone:
+            break;
+        }
+        attr.set_post_ops(ops);
+      }
+      dnnl::memory::desc weights_md;
+      std::string impl;
+      if (inner_product) {
+        auto desc = dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference, src_md,
+                                                      wany, bias_md, dst_md);
+        dnnl::inner_product_forward::primitive_desc pd(desc, attr, onednn_engine());
+        impl = pd.impl_info_str();
+        pl.prim = dnnl::inner_product_forward(pd);
+        weights_md = pd.weights_desc();
+      } else {
+        auto desc = dnnl::convolution_forward::desc(
+            dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wany,
+            bias_md, dst_md, strides, dil, pad_l, pad_r);
+        dnnl::convolution_forward::primitive_desc pd(desc, attr, onednn_engine());
+        impl = pd.impl_info_str();
+        pl.prim = dnnl::convolution_forward(pd);
+        weights_md = pd.weights_desc();
+      }
+      if (onednn_is_reference(impl.c_str())) return false;  // plan stays unusable
+      // With s8 sources the kernel adds 128 to make them u8 and subtracts the compensation
+      // sum(w) * 128 that the reorder into its own weights layout computes.
+      pl.weights = dnnl::memory(weights_md, onednn_engine());
+      dnnl::memory user(user_w_md, onednn_engine(), p.weights.data_ptr());
+      dnnl::reorder(user, pl.weights).execute(onednn_stream(), user, pl.weights);
+      onednn_stream().wait();
+      pl.src = dnnl::memory(src_md, onednn_engine(), DNNL_MEMORY_NONE);
+      pl.dst = dnnl::memory(dst_md, onednn_engine(), DNNL_MEMORY_NONE);
+      pl.args = {{DNNL_ARG_SRC, pl.src}, {DNNL_ARG_WEIGHTS, pl.weights}, {DNNL_ARG_DST, pl.dst}};
+      if (p.bias.defined())
+        pl.args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, onednn_engine(), p.bias.data_ptr()));
+      pl.usable = true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }
+  Plan& pl = *slot;
+  if (!pl.usable) return false;
+
+  at::Tensor xs = conv ? (x.is_contiguous(at::MemoryFormat::ChannelsLast)
+                              ? x
+                              : x.contiguous(at::MemoryFormat::ChannelsLast))
+                       : x.contiguous();
+  at::Tensor y = at::empty(
+      pl.out_dims, x.options().dtype(p.y_type).memory_format(conv ? at::MemoryFormat::ChannelsLast
+                                                                  : at::MemoryFormat::Contiguous));
+  pl.src.set_data_handle(xs.data_ptr());
+  pl.dst.set_data_handle(y.data_ptr());
+  pl.prim.execute(onednn_stream(), pl.args);
+  onednn_stream().wait();
+  out = y;
+  return true;
+}
+
+}  // namespace slim
