@@ -15,13 +15,7 @@ int insert_fake_quant(Graph& g, const QuantOptions& o) {
              "with a constant float weight outside not_quant_pattern)");
   std::map<std::string, const QuantTarget*> by_node;
   for (const auto& t : targets) by_node[t.node] = &t;
-  std::set<std::string> made;
-  auto fresh = [&](const std::string& base) {
-    std::string name = g.unique_name(base);
-    for (int k = 1; made.count(name); ++k) name = g.unique_name(base + "_" + std::to_string(k));
-    made.insert(name);
-    return name;
-  };
+  NameMaker fresh(g);
   std::map<std::string, std::string> act_fq, weight_fq;
   std::vector<std::string> states;
   std::vector<Node> out;

@@ -116,4 +116,19 @@ bool is_nonnegative(const Graph& g, const std::string& v) {
   return false;
 }
 
+std::string NameMaker::operator()(const std::string& base) {
+  std::string name = g_.unique_name(base);
+  for (int k = 1; made_.count(name); ++k) name = g_.unique_name(base + "_" + std::to_string(k));
+  made_.insert(name);
+  return name;
+}
+
+void install_rewrite(Graph& g, std::vector<Node> nodes) {
+  g.nodes = std::move(nodes);
+  g.remove_dead();
+  for (auto it = g.trainable.begin(); it != g.trainable.end();)
+    it = g.initializers.count(*it) ? std::next(it) : g.trainable.erase(it);
+  g.verify();
+}
+
 }  // namespace slim

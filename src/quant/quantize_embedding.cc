@@ -19,13 +19,7 @@ EmbeddingReport quantize_embedding(Graph& g, const EmbeddingOptions& o) {
   }
   check_not_quantized(g, "embedding quantization");
   EmbeddingReport r;
-  std::set<std::string> made;
-  auto fresh = [&](const std::string& base) {
-    std::string name = g.unique_name(base);
-    for (int k = 1; made.count(name); ++k) name = g.unique_name(base + "_" + std::to_string(k));
-    made.insert(name);
-    return name;
-  };
+  NameMaker fresh(g);
   struct Stored {
     std::string levels, scale, zero_point;
   };
@@ -85,11 +79,7 @@ EmbeddingReport quantize_embedding(Graph& g, const EmbeddingOptions& o) {
   SLIM_CHECK(r.tables > 0, "embedding quantization: no Gather reads a 2-D float initializer",
              o.pattern.empty() ? "" : " among nodes matching '" + o.pattern + "'",
              "; nothing to quantize");
-  g.nodes = std::move(out);
-  g.remove_dead();
-  for (auto it = g.trainable.begin(); it != g.trainable.end();)
-    it = g.initializers.count(*it) ? std::next(it) : g.trainable.erase(it);
-  g.verify();
+  install_rewrite(g, std::move(out));
   return r;
 }
 

@@ -86,14 +86,7 @@ QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
                t.activation, "' read by node '", t.node, "'");
   }
 
-  // New names must be unique among the graph's names and the nodes made so far.
-  std::set<std::string> made;
-  auto fresh = [&](const std::string& base) {
-    std::string name = g.unique_name(base);
-    for (int k = 1; made.count(name); ++k) name = g.unique_name(base + "_" + std::to_string(k));
-    made.insert(name);
-    return name;
-  };
+  NameMaker fresh(g);
   auto new_init = [&](const std::string& base, const at::Tensor& t) {
     std::string name = fresh(base);
     g.initializers[name] = t;
@@ -168,11 +161,7 @@ QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
     out.push_back(std::move(n));
     ++report.nodes;
   }
-  g.nodes = std::move(out);
-  g.remove_dead();
-  for (auto it = g.trainable.begin(); it != g.trainable.end();)
-    it = g.initializers.count(*it) ? std::next(it) : g.trainable.erase(it);
-  g.verify();
+  install_rewrite(g, std::move(out));
   return report;
 }
 

@@ -25,13 +25,7 @@ WeightOnlyReport quantize_weights(Graph& g, int bits, const QuantOptions& opts) 
              " with a constant float weight outside not_quant_pattern)");
   std::map<std::string, std::string> done;  // weight -> its dequantized value
   std::vector<Node> out;
-  std::set<std::string> made;
-  auto fresh = [&](const std::string& base) {
-    std::string name = g.unique_name(base);
-    for (int k = 1; made.count(name); ++k) name = g.unique_name(base + "_" + std::to_string(k));
-    made.insert(name);
-    return name;
-  };
+  NameMaker fresh(g);
   std::map<std::string, const QuantTarget*> by_node;
   for (const auto& t : targets) by_node[t.node] = &t;
   for (const Node& orig : g.nodes) {
@@ -87,11 +81,7 @@ WeightOnlyReport quantize_weights(Graph& g, int bits, const QuantOptions& opts) 
     n.inputs[1] = done.at(t.weight);
     out.push_back(std::move(n));
   }
-  g.nodes = std::move(out);
-  g.remove_dead();
-  for (auto it = g.trainable.begin(); it != g.trainable.end();)
-    it = g.initializers.count(*it) ? std::next(it) : g.trainable.erase(it);
-  g.verify();
+  install_rewrite(g, std::move(out));
   return r;
 }
 

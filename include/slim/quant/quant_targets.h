@@ -1,5 +1,6 @@
 #pragma once
 /// Which nodes a quantizer touches, shared by post-training quantization and quant-aware training.
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,5 +34,22 @@ void check_not_quantized(const Graph& g, const std::string& what);
 /// Sigmoid or Softmax, possibly through pooling, reshaping, Concat of such values, and the like.
 /// Such activations are quantized as uint8 (zero point 0, 255 levels on [0, threshold]).
 bool is_nonnegative(const Graph& g, const std::string& v);
+
+/// Names for the values and nodes a quantization pass adds: unique among the graph's names and
+/// the names made so far (the pass builds its new node list beside the graph's).
+class NameMaker {
+ public:
+  explicit NameMaker(const Graph& g) : g_(g) {}
+  std::string operator()(const std::string& base);
+
+ private:
+  const Graph& g_;
+  std::set<std::string> made_;
+};
+
+/// Ends a rewrite: installs `nodes` as the graph's nodes, drops the initializers no node reads
+/// any more (the float tensors that were replaced) from the graph and its trainable set, and
+/// verifies the result.
+void install_rewrite(Graph& g, std::vector<Node> nodes);
 
 }  // namespace slim
