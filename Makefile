@@ -26,6 +26,7 @@ bench: build
 	$(PY) bench/bench_train.py --slim $(BUILD)/slim --threads $(JOBS)
 	$(PY) bench/bench_prune.py --slim $(BUILD)/slim --threads $(JOBS)
 	$(PY) bench/bench_distill.py --slim $(BUILD)/slim --threads $(JOBS)
+	$(PY) bench/bench_quant.py --slim $(BUILD)/slim --threads $(JOBS)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')
