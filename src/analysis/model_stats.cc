@@ -19,10 +19,15 @@ ParamStats count_params(const Graph& g) {
   // int16 weight-only): those count as parameters, their scales and zero points do not.
   std::set<std::string> quantized, quant_meta;
   for (const auto& n : g.nodes) {
-    if (n.op_type == "DequantizeLinear" || n.op_type == "Cast") {
+    if (n.op_type == "DequantizeLinear") {
       if (g.is_initializer(n.input(0))) quantized.insert(n.input(0));
-      if (n.op_type == "DequantizeLinear")
-        for (size_t i = 1; i < n.inputs.size(); ++i) quant_meta.insert(n.inputs[i]);
+      for (size_t i = 1; i < n.inputs.size(); ++i) quant_meta.insert(n.inputs[i]);
+    } else if (n.op_type == "Cast") {
+      // Only int8/int16 weights stored for Cast + Mul, not integer constants such as shapes.
+      auto it = g.initializers.find(n.input(0));
+      if (it != g.initializers.end() &&
+          (it->second.scalar_type() == at::kChar || it->second.scalar_type() == at::kShort))
+        quantized.insert(n.input(0));
     } else if (n.op_type == "QuantizeLinear") {
       for (size_t i = 1; i < n.inputs.size(); ++i) quant_meta.insert(n.inputs[i]);
     }
