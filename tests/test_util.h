@@ -15,6 +15,7 @@
 
 #include <filesystem>
 
+#include "slim/data/npy.h"
 #include "slim/ir/graph.h"
 #include "slim/zoo/zoo.h"
 
@@ -101,6 +102,30 @@ inline CmdResult run_cmd(const std::string& cmd) {
   r.err = ss.str();
   std::remove(err_path.c_str());
   return r;
+}
+
+/// `s` in single quotes for a shell command line.
+inline std::string quote(const std::string& s) { return "'" + s + "'"; }
+
+/// Runs ONNX Runtime (tests/fixtures/ort_run.js) on `model`: feeds `in_npy` to its first input
+/// and writes its first output to `out_npy`; `extra` is appended (e.g. "--optimized F.onnx").
+/// Runs from the source dir with NODE_PATH so require('onnxruntime-node') resolves from the
+/// repository's node_modules.
+inline CmdResult ort_run_files(const std::string& model, const std::string& in_npy,
+                               const std::string& out_npy, const std::string& extra = "") {
+  const std::string src = source_dir();
+  return run_cmd("cd " + quote(src) + " && NODE_PATH=" + quote(src + "/node_modules") +
+                 " node tests/fixtures/ort_run.js " + quote(model) + " " + quote(in_npy) + " " +
+                 quote(out_npy) + (extra.empty() ? "" : " " + extra));
+}
+
+/// ONNX Runtime's output for `x` on the model file `model`, through .npy files in `dir`; a test
+/// failure (and an undefined tensor) if it does not run.
+inline at::Tensor ort_run(const std::string& model, const at::Tensor& x, const std::string& dir) {
+  npy_save(x, dir + "/ort_x.npy");
+  CmdResult r = ort_run_files(model, dir + "/ort_x.npy", dir + "/ort_y.npy");
+  EXPECT_EQ(r.code, 0) << "ONNX Runtime on " << model << ": " << r.out << r.err;
+  return r.code == 0 ? npy_load(dir + "/ort_y.npy") : at::Tensor();
 }
 
 /// A fresh empty directory under the build tree for one test's files.

@@ -20,8 +20,10 @@ struct QuantFlags {
   QuantOptions opts;
   std::string weight_algo = "channel_wise_abs_max", act_algo = "moving_average_abs_max";
   std::vector<std::string> op_types;
+  bool float_outputs = false;
   QuantOptions resolved() const {
     QuantOptions o = opts;
+    o.quantize_outputs = !float_outputs;
     o.weight_algo = weight_quant_algo_from_string(weight_algo);
     o.act_algo = act_quant_algo_from_string(act_algo);
     if (!op_types.empty()) o.quantize_op_types = op_types;
@@ -33,8 +35,13 @@ void add_quant_flags(CLI::App* cmd, QuantFlags* f, bool activations) {
   cmd->add_option("--weight-algo", f->weight_algo,
                   "weight scales: channel_wise_abs_max (per output channel) or abs_max");
   cmd->add_option("--weight-bits", f->opts.weight_bits, "weight bits (QDQ export: 2..8)");
-  if (activations)
+  if (activations) {
     cmd->add_option("--act-bits", f->opts.act_bits, "activation bits (QDQ export: 8)");
+    cmd->add_flag("--float-outputs", f->float_outputs,
+                  "leave the outputs of quantized ops in float where no quantized op reads them "
+                  "(by default they are quantized too, so ONNX Runtime runs every quantized conv "
+                  "as QLinearConv)");
+  }
   cmd->add_option("--op-types", f->op_types, "op types to quantize (default Conv,Gemm,MatMul)")
       ->delimiter(',');
   cmd->add_option("--not-quant-pattern", f->opts.not_quant_pattern,

@@ -85,13 +85,11 @@ ScaleTable calibrate(Graph& g, const std::shared_ptr<Dataset>& data, const Quant
   table.weight_bits = q.weight_bits;
   std::map<std::string, Stats> stats;
   std::vector<std::string> fetch;
-  for (const auto& t : targets) {
-    auto& a = table.activations[t.activation];
-    a.consumers.push_back(t.node);
-    if (!stats.count(t.activation)) {
-      stats[t.activation].is_unsigned = is_nonnegative(g, t.activation);
-      fetch.push_back(t.activation);
-    }
+  for (const auto& v : quantized_values(targets)) {
+    auto& a = table.activations[v];
+    for (int c : g.consumers(v)) a.consumers.push_back(g.nodes[c].name);
+    stats[v].is_unsigned = is_nonnegative(g, v);
+    fetch.push_back(v);
   }
 
   LoaderOptions lo;

@@ -16,7 +16,7 @@ int insert_fake_quant(Graph& g, const QuantOptions& o) {
   std::map<std::string, const QuantTarget*> by_node;
   for (const auto& t : targets) by_node[t.node] = &t;
   NameMaker fresh(g);
-  std::map<std::string, std::string> act_fq, weight_fq;
+  std::map<std::string, std::string> weight_fq;
   std::vector<std::string> states;
   std::vector<Node> out;
   for (const Node& orig : g.nodes) {
@@ -26,27 +26,6 @@ int insert_fake_quant(Graph& g, const QuantOptions& o) {
       continue;
     }
     const QuantTarget& t = *it->second;
-    if (!act_fq.count(t.activation)) {
-      int64_t size = 1;
-      if (o.act_algo == ActQuantAlgo::kMovingAverageAbsMax) size = 3;
-      if (o.act_algo == ActQuantAlgo::kRangeAbsMax) size = 2 + o.window_size;
-      std::string state = fresh(t.activation + "_quant_state");
-      g.initializers[state] = at::zeros({size}, at::kFloat);
-      states.push_back(state);
-      Node f;
-      f.op_type = "FakeQuant";
-      f.name = fresh(t.activation + "_fake_quant");
-      f.inputs = {t.activation, state};
-      f.outputs = {fresh(t.activation + "_fake_quantized")};
-      f.attrs["target"] = std::string("activation");
-      f.attrs["algo"] = to_string(o.act_algo);
-      f.attrs["bits"] = int64_t{o.act_bits};
-      f.attrs["unsigned"] = int64_t{is_nonnegative(g, t.activation) ? 1 : 0};
-      f.attrs["moving_rate"] = static_cast<float>(o.moving_rate);
-      f.attrs["window_size"] = o.window_size;
-      act_fq[t.activation] = f.outputs[0];
-      out.push_back(f);
-    }
     if (!weight_fq.count(t.weight)) {
       Node f;
       f.op_type = "FakeQuant";
@@ -61,10 +40,31 @@ int insert_fake_quant(Graph& g, const QuantOptions& o) {
       out.push_back(f);
     }
     Node n = orig;
-    n.inputs[0] = act_fq.at(t.activation);
     n.inputs[1] = weight_fq.at(t.weight);
     out.push_back(std::move(n));
   }
+  // Activations (and step outputs): one FakeQuant per value, right after it is computed, read by
+  // all its readers, as the QDQ export will quantize them.
+  insert_after_values(out, quantized_values(targets), [&](const std::string& v) {
+    int64_t size = 1;
+    if (o.act_algo == ActQuantAlgo::kMovingAverageAbsMax) size = 3;
+    if (o.act_algo == ActQuantAlgo::kRangeAbsMax) size = 2 + o.window_size;
+    std::string state = fresh(v + "_quant_state");
+    g.initializers[state] = at::zeros({size}, at::kFloat);
+    states.push_back(state);
+    Node f;
+    f.op_type = "FakeQuant";
+    f.name = fresh(v + "_fake_quant");
+    f.inputs = {v, state};
+    f.outputs = {fresh(v + "_fake_quantized")};
+    f.attrs["target"] = std::string("activation");
+    f.attrs["algo"] = to_string(o.act_algo);
+    f.attrs["bits"] = int64_t{o.act_bits};
+    f.attrs["unsigned"] = int64_t{is_nonnegative(g, v) ? 1 : 0};
+    f.attrs["moving_rate"] = static_cast<float>(o.moving_rate);
+    f.attrs["window_size"] = o.window_size;
+    return std::vector<Node>{std::move(f)};
+  });
   g.nodes = std::move(out);
   for (const auto& s : states) g.trainable.erase(s);
   g.verify();

@@ -1,7 +1,9 @@
 #include "slim/quant/quant_targets.h"
 
 #include <algorithm>
+#include <map>
 #include <regex>
+#include <set>
 
 namespace slim {
 
@@ -16,6 +18,29 @@ bool float_initializer(const Graph& g, const std::string& v, int64_t rank) {
 bool scalar_at_least_zero(const Graph& g, const std::string& v) {
   auto it = g.initializers.find(v);
   return it != g.initializers.end() && it->second.numel() == 1 && it->second.item<double>() >= 0;
+}
+
+/// Relu, LeakyRelu or Clip with constant bounds: activations int8 kernels apply to their
+/// accumulator before rounding the output (Slim's executor, ONNX Runtime's QLinearConv fusions).
+bool output_activation(const Graph& g, const Node& n) {
+  if (!n.domain.empty() && n.domain != "ai.onnx") return false;
+  if (n.op_type == "Relu" || n.op_type == "LeakyRelu") return true;
+  if (n.op_type != "Clip") return false;
+  for (size_t k = 1; k < n.inputs.size(); ++k)
+    if (!n.inputs[k].empty() && !g.is_initializer(n.inputs[k])) return false;
+  return true;
+}
+
+/// The value ending target node `n`'s int8 step, or "" (see QuantTarget::output).
+std::string step_output(const Graph& g, const Node& n) {
+  std::string v = n.outputs.empty() ? "" : n.outputs[0];
+  if (v.empty() || g.is_output(v)) return "";
+  std::vector<int> readers = g.consumers(v);
+  if (readers.size() == 1 && output_activation(g, g.nodes[readers[0]]) &&
+      g.nodes[readers[0]].input(0) == v)
+    v = g.nodes[readers[0]].outputs[0];
+  if (g.is_output(v) || g.consumers(v).empty()) return "";
+  return v;
 }
 
 }  // namespace
@@ -80,9 +105,47 @@ std::vector<QuantTarget> find_quant_targets(const Graph& g, const QuantOptions& 
       }
       t.weight_axis = 1;
     }
+    if (o.quantize_outputs) t.output = step_output(g, n);
     out.push_back(t);
   }
   return out;
+}
+
+std::vector<std::string> quantized_values(const std::vector<QuantTarget>& targets) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (const auto& t : targets)
+    for (const std::string* v : {&t.activation, &t.output})
+      if (!v->empty() && seen.insert(*v).second) out.push_back(*v);
+  return out;
+}
+
+void insert_after_values(std::vector<Node>& nodes, const std::vector<std::string>& values,
+                         const std::function<std::vector<Node>(const std::string&)>& make) {
+  std::set<std::string> wanted(values.begin(), values.end()), produced;
+  for (const auto& n : nodes) produced.insert(n.outputs.begin(), n.outputs.end());
+  std::map<std::string, std::string> read_as;  // value -> what its readers read instead
+  std::vector<Node> out;
+  out.reserve(nodes.size() + 2 * values.size());
+  auto emit = [&](const std::string& v) {
+    std::vector<Node> made = make(v);
+    SLIM_ASSERT(!made.empty() && made.back().outputs.size() == 1, "no node made for '", v, "'");
+    read_as[v] = made.back().outputs[0];
+    for (auto& m : made) out.push_back(std::move(m));
+  };
+  for (const auto& v : values)
+    if (!produced.count(v)) emit(v);
+  for (auto& n : nodes) {
+    for (auto& in : n.inputs) {
+      auto it = read_as.find(in);
+      if (it != read_as.end()) in = it->second;
+    }
+    std::vector<std::string> outs = n.outputs;
+    out.push_back(std::move(n));
+    for (const auto& v : outs)
+      if (wanted.count(v)) emit(v);
+  }
+  nodes = std::move(out);
 }
 
 void check_not_quantized(const Graph& g, const std::string& what) {

@@ -78,13 +78,25 @@ QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
                return s;
              }(),
              " with a constant weight outside not_quant_pattern");
+  std::vector<std::string> values = quantized_values(targets);
   std::map<std::string, const QuantTarget*> by_node;
-  for (const auto& t : targets) {
-    by_node[t.node] = &t;
-    auto it = table.activations.find(t.activation);
-    SLIM_CHECK(it != table.activations.end(), "the scale table has no threshold for activation '",
-               t.activation, "' read by node '", t.node, "'");
-  }
+  for (const auto& t : targets) by_node[t.node] = &t;
+  for (const auto& v : values)
+    SLIM_CHECK(table.activations.count(v), "the scale table has no threshold for activation '",
+               v, "'", [&] {
+                 for (const auto& t : targets)
+                   if (t.activation == v) return " read by node '" + t.node + "'";
+                 for (const auto& t : targets)
+                   if (t.output == v) return " written by node '" + t.node + "'";
+                 return std::string();
+               }(),
+               " (calibrate with the same quantization options)");
+  // The ONNX scale of each quantized value: threshold / 127, or / 255 when unsigned.
+  auto act_step = [&](const std::string& v) {
+    const ActivationScale& a = table.activations.at(v);
+    const double levels = static_cast<double>(quant_levels(8, a.is_unsigned));
+    return static_cast<double>(static_cast<float>(a.threshold / levels));
+  };
 
   NameMaker fresh(g);
   auto new_init = [&](const std::string& base, const at::Tensor& t) {
@@ -100,8 +112,6 @@ QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
   };
   std::vector<Node> out;
   out.reserve(g.nodes.size() * 3);
-  std::map<std::string, std::string> act_dq;  // activation -> its dequantized value
-  std::map<std::string, double> act_step;     // activation -> onnx scale
   std::map<std::pair<std::string, int64_t>, std::pair<std::string, at::Tensor>> w_dq;
   for (const Node& orig : g.nodes) {
     auto tit = by_node.find(orig.name);
@@ -111,23 +121,6 @@ QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
     }
     const QuantTarget& t = *tit->second;
     Node n = orig;
-    // Activation: one QuantizeLinear/DequantizeLinear pair per value, shared by its readers.
-    if (!act_dq.count(t.activation)) {
-      const ActivationScale& a = table.activations.at(t.activation);
-      const double levels = static_cast<double>(quant_levels(8, a.is_unsigned));
-      const double step = static_cast<double>(static_cast<float>(a.threshold / levels));
-      std::string s = new_init(t.activation + "_scale", scalar(step, at::kFloat));
-      std::string zp = new_init(t.activation + "_zero_point",
-                                scalar(0, a.is_unsigned ? at::kByte : at::kChar));
-      Node q = make_node("QuantizeLinear", fresh(t.activation + "_quantize"),
-                         {t.activation, s, zp}, fresh(t.activation + "_quantized"));
-      Node d = dq_node(t.activation, {q.outputs[0], s, zp}, -1);
-      act_dq[t.activation] = d.outputs[0];
-      act_step[t.activation] = step;
-      out.push_back(std::move(q));
-      out.push_back(std::move(d));
-      ++report.activations;
-    }
     // Weight: int8 levels and per-channel (or one) scale.
     const int64_t axis = per_channel ? t.weight_axis : -1;
     auto wkey = std::make_pair(t.weight, axis);
@@ -146,7 +139,7 @@ QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
     // Bias: int32 with scale s_a * s_W, so integer kernels add it to their accumulator.
     if (!t.bias.empty()) {
       at::Tensor b = g.initializers.at(t.bias).to(at::kFloat);
-      at::Tensor bstep = (w_step * act_step.at(t.activation)).expand({b.size(0)}).contiguous();
+      at::Tensor bstep = (w_step * act_step(t.activation)).expand({b.size(0)}).contiguous();
       at::Tensor bq =
           at::clamp(at::round(b / bstep), -2147483647.0, 2147483647.0).to(at::kInt);
       std::string qn = new_init(t.bias + "_quantized", bq);
@@ -156,11 +149,22 @@ QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
       n.inputs[2] = d.outputs[0];
       out.push_back(std::move(d));
     }
-    n.inputs[0] = act_dq.at(t.activation);
     n.inputs[1] = w_name;
     out.push_back(std::move(n));
     ++report.nodes;
   }
+  // Activations: one QuantizeLinear/DequantizeLinear pair per value, right after it is computed,
+  // read by all its readers.
+  insert_after_values(out, values, [&](const std::string& v) {
+    const bool is_unsigned = table.activations.at(v).is_unsigned;
+    std::string s = new_init(v + "_scale", scalar(act_step(v), at::kFloat));
+    std::string zp = new_init(v + "_zero_point", scalar(0, is_unsigned ? at::kByte : at::kChar));
+    Node q = make_node("QuantizeLinear", fresh(v + "_quantize"), {v, s, zp},
+                       fresh(v + "_quantized"));
+    Node d = dq_node(v, {q.outputs[0], s, zp}, -1);
+    ++report.activations;
+    return std::vector<Node>{std::move(q), std::move(d)};
+  });
   install_rewrite(g, std::move(out));
   return report;
 }

@@ -49,7 +49,6 @@ int run_command(const std::string& cmd, std::string* log) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-std::string quote(const std::string& s) { return "'" + s + "'"; }
 
 at::Tensor run_slim(Graph& g, const at::Tensor& x) {
   Executor ex(g);
@@ -82,8 +81,8 @@ class AgreementTest : public ::testing::TestWithParam<std::string> {
   static void SetUpTestSuite() {
     set_num_threads(2);
     std::string cmd = "/usr/bin/python3 " +
-                      quote(test::source_dir() + "/tests/fixtures/export_models.py") + " " +
-                      quote(fixtures_dir());
+                      test::quote(test::source_dir() + "/tests/fixtures/export_models.py") + " " +
+                      test::quote(fixtures_dir());
     export_log_ = new std::string("$ " + cmd + "\n");
     export_ok_ = run_command(cmd, export_log_) == 0;
     states_ = new std::map<std::string, ModelState>();
@@ -171,13 +170,8 @@ TEST_P(AgreementTest, OnnxRuntimeOnSlimExportMatchesPyTorch) {
   const std::string& model_path = reexported();
   std::string out_path =
       fixtures_dir() + "/reexport/" + model_ + ".ort_output." + std::to_string(::getpid()) + ".npy";
-  // cwd = source dir and NODE_PATH so require('onnxruntime-node') resolves from its node_modules.
-  const std::string src = test::source_dir();
-  std::string cmd = "cd " + quote(src) + " && NODE_PATH=" + quote(src + "/node_modules") +
-                    " node tests/fixtures/ort_run.js " + quote(model_path) + " " +
-                    quote(fixture(model_, ".input.npy")) + " " + quote(out_path);
-  std::string log;
-  ASSERT_EQ(run_command(cmd, &log), 0) << "$ " << cmd << "\n" << log;
+  auto r = test::ort_run_files(model_path, fixture(model_, ".input.npy"), out_path);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
   at::Tensor y = npy_load(out_path);
   std::remove(out_path.c_str());
   double err = test::rel_error(y, st_->ref);

@@ -46,7 +46,6 @@ std::string fixtures_dir() { return test::binary_dir() + "/fixtures/prune"; }
 std::string fixture(const std::string& model, const std::string& suffix) {
   return fixtures_dir() + "/" + model + suffix;
 }
-std::string quote(const std::string& s) { return "'" + s + "'"; }
 
 at::Tensor run_slim(Graph& g, const at::Tensor& x) {
   Executor ex(g);
@@ -75,8 +74,8 @@ class PruneTorchvisionTest : public ::testing::TestWithParam<std::string> {
   static void SetUpTestSuite() {
     set_num_threads(2);
     std::string cmd = "/usr/bin/python3 " +
-                      quote(test::source_dir() + "/tests/fixtures/export_prune_models.py") + " " +
-                      quote(fixtures_dir());
+                      test::quote(test::source_dir() + "/tests/fixtures/export_prune_models.py") + " " +
+                      test::quote(fixtures_dir());
     auto r = test::run_cmd(cmd);
     export_log_ = new std::string("$ " + cmd + "\n" + r.out + r.err);
     export_ok_ = r.code == 0;
@@ -237,19 +236,14 @@ TEST_P(PruneTorchvisionTest, PruneThirtyPercentMatchesLazyAndOnnxRuntime) {
   const int64_t params_before = count_params(g).count, params_after = count_params(real).count;
   EXPECT_LT(params_after, params_before);
 
-  // ONNX Runtime on the saved pruned model: cwd = source dir and NODE_PATH so that
-  // require('onnxruntime-node') resolves from the repository's node_modules.
+  // ONNX Runtime on the saved pruned model.
   fs::create_directories(fixtures_dir() + "/pruned");
   const std::string stem = fixtures_dir() + "/pruned/" + model_ + "." + std::to_string(::getpid());
   const std::string model_path = stem + ".onnx", out_path = stem + ".ort_output.npy";
   onnx_save(real, model_path);
-  const std::string src = test::source_dir();
-  const std::string cmd = "cd " + quote(src) + " && NODE_PATH=" + quote(src + "/node_modules") +
-                          " node tests/fixtures/ort_run.js " + quote(model_path) + " " +
-                          quote(fixture(model_, ".input.npy")) + " " + quote(out_path);
-  auto r = test::run_cmd(cmd);
+  auto r = test::ort_run_files(model_path, fixture(model_, ".input.npy"), out_path);
   fs::remove(model_path);
-  ASSERT_EQ(r.code, 0) << "$ " << cmd << "\n" << r.out << r.err;
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
   const at::Tensor y_ort = npy_load(out_path);
   fs::remove(out_path);
   EXPECT_EQ(y_ort.sizes(), ref.sizes()) << "ONNX Runtime output shape differs from the unpruned";

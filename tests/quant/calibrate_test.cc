@@ -89,8 +89,11 @@ TEST_F(CalibrateMnist, AbsMaxAndAvgMatchTheirDefinitions) {
   ScaleTable t = calibrate(g_, data_, q_, o_);
   EXPECT_EQ(t.samples, 48);
   EXPECT_EQ(t.batches, 3);
-  // The inputs of all 27 convs (conv1, 13 depthwise, 13 pointwise) and of the fc.
-  EXPECT_EQ(t.activations.size(), 28u);
+  // The inputs of all 27 convs (conv1, 13 depthwise, 13 pointwise) and of the fc, and the output
+  // of the last conv's step (conv6_sep_relu), read by the global pool.
+  EXPECT_EQ(t.activations.size(), 29u);
+  ASSERT_TRUE(t.activations.count("conv6_sep_relu"));
+  EXPECT_EQ(t.activations.at("conv6_sep_relu").consumers, std::vector<std::string>{"pool"});
   ASSERT_TRUE(t.activations.count("image"));
   ASSERT_TRUE(t.activations.count("conv3_1_sep_relu"));
   EXPECT_FALSE(t.activations.at("image").is_unsigned);

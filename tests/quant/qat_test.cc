@@ -19,13 +19,18 @@ TEST(InsertFakeQuant, WrapsEveryTargetAndRemovesCleanly) {
   o.act_algo = ActQuantAlgo::kRangeAbsMax;
   o.window_size = 5;
   EXPECT_EQ(insert_fake_quant(g, o), 28);
-  EXPECT_EQ(g.op_histogram()["FakeQuant"], 56);
+  // 28 weights, the 28 ops' inputs and conv6_sep_relu (the last conv's step output, read by the
+  // pool), each read through its FakeQuant by every reader.
+  EXPECT_EQ(g.op_histogram()["FakeQuant"], 57);
+  const Node* out_fq = g.find_node("conv6_sep_relu_fake_quant");
+  ASSERT_NE(out_fq, nullptr);
+  EXPECT_EQ(g.find_node("pool")->input(0), out_fq->outputs[0]);
   const Node* fq = g.find_node("conv2_1_dw_relu_fake_quant");
   ASSERT_NE(fq, nullptr);
   EXPECT_EQ(fq->i("unsigned", 0), 1);
   EXPECT_EQ(g.initializers.at(fq->inputs[1]).numel(), 2 + 5);
   EXPECT_EQ(g.find_node("image_fake_quant")->i("unsigned", 1), 0);
-  EXPECT_EQ(remove_fake_quant(g), 56);
+  EXPECT_EQ(remove_fake_quant(g), 57);
   EXPECT_EQ(onnx_serialize(g), onnx_serialize(before));
   // Bad input.
   Graph q = before.clone();
@@ -56,12 +61,12 @@ TEST(QuantAwareTraining, OneShortFineTuneKeepsTop1AndExportsQdq) {
   QatReport r = quant_aware_train(g, open_dataset("mnist:" + test::data_dir("mnist"), Split::kTrain), o);
   EXPECT_EQ(r.epochs.size(), 1u);
   EXPECT_EQ(r.table.algo, "qat");
-  EXPECT_EQ(r.table.activations.size(), 28u);
+  EXPECT_EQ(r.table.activations.size(), 29u);  // 28 op inputs and conv6_sep_relu
   for (const auto& [name, a] : r.table.activations) EXPECT_GT(a.threshold, 0) << name;
   EXPECT_EQ(r.qdq.nodes, 28);
   auto h = g.op_histogram();
   EXPECT_EQ(h.count("FakeQuant"), 0u);
-  EXPECT_EQ(h["QuantizeLinear"], 28);
+  EXPECT_EQ(h["QuantizeLinear"], 29);
   EXPECT_EQ(h.count("BatchNormalization"), 0u);
   const double q = evaluate(g, test_set, eo).top1;
   EXPECT_GE(q, base - 0.01) << "float " << base << " QAT int8 " << q;

@@ -1,6 +1,11 @@
 // quantize_qdq on a zoo MobileNetV1 (must fire), with not_quant_pattern (must not fire) and on
 // bad input (must refuse); weights, biases and scales checked against their definitions.
 #include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
 
 #include "slim/exec/executor.h"
 #include "slim/onnx/onnx_io.h"
@@ -13,7 +18,22 @@
 namespace slim {
 namespace {
 
-/// A folded MobileNetV1 x0.25 and a table with every target activation's abs max on `x`.
+/// A table with every quantized value's abs max on `x` (quantize_outputs as in `o`).
+ScaleTable abs_max_table(Graph& g, const at::Tensor& x, const QuantOptions& o = {}) {
+  ScaleTable table;
+  std::vector<std::string> fetch = quantized_values(find_quant_targets(g, o));
+  Executor ex(g);
+  auto v = ex.run_named({{g.inputs[0].name, x}}, fetch);
+  for (const auto& name : fetch) {
+    ActivationScale a;
+    a.threshold = a.abs_max = v.at(name).abs().max().item<double>();
+    a.is_unsigned = is_nonnegative(g, name);
+    table.activations[name] = a;
+  }
+  return table;
+}
+
+/// A folded MobileNetV1 x0.25 and a table with every quantized value's abs max on `x`.
 struct Fixture {
   Graph g;
   ScaleTable table;
@@ -28,18 +48,22 @@ struct Fixture {
     fold_batch_norm(g);
     at::manual_seed(4);
     x = at::rand({8, 1, 28, 28}) * 2 - 1;
-    std::vector<std::string> fetch;
-    for (const auto& t : find_quant_targets(g, {})) fetch.push_back(t.activation);
-    Executor ex(g);
-    auto v = ex.run_named({{"image", x}}, fetch);
-    for (const auto& name : fetch) {
-      ActivationScale a;
-      a.threshold = a.abs_max = v.at(name).abs().max().item<double>();
-      a.is_unsigned = is_nonnegative(g, name);
-      table.activations[name] = a;
-    }
+    table = abs_max_table(g, x);
   }
 };
+
+/// Every QuantizeLinear of an activation is the only reader of the value it rounds, so a runtime
+/// can keep that value in int8; returns the number of such pairs.
+int64_t check_values_read_only_quantized(const Graph& q) {
+  int64_t pairs = 0;
+  for (const auto& n : q.nodes) {
+    if (n.op_type != "QuantizeLinear") continue;
+    ++pairs;
+    EXPECT_EQ(q.consumers(n.input(0)).size(), 1u) << n.input(0) << " is also read unquantized";
+    for (int c : q.consumers(n.outputs[0])) EXPECT_EQ(q.nodes[c].op_type, "DequantizeLinear");
+  }
+  return pairs;
+}
 
 TEST(QuantizeQdq, RewritesEveryConvAndGemmIntoQdqWithInt8Weights) {
   Fixture f;
@@ -47,12 +71,13 @@ TEST(QuantizeQdq, RewritesEveryConvAndGemmIntoQdqWithInt8Weights) {
   QdqReport r = quantize_qdq(q, f.table, {});
   q.verify();
   EXPECT_EQ(r.nodes, 28);
-  EXPECT_EQ(r.activations, 28);
+  EXPECT_EQ(r.activations, 29);  // the inputs of the 28 ops, and conv6_sep_relu
   EXPECT_EQ(r.weights, 28);
   auto h = q.op_histogram();
-  EXPECT_EQ(h["QuantizeLinear"], 28);
-  EXPECT_EQ(h["DequantizeLinear"], 28 + 28 + 28);  // activations, weights, biases
+  EXPECT_EQ(h["QuantizeLinear"], 29);
+  EXPECT_EQ(h["DequantizeLinear"], 29 + 28 + 28);  // activations, weights, biases
   EXPECT_EQ(q.outputs[0].name, f.g.outputs[0].name);
+  EXPECT_EQ(check_values_read_only_quantized(q), 29);
 
   // conv2_1_sep: int8 weight levels round(W / (max|W_c| / 127)) per output channel; bias int32
   // with scale s_x * s_W; input uint8 (after Relu) with scale threshold / 255.
@@ -99,6 +124,159 @@ TEST(QuantizeQdq, RewritesEveryConvAndGemmIntoQdqWithInt8Weights) {
   Graph back = onnx_parse(onnx_serialize(q), "q");
   Executor eb(back);
   EXPECT_TRUE(at::equal(eb.run({f.x})[0], yq));
+}
+
+TEST(QuantizeQdq, StepOutputsAreQuantizedExceptGraphOutputs) {
+  Fixture f;
+  Graph q = f.g.clone();
+  quantize_qdq(q, f.table, {});
+  // The last conv's step ends in a QuantizeLinear although only the pool reads it ...
+  const Node& pool = *q.find_node("pool");
+  const Node& dq = q.nodes[q.producer(pool.input(0))];
+  ASSERT_EQ(dq.op_type, "DequantizeLinear");
+  const Node& qn = q.nodes[q.producer(dq.input(0))];
+  ASSERT_EQ(qn.op_type, "QuantizeLinear");
+  EXPECT_EQ(qn.input(0), "conv6_sep_relu");
+  EXPECT_EQ(q.initializers.at(qn.input(2)).scalar_type(), at::kByte);  // after Relu: uint8
+  // ... while the logits, a graph output, stay float.
+  EXPECT_EQ(q.nodes[q.producer(q.outputs[0].name)].op_type, "Gemm");
+  EXPECT_TRUE(q.consumers(q.outputs[0].name).empty());
+
+  // quantize_outputs = false: the pool reads the float value.
+  QuantOptions o;
+  o.quantize_outputs = false;
+  Graph plain = f.g.clone();
+  EXPECT_EQ(quantize_qdq(plain, f.table, o).activations, 28);
+  EXPECT_EQ(plain.find_node("pool")->input(0), "conv6_sep_relu");
+}
+
+TEST(QuantizeQdq, ResidualValuesAreReadQuantizedByEveryReader) {
+  // MobileNetV2: linear bottleneck convs feed residual Adds, ReLU6 is a Clip, and block inputs are
+  // read by a conv and by an Add.
+  ZooOptions z;
+  z.input = {3, 32, 32};
+  z.classes = 10;
+  z.scale = 0.25;
+  Graph g = zoo_build("mobilenet_v2", z);
+  test::randomize_batch_norm(g, 3);
+  fold_batch_norm(g);
+  at::manual_seed(5);
+  at::Tensor x = at::rand({4, 3, 32, 32}) * 2 - 1;
+  Graph q = g.clone();
+  QdqReport r = quantize_qdq(q, abs_max_table(g, x), {});
+  q.verify();
+  int64_t adds = 0;
+  for (const auto& n : q.nodes) {
+    if (n.op_type != "Add") continue;
+    ++adds;
+    for (const auto& in : n.inputs)
+      EXPECT_EQ(q.nodes[q.producer(in)].op_type, "DequantizeLinear") << n.label() << " reads " << in;
+  }
+  EXPECT_GT(adds, 0);
+  EXPECT_EQ(check_values_read_only_quantized(q), r.activations);
+  // Every conv's step ends in a QuantizeLinear.
+  for (const auto& n : q.nodes) {
+    if (n.op_type != "Conv") continue;
+    std::string v = n.outputs[0];
+    auto readers = q.consumers(v);
+    ASSERT_EQ(readers.size(), 1u) << n.label();
+    if (q.nodes[readers[0]].op_type == "Clip") readers = q.consumers(q.nodes[readers[0]].outputs[0]);
+    ASSERT_EQ(readers.size(), 1u) << n.label();
+    EXPECT_EQ(q.nodes[readers[0]].op_type, "QuantizeLinear") << n.label();
+  }
+  // Slim's int8 kernels compute what the QDQ graph says, also where a float Add reads an int8
+  // step's output.
+  Executor eq(q), sim(q);
+  sim.set_int8(false);
+  const at::Tensor y8 = eq.run({x})[0];
+  EXPECT_GT(eq.int8_ops_last_run(), 40);
+  EXPECT_LT(test::rel_error(y8, sim.run({x})[0]), 0.02);
+}
+
+/// Op types (domain::type for non-default domains) of the graph ONNX Runtime runs for `model`
+/// after its QDQ fusions, with their counts; also checks that it runs at all.
+std::map<std::string, int> ort_optimized_ops(const std::string& model, const at::Tensor& x,
+                                             const std::string& dir) {
+  npy_save(x, dir + "/x.npy");
+  const std::string opt = model + ".ort_optimized.onnx";
+  auto r = test::ort_run_files(model, dir + "/x.npy", dir + "/y.npy",
+                               "--optimized " + test::quote(opt));
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  std::map<std::string, int> ops;
+  onnx::ModelProto m;
+  std::ifstream f(opt, std::ios::binary);
+  EXPECT_TRUE(m.ParseFromIstream(&f)) << opt;
+  for (const auto& n : m.graph().node())
+    ++ops[(n.domain().empty() ? "" : n.domain() + "::") + n.op_type()];
+  return ops;
+}
+
+/// A small ResNet: a stem conv, two residual blocks (conv-relu-conv + shortcut, Add, Relu), the
+/// second with a strided 1x1 conv on its shortcut, global pool and fc.
+Graph small_resnet() {
+  at::manual_seed(12);
+  test::GraphBuilder b;
+  auto conv = [&](const std::string& x, int64_t cin, int64_t cout, int64_t k, int64_t stride,
+                  const std::string& name) {
+    b.init(name + "_w", at::randn({cout, cin, k, k}) * (1.0 / std::sqrt(cin * k * k)));
+    b.init(name + "_b", at::randn({cout}) * 0.1);
+    return b.node("Conv", {x, name + "_w", name + "_b"},
+                  {{"kernel_shape", std::vector<int64_t>{k, k}},
+                   {"pads", std::vector<int64_t>(4, k / 2)},
+                   {"strides", std::vector<int64_t>{stride, stride}}},
+                  name);
+  };
+  auto x = b.input("x", {kDynamicDim, 3, 16, 16});
+  auto y = b.node("Relu", {conv(x, 3, 8, 3, 1, "stem")});
+  auto h = b.node("Relu", {conv(y, 8, 8, 3, 1, "b1c1")});
+  y = b.node("Relu", {b.node("Add", {conv(h, 8, 8, 3, 1, "b1c2"), y})});
+  h = b.node("Relu", {conv(y, 8, 16, 3, 2, "b2c1")});
+  y = b.node("Relu", {b.node("Add", {conv(h, 16, 16, 3, 1, "b2c2"), conv(y, 8, 16, 1, 2, "b2sc")})});
+  y = b.node("Flatten", {b.node("GlobalAveragePool", {y})});
+  b.init("fc_w", at::randn({16, 10}) * 0.25);
+  b.init("fc_b", at::zeros({10}));
+  b.output(b.node("Gemm", {y, "fc_w", "fc_b"}, {}, "fc"));
+  return b.build();
+}
+
+TEST(QuantizeQdq, OnnxRuntimeRunsEveryQuantizedConvInInt8) {
+  Graph g = small_resnet();
+  at::manual_seed(6);
+  at::Tensor x = at::rand({2, 3, 16, 16}) * 2 - 1;
+  const int convs = g.op_histogram()["Conv"];
+  const std::string dir = test::temp_dir("qdq_ort_fusion");
+  auto count = [](const std::map<std::string, int>& ops, const std::string& op) {
+    int n = 0;
+    for (const auto& [name, k] : ops)
+      if (name == op || name.size() > op.size() + 2 &&
+                            name.compare(name.size() - op.size() - 2, op.size() + 2, "::" + op) == 0)
+        n += k;
+    return n;
+  };
+  // Every conv becomes int8 in ONNX Runtime (no float conv is left), and so does the first
+  // residual Add, whose output the next block's convs read quantized (the last one's goes to the
+  // float pool).
+  Graph q = g.clone();
+  quantize_qdq(q, abs_max_table(g, x), {});
+  onnx_save(q, dir + "/q.onnx");
+  auto ops = ort_optimized_ops(dir + "/q.onnx", x, dir);
+  EXPECT_EQ(count(ops, "QLinearConv"), convs);
+  EXPECT_EQ(count(ops, "Conv") + count(ops, "FusedConv"), 0);
+  EXPECT_EQ(count(ops, "QLinearAdd"), 1);
+  // And it computes what Slim's int8 kernels compute.
+  Executor eq(q);
+  EXPECT_LT(test::rel_error(npy_load(dir + "/y.npy"), eq.run({x})[0]), 0.05);
+
+  // With the step outputs in float (the previous export), the convs before the Adds stay float
+  // convs in ONNX Runtime, which dequantize their weights on every run.
+  QuantOptions o;
+  o.quantize_outputs = false;
+  Graph plain = g.clone();
+  quantize_qdq(plain, abs_max_table(g, x, o), o);
+  onnx_save(plain, dir + "/plain.onnx");
+  ops = ort_optimized_ops(dir + "/plain.onnx", x, dir);
+  EXPECT_GE(count(ops, "Conv") + count(ops, "FusedConv"), 3);
+  EXPECT_LE(count(ops, "QLinearConv"), convs - 3);
 }
 
 TEST(QuantizeQdq, PerTensorWeightsAndBiasCorrection) {

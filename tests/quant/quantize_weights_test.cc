@@ -12,15 +12,6 @@
 namespace slim {
 namespace {
 
-/// Runs `path` on `x` in ONNX Runtime (tests/fixtures/ort_run.js).
-at::Tensor ort_run(const std::string& path, const at::Tensor& x, const std::string& dir) {
-  npy_save(x, dir + "/x.npy");
-  auto r = test::run_cmd("cd " + test::source_dir() + " && node tests/fixtures/ort_run.js " +
-                         path + " " + dir + "/x.npy " + dir + "/y.npy");
-  EXPECT_EQ(r.code, 0) << r.err;
-  return r.code == 0 ? npy_load(dir + "/y.npy") : at::Tensor();
-}
-
 TEST(QuantizeWeights, Int8AndInt16WeightsStayCloseAndRunInOnnxRuntime) {
   const std::string dir = test::temp_dir("quant_weights");
   Graph g = test::mnist_mobilenet_v1();
@@ -61,7 +52,7 @@ TEST(QuantizeWeights, Int8AndInt16WeightsStayCloseAndRunInOnnxRuntime) {
     }
     const std::string path = dir + "/w" + std::to_string(bits) + ".onnx";
     onnx_save(q, path);
-    at::Tensor yo = ort_run(path, x, dir);
+    at::Tensor yo = test::ort_run(path, x, dir);
     // int16 (Cast + Mul) runs exactly as written. For int8 DequantizeLinear -> Conv, ONNX
     // Runtime's extended graph optimizations (on by default) also quantize the activations on the
     // fly; with optimizations disabled it agrees with Slim to 1e-7 (checked by hand).

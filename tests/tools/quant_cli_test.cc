@@ -49,7 +49,7 @@ TEST_F(QuantCli, PtqWritesATableThenAppliesItWithoutData) {
   EXPECT_EQ(j["algo"], "kl");
   auto t = nlohmann::json::parse(std::ifstream(table));
   EXPECT_EQ(t["format"], "slim-scale-table");
-  EXPECT_EQ(t["activations"].size(), 28u);
+  EXPECT_EQ(t["activations"].size(), 29u);  // 28 op inputs and the last conv's output
   EXPECT_TRUE(t["activations"]["conv1_relu"]["unsigned"].get<bool>());
 
   r = slim("quant ptq " + path("m.onnx") + " --table " + table + " -o " + q + " --json");
@@ -57,7 +57,7 @@ TEST_F(QuantCli, PtqWritesATableThenAppliesItWithoutData) {
   j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["nodes"], 28);
   Graph g = onnx_load(q);
-  EXPECT_EQ(g.op_histogram()["QuantizeLinear"], 28);
+  EXPECT_EQ(g.op_histogram()["QuantizeLinear"], 29);
   // The value names are the same at any width: the table applies to the x1.0 model too, whose
   // int8 file is at most 30% of the float one (x0.25 has more per-channel scales per weight).
   r = slim("quant ptq " + path("m1.onnx") + " --table " + table + " -o " + path("q1.onnx") +
@@ -86,7 +86,13 @@ TEST_F(QuantCli, WeightOnlyAndQat) {
   j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["nodes"], 28);
   EXPECT_EQ(j["epochs"][0]["samples"], 128);
-  EXPECT_EQ(onnx_load(path("qat.onnx")).op_histogram()["QuantizeLinear"], 28);
+  EXPECT_EQ(onnx_load(path("qat.onnx")).op_histogram()["QuantizeLinear"], 29);
+  // --float-outputs leaves the last conv's output (read by the pool only) in float.
+  r = slim("quant qat " + path("m.onnx") + data() +
+           " --max-samples 64 --batch 64 --threads 2 --no-eval --float-outputs -o " +
+           path("qat_f.onnx"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(onnx_load(path("qat_f.onnx")).op_histogram()["QuantizeLinear"], 28);
 }
 
 TEST_F(QuantCli, BadInputIsOneClearLineAndLeavesFilesAlone) {

@@ -29,6 +29,13 @@ struct QuantOptions {
   std::vector<std::string> quantize_op_types{"Conv", "Gemm", "MatMul"};
   /// Nodes whose name matches this ECMAScript regex (anywhere in the name) are left in float.
   std::string not_quant_pattern;
+  /// Also quantize each quantized op's output (after a Relu, Clip or LeakyRelu only it reads)
+  /// when no quantized op reads it, e.g. a conv before a residual Add or a global pool. Then
+  /// every quantized op is a whole int8 step for deployment runtimes: ONNX Runtime fuses
+  /// DequantizeLinear -> Conv -> QuantizeLinear into QLinearConv, and without the trailing
+  /// QuantizeLinear runs the conv in float, dequantizing its weight on every run. PaddleSlim
+  /// records the same scales as out_threshold. Graph outputs stay float.
+  bool quantize_outputs = true;
   double moving_rate = 0.9;     ///< moving_average_abs_max
   int64_t window_size = 10000;  ///< range_abs_max
 };

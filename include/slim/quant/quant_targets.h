@@ -1,5 +1,6 @@
 #pragma once
 /// Which nodes a quantizer touches, shared by post-training quantization and quant-aware training.
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@ struct QuantTarget {
   std::string weight;      ///< the weight initializer
   int64_t weight_axis = 0;  ///< output-channel axis of the weight (per-channel scales)
   std::string bias;         ///< 1-D bias initializer over the output channels, or ""
+  /// With QuantOptions::quantize_outputs: the value that ends the op's int8 step (its output,
+  /// or that of a Relu/Clip/LeakyRelu that alone reads it), "" when it is a graph output or
+  /// nothing reads it.
+  std::string output;
 };
 
 /// Targets of `o.quantize_op_types` in graph order, without nodes matching
@@ -25,6 +30,18 @@ struct QuantTarget {
 /// `skipped`, if given, receives "node: reason" for each op of a quantized type left in float.
 std::vector<QuantTarget> find_quant_targets(const Graph& g, const QuantOptions& o,
                                             std::vector<std::string>* skipped = nullptr);
+
+/// The values a quantizer rounds, each once, in graph order of first use: every target's
+/// activation, then (quantize_outputs) its output. All readers of such a value read it
+/// quantized, so a runtime keeps it in int8 between steps.
+std::vector<std::string> quantized_values(const std::vector<QuantTarget>& targets);
+
+/// Rewrites `nodes` so that each value v of `values` passes through the nodes `make(v)` returns
+/// (placed right after v's producer, or first when no node of `nodes` computes v): every other
+/// reader of v reads the last one's output instead. Graph outputs keep their names.
+void insert_after_values(std::vector<Node>& nodes,
+                         const std::vector<std::string>& values,
+                         const std::function<std::vector<Node>(const std::string&)>& make);
 
 /// Throws if `g` is already quantized (has QuantizeLinear, DequantizeLinear or FakeQuant nodes),
 /// naming the first such node. `what` names the command ("post-training quantization").

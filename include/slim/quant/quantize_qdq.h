@@ -17,9 +17,10 @@ struct QdqReport {
 
 /// quantize_qdq: rewrites every quantization target (quant_targets.h) into ONNX QDQ form, as ONNX
 /// Runtime's quantizer emits it and Slim's executor runs as int8:
-///  - input activation a: a -> QuantizeLinear -> DequantizeLinear -> op, one pair per value, scale
-///    threshold / 127 with an int8 zero point 0, or threshold / 255 with a uint8 zero point 0
-///    when the table marks it unsigned;
+///  - input activation a, and with o.quantize_outputs the value ending each target's step
+///    (QuantTarget::output): a -> QuantizeLinear -> DequantizeLinear -> every reader of a, one
+///    pair per value, scale threshold / 127 with an int8 zero point 0, or threshold / 255 with a
+///    uint8 zero point 0 when the table marks it unsigned;
 ///  - weight W: an int8 initializer (symmetric, per output channel along the target's weight axis
 ///    with channel_wise_abs_max, or one scale) -> DequantizeLinear;
 ///  - bias b: an int32 initializer with scale s_a * s_W per channel -> DequantizeLinear.
@@ -27,7 +28,7 @@ struct QdqReport {
 /// (mean and spread of the quantization error per channel) before it is quantized.
 /// Preserves: the graph outputs' names; numerics become those of 8-bit quantization.
 /// Preconditions: float model (not already quantized), BatchNormalization folded into convs
-/// (fold_batch_norm), opset >= 13 for per-channel scales, every target activation in `table`,
+/// (fold_batch_norm), opset >= 13 for per-channel scales, every quantized value (quantized_values) in `table`,
 /// activation_bits 8 and weight_bits <= 8. Errors name the option, value or node.
 QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
                        bool bias_correction = false);
