@@ -32,6 +32,18 @@ bool zero_point_ok(const at::Tensor& zp, int64_t n, std::initializer_list<at::Sc
   return type_ok && zp.dim() <= 1 && (zp.numel() == 1 || zp.numel() == n) && all_zero(zp);
 }
 
+/// The offset an activation's scalar zero point puts on its levels: 0 for an absent or zero u8/s8
+/// zero point, 128 for a u8 zero point of 128 (signed values stored as uint8, as ONNX Runtime
+/// prefers: level q means q - 128, so the s8 kernels run on q ^ 0x80), -1 otherwise.
+int activation_zero_point(const at::Tensor& zp) {
+  if (!zp.defined()) return 0;
+  if (zp.numel() != 1 || zp.dim() > 1) return -1;
+  if (zp.scalar_type() != at::kByte && zp.scalar_type() != at::kChar) return -1;
+  const int64_t v = zp.item<int64_t>();
+  if (v == 0) return 0;
+  return zp.scalar_type() == at::kByte && v == 128 ? 128 : -1;
+}
+
 /// A scale operand: float, one value or `n` values (1-D), all finite.
 bool scale_ok(const at::Tensor& s, int64_t n) {
   if (!s.defined() || !at::isFloatingType(s.scalar_type()) || s.dim() > 1) return false;
@@ -77,9 +89,7 @@ std::optional<Int8Operands> match_int8_operands(
   // Activation: DequantizeLinear of a runtime value, scalar scale, zero point 0.
   const Node* dx = producer(op.input(0));
   if (!dx || !dq_params(g, *dx, scale, zp) || g.is_initializer(dx->input(0))) return std::nullopt;
-  if (!positive_scalar(scale) || !zero_point_ok(zp, 1, {at::kByte, at::kChar}) ||
-      (zp.defined() && zp.dim() != 0 && zp.numel() != 1))
-    return std::nullopt;
+  if (!positive_scalar(scale) || activation_zero_point(zp) < 0) return std::nullopt;
   r.x = dx->input(0);
   r.x_scale = dx->input(1);
   r.x_zero_point = dx->input(2);
@@ -135,7 +145,7 @@ bool int8_output_quantize(const Graph& g, const Node& q) {
   if (!s || !positive_scalar(*s)) return false;
   if (q.input(2).empty()) return true;
   const at::Tensor* zp = initializer(g, q.input(2));
-  return zp && zp->numel() == 1 && zero_point_ok(*zp, 1, {at::kByte, at::kChar});
+  return zp && activation_zero_point(*zp) >= 0;
 }
 
 struct OneDnnInt8::Params {
@@ -143,6 +153,8 @@ struct OneDnnInt8::Params {
   bool ok = false;            ///< the operands qualify
   at::ScalarType x_type = at::kByte;
   at::ScalarType y_type = at::kFloat;  ///< kFloat: no QuantizeLinear
+  bool x_shift = false;  ///< x is u8 with zero point 128: the kernel reads x ^ 0x80 as s8
+  bool y_shift = false;  ///< y is u8 with zero point 128: the kernel writes s8, then ^ 0x80
   int64_t oc = 0;
   at::Tensor weights;             ///< int8, the user's layout
   std::vector<float> out_scales;  ///< per output channel
@@ -181,19 +193,20 @@ bool OneDnnInt8::prepare(const std::vector<at::Tensor>& in) {
   if (!w.defined() || w.scalar_type() != at::kChar || w.dim() != (conv ? 4 : 2)) return false;
   p.oc = w.size(ops_.w_axis);
   const at::Tensor &xs = in[kXScale], &xz = in[kXZero], &ws = in[kWScale];
-  if (!positive_scalar(xs) || !zero_point_ok(xz, 1, {at::kByte, at::kChar}) || xz.numel() > 1)
-    return false;
+  const int x_zp = activation_zero_point(xz);
+  if (!positive_scalar(xs) || x_zp < 0) return false;
+  p.x_shift = x_zp == 128;
   if (!scale_ok(ws, p.oc) || !zero_point_ok(in[kWZero], p.oc, {at::kChar})) return false;
   p.x_type = xz.defined() ? xz.scalar_type() : at::kByte;
   const bool quantized_out = !ops_.y_scale.empty();
   float y_scale = 1.f;
   if (quantized_out) {
     const at::Tensor& yz = in[kYZero];
-    if (!positive_scalar(in[kYScale]) || !zero_point_ok(yz, 1, {at::kByte, at::kChar}) ||
-        yz.numel() > 1)
-      return false;
+    const int y_zp = activation_zero_point(yz);
+    if (!positive_scalar(in[kYScale]) || y_zp < 0) return false;
     y_scale = in[kYScale].item<float>();
     p.y_type = yz.defined() ? yz.scalar_type() : at::kByte;
+    p.y_shift = y_zp == 128;
   }
 
   // Real output = a[c] * acc[c] + bias[c] with a = x_scale * w_scale, computed in float as the
@@ -269,8 +282,10 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
     Plan& pl = *slot;
     const at::Tensor& w = p.weights;
     const int64_t oc = p.oc;
-    const dt src_dt = p.x_type == at::kByte ? dt::u8 : dt::s8;
-    const dt dst_dt = p.y_type == at::kFloat ? dt::f32 : p.y_type == at::kByte ? dt::u8 : dt::s8;
+    const dt src_dt = p.x_type == at::kByte && !p.x_shift ? dt::u8 : dt::s8;
+    const dt dst_dt = p.y_type == at::kFloat                   ? dt::f32
+                      : p.y_type == at::kByte && !p.y_shift ? dt::u8
+                                                              : dt::s8;
     dnnl::memory::desc src_md, dst_md, user_w_md;
     dnnl::memory::dims strides, dil, pad_l, pad_r;
     bool inner_product = !conv;
@@ -395,13 +410,20 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
                               ? x
                               : x.contiguous(at::MemoryFormat::ChannelsLast))
                        : x.contiguous();
+  // u8 levels q with zero point 128 are the s8 levels q - 128 = q ^ 0x80 (same bits otherwise).
+  if (p.x_shift) xs = at::bitwise_xor(xs, 128).view(at::kChar);
+  const at::ScalarType y_type = p.y_shift ? at::kChar : p.y_type;
   at::Tensor y = at::empty(
-      pl.out_dims, x.options().dtype(p.y_type).memory_format(conv ? at::MemoryFormat::ChannelsLast
-                                                                  : at::MemoryFormat::Contiguous));
+      pl.out_dims, x.options().dtype(y_type).memory_format(conv ? at::MemoryFormat::ChannelsLast
+                                                                : at::MemoryFormat::Contiguous));
   pl.src.set_data_handle(xs.data_ptr());
   pl.dst.set_data_handle(y.data_ptr());
   pl.prim.execute(onednn_stream(), pl.args);
   onednn_stream().wait();
+  if (p.y_shift) {
+    y = y.view(at::kByte);
+    y.bitwise_xor_(128);
+  }
   out = y;
   return true;
 }

@@ -1,6 +1,7 @@
 #include "slim/quant/qat.h"
 
 #include "slim/passes/fold_batch_norm.h"
+#include "slim/passes/fold_constants.h"
 #include "slim/quant/insert_fake_quant.h"
 #include "slim/quant/quant_targets.h"
 
@@ -10,6 +11,7 @@ QatReport quant_aware_train(Graph& g, const std::shared_ptr<Dataset>& data, cons
   check_qdq_options(o.quant);  // before training, not after it
   check_not_quantized(g, "quant-aware training");
   if (o.fold_bn_before) fold_batch_norm(g);
+  fold_constants(g);  // e.g. Clip bounds in Constant nodes, so the Clip joins the int8 step
   insert_fake_quant(g, o.quant);
   // Trainable: every float weight (folded biases included) except the fake-quant states.
   g.mark_default_trainable();

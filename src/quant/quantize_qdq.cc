@@ -158,7 +158,10 @@ QdqReport quantize_qdq(Graph& g, const ScaleTable& table, const QuantOptions& o,
   insert_after_values(out, values, [&](const std::string& v) {
     const bool is_unsigned = table.activations.at(v).is_unsigned;
     std::string s = new_init(v + "_scale", scalar(act_step(v), at::kFloat));
-    std::string zp = new_init(v + "_zero_point", scalar(0, is_unsigned ? at::kByte : at::kChar));
+    // uint8 in both cases, as ONNX Runtime prefers (it converts int8 pairs only where the
+    // QuantizeLinear has one reader): zero point 0 for values >= 0, 128 for signed ones, whose
+    // levels are then those of int8 with zero point 0, shifted.
+    std::string zp = new_init(v + "_zero_point", scalar(is_unsigned ? 0 : 128, at::kByte));
     Node q = make_node("QuantizeLinear", fresh(v + "_quantize"), {v, s, zp},
                        fresh(v + "_quantized"));
     Node d = dq_node(v, {q.outputs[0], s, zp}, -1);

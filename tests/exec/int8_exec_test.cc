@@ -346,39 +346,50 @@ TEST(Int8Exec, BiasAndScalesUseOneDnnSemanticsExactly) {
 }
 
 TEST(Int8Exec, ChainOfConvsPassesInt8TensorsBetweenFusedSteps) {
-  // conv1 (3x3, relu) -> QDQ u8 -> depthwise (clip) -> QDQ u8 -> pointwise -> QDQ s8; the
-  // QuantizeLinear outputs stay NHWC u8/s8 between the steps and their DequantizeLinear steps
-  // are skipped.
-  at::manual_seed(5);
-  QdqBuilder q;
-  auto x = q.b.input("x", {kDynamicDim, 3, 12, 12});
-  const float sx = 3.f / 127;
-  auto h = q.qdq(x, sx, at::kChar, "x");
-  QuantizedWeight w1 = quantize_weight(at::randn({16, 3, 3, 3}) * 0.3, 0);
-  h = q.b.node("Conv", {h, q.weight("w1", w1, 0), q.bias("b1", at::randn({16}), sx, w1.scale)},
-               {{"pads", V{1, 1, 1, 1}}}, "conv1");
-  h = q.b.node("Relu", {h}, {}, "relu1");
-  const float s1 = 3.f / 255;
-  h = q.qdq(h, s1, at::kByte, "h1");
-  QuantizedWeight w2 = quantize_weight(at::randn({16, 1, 3, 3}) * 0.5, 0);
-  h = q.b.node("Conv", {h, q.weight("w2", w2, 0), q.bias("b2", at::randn({16}), s1, w2.scale)},
-               {{"pads", V{1, 1, 1, 1}}, {"group", int64_t{16}}, {"strides", V{2, 2}}}, "conv2");
-  h = q.b.node("Clip",
-               {h, q.b.init("lo", at::scalar_tensor(0.f)), q.b.init("hi", at::scalar_tensor(6.f))},
-               {}, "clip2");
-  const float s2 = 6.f / 255;
-  h = q.qdq(h, s2, at::kByte, "h2");
-  QuantizedWeight w3 = quantize_weight(at::randn({24, 16, 1, 1}) * 0.3, 0);
-  h = q.b.node("Conv", {h, q.weight("w3", w3, 0), q.bias("b3", at::randn({24}), s2, w3.scale)}, {},
-               "conv3");
-  std::string yq;
-  auto yd = q.qdq(h, 8.f / 127, at::kChar, "y", 0, &yq);
-  q.b.output(yq, at::kChar);
-  q.b.output(yd);
-  Graph g = q.b.build();
-  for (int64_t n : {1, 5}) {
-    at::manual_seed(n);
-    EXPECT_EQ(compare_int8_with_simulation(g, {at::randn({n, 3, 12, 12})}), 3);
+  // conv1 (3x3, relu) -> QDQ u8 -> depthwise (clip) -> QDQ u8 -> pointwise -> QDQ signed ->
+  // pointwise (float out); the QuantizeLinear outputs stay NHWC u8/s8 between the steps and their
+  // DequantizeLinear steps are skipped. Signed values are stored as s8 with zero point 0, or as
+  // u8 with zero point 128 (ONNX Runtime's preferred form; the kernels flip the top bit).
+  for (bool u8_signed : {false, true}) {
+    SCOPED_TRACE(u8_signed ? "signed values as u8 + 128" : "signed values as s8");
+    const at::ScalarType st = u8_signed ? at::kByte : at::kChar;
+    const int szp = u8_signed ? 128 : 0;
+    at::manual_seed(5);
+    QdqBuilder q;
+    auto x = q.b.input("x", {kDynamicDim, 3, 12, 12});
+    const float sx = 3.f / 127;
+    auto h = q.qdq(x, sx, st, "x", szp);
+    QuantizedWeight w1 = quantize_weight(at::randn({16, 3, 3, 3}) * 0.3, 0);
+    h = q.b.node("Conv", {h, q.weight("w1", w1, 0), q.bias("b1", at::randn({16}), sx, w1.scale)},
+                 {{"pads", V{1, 1, 1, 1}}}, "conv1");
+    h = q.b.node("Relu", {h}, {}, "relu1");
+    const float s1 = 3.f / 255;
+    h = q.qdq(h, s1, at::kByte, "h1");
+    QuantizedWeight w2 = quantize_weight(at::randn({16, 1, 3, 3}) * 0.5, 0);
+    h = q.b.node("Conv", {h, q.weight("w2", w2, 0), q.bias("b2", at::randn({16}), s1, w2.scale)},
+                 {{"pads", V{1, 1, 1, 1}}, {"group", int64_t{16}}, {"strides", V{2, 2}}}, "conv2");
+    h = q.b.node("Clip",
+                 {h, q.b.init("lo", at::scalar_tensor(0.f)), q.b.init("hi", at::scalar_tensor(6.f))},
+                 {}, "clip2");
+    const float s2 = 6.f / 255;
+    h = q.qdq(h, s2, at::kByte, "h2");
+    QuantizedWeight w3 = quantize_weight(at::randn({24, 16, 1, 1}) * 0.3, 0);
+    h = q.b.node("Conv", {h, q.weight("w3", w3, 0), q.bias("b3", at::randn({24}), s2, w3.scale)},
+                 {}, "conv3");
+    std::string yq;
+    const float sy = 8.f / 127;
+    auto yd = q.qdq(h, sy, st, "y", szp, &yq);
+    QuantizedWeight w4 = quantize_weight(at::randn({8, 24, 1, 1}) * 0.3, 0);
+    auto z = q.b.node("Conv", {yd, q.weight("w4", w4, 0), q.bias("b4", at::randn({8}), sy, w4.scale)},
+                      {}, "conv4");
+    q.b.output(yq, st);
+    q.b.output(yd);
+    q.b.output(z);
+    Graph g = q.b.build();
+    for (int64_t n : {1, 5}) {
+      at::manual_seed(n);
+      EXPECT_EQ(compare_int8_with_simulation(g, {at::randn({n, 3, 12, 12})}), 4);
+    }
   }
 }
 

@@ -109,10 +109,15 @@ TEST(QuantizeQdq, RewritesEveryConvAndGemmIntoQdqWithInt8Weights) {
   at::Tensor bs = q.initializers.at(bdq->inputs[1]);
   EXPECT_TRUE(at::allclose(bs, ws * xs, 1e-6, 0));
   EXPECT_TRUE(at::equal(bq, at::round(b / bs).to(at::kInt)));
-  // The image is signed: int8 with scale threshold / 127.
+  // The image is signed: the levels of int8 (scale threshold / 127) stored as uint8 with zero
+  // point 128.
   const Node* c1 = q.find_node("conv1");
-  EXPECT_EQ(q.initializers.at(q.nodes[q.producer(c1->inputs[0])].inputs[2]).scalar_type(),
-            at::kChar);
+  const Node& image_dq = q.nodes[q.producer(c1->inputs[0])];
+  const at::Tensor& image_zp = q.initializers.at(image_dq.inputs[2]);
+  EXPECT_EQ(image_zp.scalar_type(), at::kByte);
+  EXPECT_EQ(image_zp.item<int>(), 128);
+  EXPECT_FLOAT_EQ(q.initializers.at(image_dq.inputs[1]).item<float>(),
+                  static_cast<float>(f.table.activations.at("image").threshold / 127));
   // Float weights are gone; the file holds int8 levels.
   EXPECT_FALSE(q.is_initializer(f.g.find_node("conv2_1_sep")->inputs[1]));
 
@@ -240,11 +245,6 @@ Graph small_resnet() {
 }
 
 TEST(QuantizeQdq, OnnxRuntimeRunsEveryQuantizedConvInInt8) {
-  Graph g = small_resnet();
-  at::manual_seed(6);
-  at::Tensor x = at::rand({2, 3, 16, 16}) * 2 - 1;
-  const int convs = g.op_histogram()["Conv"];
-  const std::string dir = test::temp_dir("qdq_ort_fusion");
   auto count = [](const std::map<std::string, int>& ops, const std::string& op) {
     int n = 0;
     for (const auto& [name, k] : ops)
@@ -253,30 +253,57 @@ TEST(QuantizeQdq, OnnxRuntimeRunsEveryQuantizedConvInInt8) {
         n += k;
     return n;
   };
-  // Every conv becomes int8 in ONNX Runtime (no float conv is left), and so does the first
-  // residual Add, whose output the next block's convs read quantized (the last one's goes to the
-  // float pool).
-  Graph q = g.clone();
-  quantize_qdq(q, abs_max_table(g, x), {});
-  onnx_save(q, dir + "/q.onnx");
-  auto ops = ort_optimized_ops(dir + "/q.onnx", x, dir);
-  EXPECT_EQ(count(ops, "QLinearConv"), convs);
-  EXPECT_EQ(count(ops, "Conv") + count(ops, "FusedConv"), 0);
-  EXPECT_EQ(count(ops, "QLinearAdd"), 1);
-  // And it computes what Slim's int8 kernels compute.
-  Executor eq(q);
-  EXPECT_LT(test::rel_error(npy_load(dir + "/y.npy"), eq.run({x})[0]), 0.05);
+  const std::string dir = test::temp_dir("qdq_ort_fusion");
+  // A small ResNet, and MobileNetV2, whose linear bottlenecks give signed values read by a conv
+  // and an Add.
+  ZooOptions z;
+  z.input = {3, 32, 32};
+  z.classes = 10;
+  z.scale = 0.25;
+  Graph v2 = zoo_build("mobilenet_v2", z);
+  test::randomize_batch_norm(v2, 3);
+  fold_batch_norm(v2);
+  struct Case {
+    std::string name;
+    Graph g;
+    std::vector<int64_t> input;
+    int adds;  ///< residual Adds ONNX Runtime runs in int8 (those read by a quantized op)
+  };
+  std::vector<Case> cases;
+  cases.push_back({"resnet", small_resnet(), {2, 3, 16, 16}, 1});
+  cases.push_back({"mobilenet_v2", std::move(v2), {2, 3, 32, 32}, 10});
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Graph& g = c.g;
+    at::manual_seed(6);
+    at::Tensor x = at::rand(c.input) * 2 - 1;
+    const int convs = g.op_histogram()["Conv"];
+    // Every conv becomes int8 in ONNX Runtime (no float conv is left), and so does each residual
+    // Add whose output a quantized op reads (the small ResNet's last one feeds the float pool).
+    Graph q = g.clone();
+    quantize_qdq(q, abs_max_table(g, x), {});
+    const std::string path = dir + "/" + c.name + ".onnx";
+    onnx_save(q, path);
+    auto ops = ort_optimized_ops(path, x, dir);
+    EXPECT_EQ(count(ops, "QLinearConv"), convs);
+    EXPECT_EQ(count(ops, "Conv") + count(ops, "FusedConv"), 0);
+    EXPECT_EQ(count(ops, "QLinearAdd"), c.adds);
+    // And it computes what Slim's int8 kernels compute.
+    Executor eq(q);
+    EXPECT_LT(test::rel_error(npy_load(dir + "/y.npy"), eq.run({x})[0]), 0.05);
+    EXPECT_EQ(eq.int8_ops_last_run(), convs + 1);  // and the fc
 
-  // With the step outputs in float (the previous export), the convs before the Adds stay float
-  // convs in ONNX Runtime, which dequantize their weights on every run.
-  QuantOptions o;
-  o.quantize_outputs = false;
-  Graph plain = g.clone();
-  quantize_qdq(plain, abs_max_table(g, x, o), o);
-  onnx_save(plain, dir + "/plain.onnx");
-  ops = ort_optimized_ops(dir + "/plain.onnx", x, dir);
-  EXPECT_GE(count(ops, "Conv") + count(ops, "FusedConv"), 3);
-  EXPECT_LE(count(ops, "QLinearConv"), convs - 3);
+    // With the step outputs in float (the previous export), convs whose output only a float op
+    // reads stay float convs in ONNX Runtime, which dequantize their weights on every run.
+    QuantOptions o;
+    o.quantize_outputs = false;
+    Graph plain = g.clone();
+    quantize_qdq(plain, abs_max_table(g, x, o), o);
+    const std::string plain_path = dir + "/" + c.name + "_plain.onnx";
+    onnx_save(plain, plain_path);
+    ops = ort_optimized_ops(plain_path, x, dir);
+    EXPECT_GE(count(ops, "Conv") + count(ops, "FusedConv"), 3);
+  }
 }
 
 TEST(QuantizeQdq, PerTensorWeightsAndBiasCorrection) {

@@ -3,13 +3,15 @@
 // has it). A quantized model written in the QDQ form only simulates int8: every
 // DequantizeLinear turns values back into float and the Conv runs in float. The executor
 // recognises the pattern
-//   x_q -> DequantizeLinear(x_scale, 0)             -> Conv/Gemm input 0
+//   x_q -> DequantizeLinear(x_scale, zp)            -> Conv/Gemm input 0
 //   w_q -> DequantizeLinear(w_scale, 0, axis)        -> input 1   (int8 initializer)
 //   b_q -> DequantizeLinear(b_scale, 0) | float bias -> input 2   (optional)
-//   output -> [Relu | LeakyRelu | Clip] -> [QuantizeLinear(y_scale, 0)]
+//   output -> [Relu | LeakyRelu | Clip] -> [QuantizeLinear(y_scale, zp)]
 // and runs it as one oneDNN primitive on x_q itself: s32 accumulation, per-channel output scales
 // x_scale * w_scale / y_scale, the activation as a post-op and the u8/s8 output rounded half to
 // even and saturated, as QuantizeLinear does. Weights are reordered once, activations stay NHWC.
+// Activation zero points are 0 (u8 or s8), or 128 on u8: signed values stored as uint8 (ONNX
+// Runtime's preferred form), which the kernel reads and writes as s8 with the top bit flipped.
 #include <functional>
 #include <map>
 #include <memory>
@@ -37,7 +39,7 @@ struct Int8Operands {
 };
 
 /// The input side of the pattern around Conv or Gemm node `op` of `g`: input 0 a
-/// DequantizeLinear of a runtime value with a scalar scale and zero point 0, input 1 a
+/// DequantizeLinear of a runtime value with a scalar scale and zero point 0 (or u8 128), input 1 a
 /// DequantizeLinear of an int8 initializer (zero points 0, per tensor or along the output-channel
 /// axis), input 2 absent, a float initializer or a DequantizeLinear of an int32 initializer.
 /// Conv must be 2-D; Gemm must have transA = 0 and alpha = beta = 1. `producer` returns the node
@@ -46,7 +48,7 @@ std::optional<Int8Operands> match_int8_operands(
     const Graph& g, const Node& op, const std::function<const Node*(const std::string&)>& producer);
 
 /// True if QuantizeLinear `q` can end a fused int8 step: scalar float scale initializer, zero point
-/// absent or a uint8/int8 scalar initializer equal to 0.
+/// absent, a uint8/int8 scalar initializer equal to 0, or a uint8 128.
 bool int8_output_quantize(const Graph& g, const Node& q);
 
 /// One fused int8 Conv/Gemm. Not thread-safe (neither is the Executor).

@@ -19,10 +19,11 @@ struct PtqOptions {
   bool bias_correction = false;
 };
 
-/// Step 1: checks `g` is a float model, folds batch norm (in place) and calibrates on `data`.
+/// Step 1: checks `g` is a float model, folds batch norm and constants (in place) and calibrates
+/// on `data`.
 ScaleTable ptq_calibrate(Graph& g, const std::shared_ptr<Dataset>& data, const PtqOptions& o);
 
-/// Step 2: folds batch norm (in place) and rewrites `g` into QDQ form with `table`'s thresholds.
+/// Step 2: folds batch norm and constants (in place) and rewrites `g` into QDQ form with `table`'s thresholds.
 QdqReport ptq_apply(Graph& g, const ScaleTable& table, const PtqOptions& o);
 
 }  // namespace slim

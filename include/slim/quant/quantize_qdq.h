@@ -19,8 +19,9 @@ struct QdqReport {
 /// Runtime's quantizer emits it and Slim's executor runs as int8:
 ///  - input activation a, and with o.quantize_outputs the value ending each target's step
 ///    (QuantTarget::output): a -> QuantizeLinear -> DequantizeLinear -> every reader of a, one
-///    pair per value, scale threshold / 127 with an int8 zero point 0, or threshold / 255 with a
-///    uint8 zero point 0 when the table marks it unsigned;
+///    pair per value, all uint8 as ONNX Runtime prefers: scale threshold / 127 with zero point
+///    128 (the levels of symmetric int8, shifted), or threshold / 255 with zero point 0 when the
+///    table marks the value unsigned;
 ///  - weight W: an int8 initializer (symmetric, per output channel along the target's weight axis
 ///    with channel_wise_abs_max, or one scale) -> DequantizeLinear;
 ///  - bias b: an int32 initializer with scale s_a * s_W per channel -> DequantizeLinear.
