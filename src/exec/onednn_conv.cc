@@ -100,7 +100,11 @@ struct OneDnnConv::Plan {
   dnnl::memory weights;  ///< reordered into weights_md
   Stamp weight_stamp;
   std::vector<int64_t> out_dims;
+  int threads = 1;  ///< OpenMP threads the primitive was created for and runs with
 };
+
+/// Multiply-accumulates per thread below which a float conv runs on fewer threads.
+constexpr int64_t kFloatMacsPerThread = 1'000'000;
 
 OneDnnConv::OneDnnConv(const Node& node) : node_(node) {}
 OneDnnConv::~OneDnnConv() = default;
@@ -168,6 +172,11 @@ bool OneDnnConv::run(KernelContext& c, const FusedActivation& act) {
     }
     auto wany = dnnl::memory::desc(wdims, dt::f32, tag::any);
     p.bias_md = has_bias ? dnnl::memory::desc({oc}, dt::f32, tag::x) : dnnl::memory::desc();
+    int64_t macs = w.numel();  // per output pixel of one image: oc * ic / group * kh * kw
+    for (size_t d = 0; d < p.out_dims.size(); ++d)
+      if (d != 1) macs *= p.out_dims[d];
+    p.threads = onednn_threads_for(x.size(0), macs, kFloatMacsPerThread);
+    OmpThreads threads(p.threads);
     try {
       dnnl::primitive_attr attr;
       if (act.active()) {
@@ -241,6 +250,7 @@ bool OneDnnConv::run(KernelContext& c, const FusedActivation& act) {
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
   if (has_bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias_md, onednn_engine(), b.data_ptr()));
+  OmpThreads threads(p.threads);
   p.prim.execute(onednn_stream(), args);
   onednn_stream().wait();
   c.out[0] = y;

@@ -168,7 +168,12 @@ struct OneDnnInt8::Plan {
   std::vector<int64_t> out_dims;
   dnnl::memory src, dst, weights;  ///< src and dst get each call's data pointers
   std::unordered_map<int, dnnl::memory> args;
+  int threads = 1;  ///< OpenMP threads the primitive was created for and runs with
 };
+
+/// Multiply-accumulates per thread below which an int8 step runs on fewer threads at small batches
+/// (int8 kernels do more work per cycle than float ones).
+constexpr int64_t kInt8MacsPerThread = 2'000'000;
 
 OneDnnInt8::OneDnnInt8(const Node& op, Int8Operands operands, FusedActivation act)
     : node_(op), ops_(std::move(operands)), act_(act) {}
@@ -347,6 +352,11 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
     dnnl::memory::desc wany(user_w_md.dims(), dt::s8, tag::any);
     dnnl::memory::desc bias_md =
         p.bias.defined() ? dnnl::memory::desc({oc}, dt::f32, tag::x) : dnnl::memory::desc();
+    int64_t macs = w.numel();  // per output pixel of one image: oc * ic / group * kh * kw
+    for (size_t d = 0; d < pl.out_dims.size(); ++d)
+      if (d != 1) macs *= pl.out_dims[d];
+    pl.threads = onednn_threads_for(x.size(0), macs, kInt8MacsPerThread);
+    OmpThreads threads(pl.threads);
     try {
       dnnl::primitive_attr attr;
       attr.set_output_scales(1 << 1, p.out_scales);
@@ -418,6 +428,7 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
                                                                 : at::MemoryFormat::Contiguous));
   pl.src.set_data_handle(xs.data_ptr());
   pl.dst.set_data_handle(y.data_ptr());
+  OmpThreads threads(pl.threads);
   pl.prim.execute(onednn_stream(), pl.args);
   onednn_stream().wait();
   if (p.y_shift) {
