@@ -195,23 +195,62 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
     const Step& p = steps_[producer_step[it->second]];
     return p.frozen ? nullptr : p.node;
   };
+  // The output side: a following activation, then a QuantizeLinear, each the only reader of a
+  // value that is not a graph output.
+  auto sole_reader = [&](int s) {
+    if (pinned[s] || reader_steps[s].size() != 1) return -1;
+    int r = reader_steps[s][0];
+    const Step& n = steps_[r];
+    if (n.frozen || n.in.empty() || n.in[0] != s || n.out.size() != 1 || n.out[0] < 0 ||
+        std::count(n.in.begin(), n.in.end(), s) != 1)
+      return -1;
+    return r;
+  };
+  // The DequantizeLinear steps that compute `st`'s first `n` inputs, which it reads past.
+  auto dequantized_inputs = [&](Step& st, size_t n) {
+    for (size_t i = 0; i < n && i < st.in.size(); ++i) {
+      int s = st.in[i];
+      if (s >= 0 && producer_step[s] >= 0 &&
+          steps_[producer_step[s]].node->op_type == "DequantizeLinear")
+        st.int8_before.push_back(producer_step[s]);
+    }
+  };
   for (size_t k = 0; k < steps_.size(); ++k) {
     Step& st = steps_[k];
     if (st.frozen || st.out.size() != 1 || st.out[0] < 0) continue;
+    if (st.node->op_type == "Add") {
+      // A residual Add between int8 steps: [Relu] and a QuantizeLinear must follow.
+      std::optional<Int8AddOperands> ops = match_int8_add(*graph_, *st.node, producer);
+      if (!ops) continue;
+      int out = st.out[0];
+      int r = sole_reader(out);
+      std::vector<int> after, inner;
+      bool relu = false;
+      if (r >= 0 && steps_[r].node->op_type == "Relu" &&
+          (steps_[r].node->domain.empty() || steps_[r].node->domain == "ai.onnx")) {
+        relu = true;
+        after.push_back(r);
+        inner.push_back(out);
+        out = steps_[r].out[0];
+        r = sole_reader(out);
+      }
+      if (r < 0 || !int8_output_quantize(*graph_, *steps_[r].node)) continue;
+      ops->y_scale = steps_[r].node->input(1);
+      ops->y_zero_point = steps_[r].node->input(2);
+      after.push_back(r);
+      inner.push_back(out);
+      st.int8_after = std::move(after);
+      st.int8_inner = std::move(inner);
+      st.int8_out = steps_[r].out[0];
+      for (const auto& name : ops->names())
+        st.int8_in.push_back(name.empty() ? -1 : slot_of_.at(name));
+      dequantized_inputs(st, 2);
+      st.int8 = std::make_shared<Int8Add>(std::move(*ops), relu);
+      continue;
+    }
     if (st.node->op_type != "Conv" && st.node->op_type != "Gemm") continue;
     std::optional<Int8Operands> ops = match_int8_operands(*graph_, *st.node, producer);
     if (!ops) continue;
-    // The output side: a following activation, then a QuantizeLinear, each the only reader of
-    // a value that is not a graph output.
-    auto sole_reader = [&](int s) {
-      if (pinned[s] || reader_steps[s].size() != 1) return -1;
-      int r = reader_steps[s][0];
-      const Step& n = steps_[r];
-      if (n.frozen || n.in.empty() || n.in[0] != s || n.out.size() != 1 || n.out[0] < 0 ||
-          std::count(n.in.begin(), n.in.end(), s) != 1)
-        return -1;
-      return r;
-    };
     FusedActivation act;
     int out = st.out[0];
     int r = sole_reader(out);
@@ -231,12 +270,7 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
     st.int8_out = out;
     for (const auto& name : ops->names())
       st.int8_in.push_back(name.empty() ? -1 : slot_of_.at(name));
-    for (size_t i = 0; i < 3 && i < st.in.size(); ++i) {
-      int s = st.in[i];
-      if (s >= 0 && producer_step[s] >= 0 &&
-          steps_[producer_step[s]].node->op_type == "DequantizeLinear")
-        st.int8_before.push_back(producer_step[s]);
-    }
+    dequantized_inputs(st, 3);
     st.int8 = std::make_shared<OneDnnInt8>(*st.node, std::move(*ops), act);
   }
   // A DequantizeLinear may be skipped when only int8 steps that read past it read its output.

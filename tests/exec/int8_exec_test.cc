@@ -393,6 +393,52 @@ TEST(Int8Exec, ChainOfConvsPassesInt8TensorsBetweenFusedSteps) {
   }
 }
 
+TEST(Int8Exec, ResidualAddRunsOnTheIntegerTensors) {
+  // x -> QDQ -> conv -> QDQ -> Add(, x's DQ) -> [Relu] -> QDQ: the Add reads both integer tensors
+  // (one NHWC from the conv step, one as given) and writes the output levels itself, as ONNX
+  // Runtime's QLinearAdd does; the DequantizeLinear steps it reads past are skipped.
+  for (bool u8_signed : {false, true}) {
+    for (bool relu : {false, true}) {
+      SCOPED_TRACE(std::string(u8_signed ? "u8 + 128" : "s8") + (relu ? ", relu" : ""));
+      const at::ScalarType st = u8_signed ? at::kByte : at::kChar;
+      const int szp = u8_signed ? 128 : 0;
+      at::manual_seed(7);
+      QdqBuilder q;
+      auto x = q.b.input("x", {kDynamicDim, 8, 6, 6});
+      const float sx = 3.f / 127, sh = 4.f / 127;
+      auto xd = q.qdq(x, sx, st, "x", szp);
+      QuantizedWeight w = quantize_weight(at::randn({8, 8, 3, 3}) * 0.2, 0);
+      auto h = q.b.node("Conv", {xd, q.weight("w", w, 0), q.bias("b", at::randn({8}), sx, w.scale)},
+                        {{"pads", V{1, 1, 1, 1}}}, "conv");
+      auto hd = q.qdq(h, sh, st, "h", szp);
+      auto y = q.b.node("Add", {hd, xd}, {}, "add");
+      if (relu) y = q.b.node("Relu", {y}, {}, "relu");
+      std::string yq;
+      const at::ScalarType yt = relu ? at::kByte : st;
+      auto yd = q.qdq(y, relu ? 6.f / 255 : 6.f / 127, yt, "y", relu ? 0 : szp, &yq);
+      q.b.output(yq, yt);
+      q.b.output(yd);
+      Graph g = q.b.build();
+      for (int64_t n : {1, 3}) {
+        at::manual_seed(n);
+        EXPECT_EQ(compare_int8_with_simulation(g, {at::randn({n, 8, 6, 6})}), 2);
+      }
+    }
+  }
+  // Broadcasting Adds are left to the float kernels.
+  at::manual_seed(8);
+  QdqBuilder q;
+  auto x = q.b.input("x", {kDynamicDim, 4, 3, 3});
+  auto c = q.b.input("c", {1, 4, 1, 1});
+  auto y = q.b.node("Add", {q.qdq(x, 0.02f, at::kChar, "x"), q.qdq(c, 0.02f, at::kChar, "c")}, {},
+                    "add");
+  std::string yq;
+  q.qdq(y, 0.04f, at::kChar, "y", 0, &yq);
+  q.b.output(yq, at::kChar);
+  Graph g = q.b.build();
+  EXPECT_EQ(compare_int8_with_simulation(g, {at::randn({2, 4, 3, 3}), at::randn({1, 4, 1, 1})}), 0);
+}
+
 struct GemmCase {
   std::string label;
   bool trans_b;

@@ -291,7 +291,7 @@ TEST(QuantizeQdq, OnnxRuntimeRunsEveryQuantizedConvInInt8) {
     // And it computes what Slim's int8 kernels compute.
     Executor eq(q);
     EXPECT_LT(test::rel_error(npy_load(dir + "/y.npy"), eq.run({x})[0]), 0.05);
-    EXPECT_EQ(eq.int8_ops_last_run(), convs + 1);  // and the fc
+    EXPECT_EQ(eq.int8_ops_last_run(), convs + 1 + c.adds);  // and the fc and the Adds
 
     // With the step outputs in float (the previous export), convs whose output only a float op
     // reads stay float convs in ONNX Runtime, which dequantize their weights on every run.

@@ -64,7 +64,7 @@ class Executor {
   /// in training mode or for Graph::frozen_nodes.
   void set_int8(bool on);
   bool int8() const { return int8_; }
-  /// Fused int8 Conv/Gemm steps the last run executed in int8.
+  /// Fused int8 Conv/Gemm and Add steps the last run executed in int8.
   int int8_ops_last_run() const { return int8_runs_; }
 
  private:
@@ -80,8 +80,9 @@ class Executor {
     std::shared_ptr<OneDnnConv> onednn;  ///< Conv steps in inference
     int act_step = -1;                   ///< Conv: the activation step that may be fused into it
     FusedActivation act;                 ///< ... and its activation
-    // A Conv/Gemm step fused with its QDQ neighbours into one int8 step (inference only).
-    std::shared_ptr<OneDnnInt8> int8;
+    // A Conv/Gemm (or a residual Add) step fused with its QDQ neighbours into one int8 step
+    // (inference only).
+    std::shared_ptr<Int8Step> int8;
     std::vector<int> int8_in;      ///< slots of int8->operands().names(), -1 where absent
     int int8_out = -1;             ///< the slot it writes: the QuantizeLinear's, act's or own
     std::vector<int> int8_before;  ///< the DequantizeLinear steps it reads past

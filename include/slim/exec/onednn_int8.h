@@ -51,8 +51,18 @@ std::optional<Int8Operands> match_int8_operands(
 /// absent, a uint8/int8 scalar initializer equal to 0, or a uint8 128.
 bool int8_output_quantize(const Graph& g, const Node& q);
 
-/// One fused int8 Conv/Gemm. Not thread-safe (neither is the Executor).
-class OneDnnInt8 {
+/// One fused int8 step of the executor. Not thread-safe (neither is the Executor).
+class Int8Step {
+ public:
+  virtual ~Int8Step() = default;
+  /// Computes the step's output from the tensors its operands name (undefined where absent) and
+  /// returns true, or returns false without touching `out` when this call does not qualify: the
+  /// caller then runs the original nodes.
+  virtual bool run(const std::vector<at::Tensor>& in, at::Tensor& out) = 0;
+};
+
+/// One fused int8 Conv or Gemm.
+class OneDnnInt8 : public Int8Step {
  public:
   /// `op` is the Conv or Gemm node (kept by reference), `act` the fused activation.
   OneDnnInt8(const Node& op, Int8Operands operands, FusedActivation act);
@@ -69,7 +79,7 @@ class OneDnnInt8 {
   /// a scale is not finite, or oneDNN offers only its reference kernel): the caller then runs
   /// the original nodes. Weights, scales and bias are prepared again only when one of their
   /// tensors changes (same Stamp logic as OneDnnConv).
-  bool run(const std::vector<at::Tensor>& in, at::Tensor& out);
+  bool run(const std::vector<at::Tensor>& in, at::Tensor& out) override;
 
  private:
   struct Params;
@@ -82,6 +92,35 @@ class OneDnnInt8 {
   std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;  ///< by input dims
   std::vector<int64_t> last_dims_;                               ///< of the last run ...
   std::unique_ptr<Plan>* last_plan_ = nullptr;                   ///< ... and its plan slot
+};
+
+/// The values an int8 Add step reads: a residual Add of two quantized values,
+///   a_q -> DequantizeLinear, b_q -> DequantizeLinear -> Add -> [Relu] -> QuantizeLinear(y).
+struct Int8AddOperands {
+  std::string a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point;
+  std::vector<std::string> names() const {
+    return {a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point};
+  }
+};
+
+/// The input side of an int8 Add: both inputs of Add node `op` are DequantizeLinear of runtime
+/// values with scalar scales and zero points an int8 step takes (0, or 128 on u8). y_* stay empty.
+std::optional<Int8AddOperands> match_int8_add(
+    const Graph& g, const Node& op, const std::function<const Node*(const std::string&)>& producer);
+
+/// DequantizeLinear(a) + DequantizeLinear(b) [-> Relu] -> QuantizeLinear as one pass over the
+/// integer tensors, with the float arithmetic of the nodes it replaces (each input dequantized in
+/// float, summed, divided by y_scale, rounded half to even, saturated): ONNX Runtime's QLinearAdd.
+/// The inputs must have the same shape (no broadcasting); any layout, the output takes a's.
+class Int8Add : public Int8Step {
+ public:
+  Int8Add(Int8AddOperands operands, bool relu) : ops_(std::move(operands)), relu_(relu) {}
+  const Int8AddOperands& operands() const { return ops_; }
+  bool run(const std::vector<at::Tensor>& in, at::Tensor& out) override;
+
+ private:
+  Int8AddOperands ops_;
+  bool relu_;
 };
 
 }  // namespace slim
