@@ -155,9 +155,9 @@ TEST(QuantizeQdq, StepOutputsAreQuantizedExceptGraphOutputs) {
   EXPECT_EQ(plain.find_node("pool")->input(0), "conv6_sep_relu");
 }
 
-TEST(QuantizeQdq, ResidualValuesAreReadQuantizedByEveryReader) {
-  // MobileNetV2: linear bottleneck convs feed residual Adds, ReLU6 is a Clip, and block inputs are
-  // read by a conv and by an Add.
+/// A folded zoo MobileNetV2 x0.25 for 3x32x32: linear bottleneck convs feed residual Adds, ReLU6
+/// is a Clip, and block inputs are read by a conv and by an Add.
+Graph folded_mobilenet_v2() {
   ZooOptions z;
   z.input = {3, 32, 32};
   z.classes = 10;
@@ -165,6 +165,11 @@ TEST(QuantizeQdq, ResidualValuesAreReadQuantizedByEveryReader) {
   Graph g = zoo_build("mobilenet_v2", z);
   test::randomize_batch_norm(g, 3);
   fold_batch_norm(g);
+  return g;
+}
+
+TEST(QuantizeQdq, ResidualValuesAreReadQuantizedByEveryReader) {
+  Graph g = folded_mobilenet_v2();
   at::manual_seed(5);
   at::Tensor x = at::rand({4, 3, 32, 32}) * 2 - 1;
   Graph q = g.clone();
@@ -256,13 +261,6 @@ TEST(QuantizeQdq, OnnxRuntimeRunsEveryQuantizedConvInInt8) {
   const std::string dir = test::temp_dir("qdq_ort_fusion");
   // A small ResNet, and MobileNetV2, whose linear bottlenecks give signed values read by a conv
   // and an Add.
-  ZooOptions z;
-  z.input = {3, 32, 32};
-  z.classes = 10;
-  z.scale = 0.25;
-  Graph v2 = zoo_build("mobilenet_v2", z);
-  test::randomize_batch_norm(v2, 3);
-  fold_batch_norm(v2);
   struct Case {
     std::string name;
     Graph g;
@@ -271,7 +269,7 @@ TEST(QuantizeQdq, OnnxRuntimeRunsEveryQuantizedConvInInt8) {
   };
   std::vector<Case> cases;
   cases.push_back({"resnet", small_resnet(), {2, 3, 16, 16}, 1});
-  cases.push_back({"mobilenet_v2", std::move(v2), {2, 3, 32, 32}, 10});
+  cases.push_back({"mobilenet_v2", folded_mobilenet_v2(), {2, 3, 32, 32}, 10});
   for (auto& c : cases) {
     SCOPED_TRACE(c.name);
     Graph& g = c.g;
