@@ -195,8 +195,7 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
     const Step& p = steps_[producer_step[it->second]];
     return p.frozen ? nullptr : p.node;
   };
-  // The output side: a following activation, then a QuantizeLinear, each the only reader of a
-  // value that is not a graph output.
+  // The step that alone reads slot `s` (not a graph output), as its first input; -1 otherwise.
   auto sole_reader = [&](int s) {
     if (pinned[s] || reader_steps[s].size() != 1) return -1;
     int r = reader_steps[s][0];
@@ -206,14 +205,51 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
       return -1;
     return r;
   };
-  // The DequantizeLinear steps that compute `st`'s first `n` inputs, which it reads past.
-  auto dequantized_inputs = [&](Step& st, size_t n) {
-    for (size_t i = 0; i < n && i < st.in.size(); ++i) {
+  // The output side of an int8 step at `st`: an activation (Relu alone with `relu_only`), then a
+  // QuantizeLinear, each the sole reader of what precedes it.
+  struct OutputSide {
+    FusedActivation act;
+    std::vector<int> after, inner;  ///< for Step::int8_after and Step::int8_inner
+    int out = -1;                   ///< the slot the step writes
+    int quantize = -1;              ///< the QuantizeLinear step, or -1
+  };
+  auto output_side = [&](const Step& st, bool relu_only) {
+    OutputSide o;
+    o.out = st.out[0];
+    int r = sole_reader(o.out);
+    if (r >= 0) {
+      FusedActivation act = fusable_activation(*graph_, *steps_[r].node);
+      if (act.active() && (!relu_only || act.kind == FusedActivation::Kind::kRelu)) {
+        o.act = act;
+        o.after.push_back(r);
+        o.inner.push_back(o.out);
+        o.out = steps_[r].out[0];
+        r = sole_reader(o.out);
+      }
+    }
+    if (r >= 0 && int8_output_quantize(*graph_, *steps_[r].node)) {
+      o.quantize = r;
+      o.after.push_back(r);
+      o.inner.push_back(o.out);
+      o.out = steps_[r].out[0];
+    }
+    return o;
+  };
+  // Makes `st` the int8 step `step` reading `names` (its first `dequantized` inputs read past
+  // their DequantizeLinear steps) and doing the work of `o`.
+  auto install = [&](Step& st, std::shared_ptr<Int8Step> step,
+                     const std::vector<std::string>& names, size_t dequantized, OutputSide o) {
+    st.int8_after = std::move(o.after);
+    st.int8_inner = std::move(o.inner);
+    st.int8_out = o.out;
+    for (const auto& name : names) st.int8_in.push_back(name.empty() ? -1 : slot_of_.at(name));
+    for (size_t i = 0; i < dequantized && i < st.in.size(); ++i) {
       int s = st.in[i];
       if (s >= 0 && producer_step[s] >= 0 &&
           steps_[producer_step[s]].node->op_type == "DequantizeLinear")
         st.int8_before.push_back(producer_step[s]);
     }
+    st.int8 = std::move(step);
   };
   for (size_t k = 0; k < steps_.size(); ++k) {
     Step& st = steps_[k];
@@ -222,56 +258,25 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
       // A residual Add between int8 steps: [Relu] and a QuantizeLinear must follow.
       std::optional<Int8AddOperands> ops = match_int8_add(*graph_, *st.node, producer);
       if (!ops) continue;
-      int out = st.out[0];
-      int r = sole_reader(out);
-      std::vector<int> after, inner;
-      bool relu = false;
-      if (r >= 0 && steps_[r].node->op_type == "Relu" &&
-          (steps_[r].node->domain.empty() || steps_[r].node->domain == "ai.onnx")) {
-        relu = true;
-        after.push_back(r);
-        inner.push_back(out);
-        out = steps_[r].out[0];
-        r = sole_reader(out);
-      }
-      if (r < 0 || !int8_output_quantize(*graph_, *steps_[r].node)) continue;
-      ops->y_scale = steps_[r].node->input(1);
-      ops->y_zero_point = steps_[r].node->input(2);
-      after.push_back(r);
-      inner.push_back(out);
-      st.int8_after = std::move(after);
-      st.int8_inner = std::move(inner);
-      st.int8_out = steps_[r].out[0];
-      for (const auto& name : ops->names())
-        st.int8_in.push_back(name.empty() ? -1 : slot_of_.at(name));
-      dequantized_inputs(st, 2);
-      st.int8 = std::make_shared<Int8Add>(std::move(*ops), relu);
+      OutputSide o = output_side(st, /*relu_only=*/true);
+      if (o.quantize < 0) continue;
+      ops->y_scale = steps_[o.quantize].node->input(1);
+      ops->y_zero_point = steps_[o.quantize].node->input(2);
+      const bool relu = o.act.active();
+      install(st, std::make_shared<Int8Add>(*ops, relu), ops->names(), 2, std::move(o));
       continue;
     }
     if (st.node->op_type != "Conv" && st.node->op_type != "Gemm") continue;
     std::optional<Int8Operands> ops = match_int8_operands(*graph_, *st.node, producer);
     if (!ops) continue;
-    FusedActivation act;
-    int out = st.out[0];
-    int r = sole_reader(out);
-    if (r >= 0 && (act = fusable_activation(*graph_, *steps_[r].node)).active()) {
-      st.int8_after.push_back(r);
-      st.int8_inner.push_back(out);
-      out = steps_[r].out[0];
-      r = sole_reader(out);
+    OutputSide o = output_side(st, /*relu_only=*/false);
+    if (o.quantize >= 0) {
+      ops->y_scale = steps_[o.quantize].node->input(1);
+      ops->y_zero_point = steps_[o.quantize].node->input(2);
     }
-    if (r >= 0 && int8_output_quantize(*graph_, *steps_[r].node)) {
-      ops->y_scale = steps_[r].node->input(1);
-      ops->y_zero_point = steps_[r].node->input(2);
-      st.int8_after.push_back(r);
-      st.int8_inner.push_back(out);
-      out = steps_[r].out[0];
-    }
-    st.int8_out = out;
-    for (const auto& name : ops->names())
-      st.int8_in.push_back(name.empty() ? -1 : slot_of_.at(name));
-    dequantized_inputs(st, 3);
-    st.int8 = std::make_shared<OneDnnInt8>(*st.node, std::move(*ops), act);
+    const FusedActivation act = o.act;
+    install(st, std::make_shared<OneDnnInt8>(*st.node, *ops, act), ops->names(), 3,
+            std::move(o));
   }
   // A DequantizeLinear may be skipped when only int8 steps that read past it read its output.
   for (size_t k = 0; k < steps_.size(); ++k) {

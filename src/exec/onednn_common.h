@@ -42,6 +42,16 @@ inline int onednn_threads_for(int64_t batch, int64_t macs, int64_t macs_per_thre
   return static_cast<int>(std::clamp<int64_t>(macs / macs_per_thread, 1, most));
 }
 
+/// onednn_threads_for a conv (or inner product) with weights `w` and output dims
+/// [N, C_out, spatial...]: w.numel() multiply-accumulates per output pixel of one image.
+inline int onednn_conv_threads(const at::Tensor& w, const std::vector<int64_t>& out_dims,
+                               int64_t macs_per_thread) {
+  int64_t macs = w.numel();
+  for (size_t d = 0; d < out_dims.size(); ++d)
+    if (d != 1) macs *= out_dims[d];
+  return onednn_threads_for(out_dims[0], macs, macs_per_thread);
+}
+
 /// Sets OpenMP's thread count for the parallel regions started in its scope and restores it.
 class OmpThreads {
  public:

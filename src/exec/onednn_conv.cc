@@ -172,10 +172,7 @@ bool OneDnnConv::run(KernelContext& c, const FusedActivation& act) {
     }
     auto wany = dnnl::memory::desc(wdims, dt::f32, tag::any);
     p.bias_md = has_bias ? dnnl::memory::desc({oc}, dt::f32, tag::x) : dnnl::memory::desc();
-    int64_t macs = w.numel();  // per output pixel of one image: oc * ic / group * kh * kw
-    for (size_t d = 0; d < p.out_dims.size(); ++d)
-      if (d != 1) macs *= p.out_dims[d];
-    p.threads = onednn_threads_for(x.size(0), macs, kFloatMacsPerThread);
+    p.threads = onednn_conv_threads(w, p.out_dims, kFloatMacsPerThread);
     OmpThreads threads(p.threads);
     try {
       dnnl::primitive_attr attr;

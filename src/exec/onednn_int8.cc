@@ -76,6 +76,15 @@ bool dq_params(const Graph& g, const Node& dq, at::Tensor& scale, at::Tensor& zp
   return true;
 }
 
+/// The DequantizeLinear `dq` (may be null) of a runtime value with a positive scalar scale and a
+/// zero point an int8 step takes (activation_zero_point): the quantized side of an int8 step's
+/// activation input.
+bool activation_dq(const Graph& g, const Node* dq) {
+  at::Tensor scale, zp;
+  return dq && dq_params(g, *dq, scale, zp) && !g.is_initializer(dq->input(0)) &&
+         positive_scalar(scale) && activation_zero_point(zp) >= 0;
+}
+
 }  // namespace
 
 std::optional<Int8Operands> match_int8_operands(
@@ -90,10 +99,9 @@ std::optional<Int8Operands> match_int8_operands(
   Int8Operands r;
   at::Tensor scale, zp;
 
-  // Activation: DequantizeLinear of a runtime value, scalar scale, zero point 0.
+  // Activation: DequantizeLinear of a runtime value, scalar scale, zero point 0 (or u8 128).
   const Node* dx = producer(op.input(0));
-  if (!dx || !dq_params(g, *dx, scale, zp) || g.is_initializer(dx->input(0))) return std::nullopt;
-  if (!positive_scalar(scale) || activation_zero_point(zp) < 0) return std::nullopt;
+  if (!activation_dq(g, dx)) return std::nullopt;
   r.x = dx->input(0);
   r.x_scale = dx->input(1);
   r.x_zero_point = dx->input(2);
@@ -356,10 +364,7 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
     dnnl::memory::desc wany(user_w_md.dims(), dt::s8, tag::any);
     dnnl::memory::desc bias_md =
         p.bias.defined() ? dnnl::memory::desc({oc}, dt::f32, tag::x) : dnnl::memory::desc();
-    int64_t macs = w.numel();  // per output pixel of one image: oc * ic / group * kh * kw
-    for (size_t d = 0; d < pl.out_dims.size(); ++d)
-      if (d != 1) macs *= pl.out_dims[d];
-    pl.threads = onednn_threads_for(x.size(0), macs, kInt8MacsPerThread);
+    pl.threads = onednn_conv_threads(w, pl.out_dims, kInt8MacsPerThread);
     OmpThreads threads(pl.threads);
     try {
       dnnl::primitive_attr attr;
@@ -454,9 +459,7 @@ std::optional<Int8AddOperands> match_int8_add(
                                {&r.b, &r.b_scale, &r.b_zero_point}};
   for (int k = 0; k < 2; ++k) {
     const Node* dq = producer(op.input(k));
-    at::Tensor scale, zp;
-    if (!dq || !dq_params(g, *dq, scale, zp) || g.is_initializer(dq->input(0))) return std::nullopt;
-    if (!positive_scalar(scale) || activation_zero_point(zp) < 0) return std::nullopt;
+    if (!activation_dq(g, dq)) return std::nullopt;
     *fields[k][0] = dq->input(0);
     *fields[k][1] = dq->input(1);
     *fields[k][2] = dq->input(2);

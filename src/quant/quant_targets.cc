@@ -5,6 +5,8 @@
 #include <regex>
 #include <set>
 
+#include "slim/exec/onednn_conv.h"
+
 namespace slim {
 
 namespace {
@@ -20,23 +22,14 @@ bool scalar_at_least_zero(const Graph& g, const std::string& v) {
   return it != g.initializers.end() && it->second.numel() == 1 && it->second.item<double>() >= 0;
 }
 
-/// Relu, LeakyRelu or Clip with constant bounds: activations int8 kernels apply to their
-/// accumulator before rounding the output (Slim's executor, ONNX Runtime's QLinearConv fusions).
-bool output_activation(const Graph& g, const Node& n) {
-  if (!n.domain.empty() && n.domain != "ai.onnx") return false;
-  if (n.op_type == "Relu" || n.op_type == "LeakyRelu") return true;
-  if (n.op_type != "Clip") return false;
-  for (size_t k = 1; k < n.inputs.size(); ++k)
-    if (!n.inputs[k].empty() && !g.is_initializer(n.inputs[k])) return false;
-  return true;
-}
-
-/// The value ending target node `n`'s int8 step, or "" (see QuantTarget::output).
+/// The value ending target node `n`'s int8 step, or "" (see QuantTarget::output): past an
+/// activation the int8 kernels apply before rounding the output (fusable_activation, as Slim's
+/// executor fuses it; ONNX Runtime's QLinearConv fusions take the same ones).
 std::string step_output(const Graph& g, const Node& n) {
   std::string v = n.outputs.empty() ? "" : n.outputs[0];
   if (v.empty() || g.is_output(v)) return "";
   std::vector<int> readers = g.consumers(v);
-  if (readers.size() == 1 && output_activation(g, g.nodes[readers[0]]) &&
+  if (readers.size() == 1 && fusable_activation(g, g.nodes[readers[0]]).active() &&
       g.nodes[readers[0]].input(0) == v)
     v = g.nodes[readers[0]].outputs[0];
   if (g.is_output(v) || g.consumers(v).empty()) return "";
