@@ -35,33 +35,16 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import REPO, run, run_json  # bench/, the script directory, is on sys.path
+
 ORT_BENCH = os.path.join(REPO, "bench", "ort_bench.js")
 INPUT = "1,28,28"
 CLASSES = 10
 MODELS = ("unpruned", "align8", "align1")  # the first is the speed-up's numerator
 ENGINES = ("slim", "ort")
 TARGET_SPEEDUP = {1: 1.0, 64: 1.6}  # align8 vs unpruned, per batch; others have no target
-
-
-def run(cmd):
-    """Runs cmd and returns its stdout; a failure raises an error naming cmd and its stderr."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        raise RuntimeError("%s failed (exit %d): %s" % (" ".join(cmd), proc.returncode,
-                                                       proc.stderr.strip() or proc.stdout))
-    return proc.stdout
-
-
-def run_json(cmd):
-    """Runs cmd and returns the JSON object on the last line of its stdout."""
-    lines = run(cmd).strip().splitlines()
-    if not lines:
-        raise RuntimeError("%s printed nothing on stdout" % " ".join(cmd))
-    return json.loads(lines[-1])
 
 
 def shown(path):

@@ -41,11 +41,11 @@ import os
 import shutil
 import statistics
 import struct
-import subprocess
 import sys
 import zlib
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import REPO, run, run_json  # bench/, the script directory, is on sys.path
+
 ORT_BENCH = os.path.join(REPO, "bench", "ort_bench.js")
 EXPORT_MODELS = os.path.join(REPO, "tests", "fixtures", "export_models.py")
 MNIST = os.path.join(REPO, "data", "mnist")
@@ -54,23 +54,6 @@ TARGET_SPEEDUP = {1: 1.0, 64: 2.0}
 TARGET_MODELS = ("mobilenet_v1", "resnet18")  # issue 5's; mobilenet_v2 is reported only
 MAX_PTQ_LOSS = 0.003
 MAX_QAT_LOSS = 0.001
-
-
-def run(cmd):
-    """Runs cmd and returns its stdout; a failure raises an error naming cmd and its stderr."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        raise RuntimeError("%s failed (exit %d): %s" % (" ".join(cmd), proc.returncode,
-                                                       proc.stderr.strip() or proc.stdout))
-    return proc.stdout
-
-
-def run_json(cmd):
-    """Runs cmd and returns the JSON object on the last line of its stdout."""
-    lines = run(cmd).strip().splitlines()
-    if not lines:
-        raise RuntimeError("%s printed nothing on stdout" % " ".join(cmd))
-    return json.loads(lines[-1])
 
 
 def log(*a):
