@@ -2,14 +2,17 @@
 // Inference latency of an ONNX model in ONNX Runtime: the peer of `slim bench`.
 //
 // Usage: node bench/ort_bench.js MODEL.onnx --batch B --threads T [--input C,H,W]
-//                                [--runs R] [--warmup W] [--json]
+//                                [--runs R] [--warmup W] [--json] [--profile PREFIX]
 //
 // Runs the model's first input on one fixed random float32 batch (seeded, so every run of the
 // script feeds the same numbers) in one session with intraOpNumThreads = T, interOpNumThreads = 1,
 // sequential execution and all graph optimisations, and prints the median, mean, min and p90 of
 // R timed `session.run` calls after W untimed ones. --input defaults to the model's declared
 // input shape without its first (batch) dimension. With --json, prints one JSON object with the
-// same keys as `slim bench --json`. Exits non-zero with one line on stderr on failure.
+// same keys as `slim bench --json`. With --profile, ONNX Runtime's own profiler records every
+// kernel (warm-up and timed runs) into PREFIX_<date>.json (Chrome trace format; its path is
+// printed on stderr), to set against `slim bench --profile`.
+// Exits non-zero with one line on stderr on failure.
 // onnxruntime-node comes from the repository's node_modules (package.json).
 'use strict';
 
@@ -22,7 +25,8 @@ function fail(msg) {
 }
 
 function parseArgs(argv) {
-  const a = {model: null, batch: 1, threads: 1, input: null, runs: 20, warmup: 3, json: false};
+  const a = {model: null, batch: 1, threads: 1, input: null, runs: 20, warmup: 3, json: false,
+             profile: null};
   const positive = (name, text, min) => {
     const v = Number(text);
     if (!Number.isInteger(v) || v < min) fail(`${name} '${text}' is not an integer >= ${min}`);
@@ -42,6 +46,7 @@ function parseArgs(argv) {
       const text = value();
       a.input = text.split(',').map((s) => positive('--input', s.trim(), 1));
     } else if (arg === '--json') a.json = true;
+    else if (arg === '--profile') a.profile = value();
     else if (arg.startsWith('-')) fail(`unknown option '${arg}'`);
     else if (a.model === null) a.model = arg;
     else fail(`unexpected argument '${arg}'`);
@@ -102,6 +107,7 @@ async function main() {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      ...(a.profile ? {enableProfiling: true, profileFilePrefix: a.profile} : {}),
     });
   } catch (e) {
     fail(`cannot load model '${a.model}': ${e.message}`);
@@ -153,6 +159,10 @@ async function main() {
         `median ${r.median_ms.toFixed(3)} ms ` +
         `(mean ${r.mean_ms.toFixed(3)}, min ${r.min_ms.toFixed(3)}, p90 ${r.p90_ms.toFixed(3)}) ` +
         `over ${a.runs} runs, ${r.images_per_s.toFixed(1)} images/s\n`);
+  }
+  if (a.profile) {
+    session.endProfiling();
+    process.stderr.write(`ort_bench: profile written to ${a.profile}_<date>.json\n`);
   }
   await session.release();
 }

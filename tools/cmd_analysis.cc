@@ -1,5 +1,8 @@
 // slim info | flops | bench
+#include <algorithm>
+#include <cstdio>
 #include <iostream>
+#include <map>
 
 #include "commands.h"
 #include "slim/analysis/flops.h"
@@ -54,6 +57,37 @@ struct BenchArgs {
   LatencyOptions opts;
   bool json = false;
 };
+
+/// The slowest nodes, then the time per op type and engine; mean ms per run.
+void print_profile(const std::vector<NodeTime>& nodes, double runs) {
+  double total = 0;
+  for (const auto& n : nodes) total += n.total_ms;
+  if (total <= 0) return;
+  std::vector<NodeTime> sorted = nodes;
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const NodeTime& a, const NodeTime& b) { return a.total_ms > b.total_ms; });
+  const size_t top = std::min<size_t>(sorted.size(), 20);
+  std::printf("profile: %.3f ms per run in %zu nodes; the %zu slowest:\n", total / runs,
+              nodes.size(), top);
+  for (size_t i = 0; i < top; ++i)
+    std::printf("  %9.3f ms %5.1f%%  %-18s %-7s %s\n", sorted[i].total_ms / runs,
+                100.0 * sorted[i].total_ms / total, sorted[i].op_type.c_str(),
+                sorted[i].engine.c_str(), sorted[i].node.c_str());
+  std::map<std::pair<std::string, std::string>, std::pair<double, int>> by_kind;
+  for (const auto& n : nodes) {
+    auto& e = by_kind[{n.op_type, n.engine}];
+    e.first += n.total_ms;
+    ++e.second;
+  }
+  std::vector<std::pair<std::pair<std::string, std::string>, std::pair<double, int>>> kinds(
+      by_kind.begin(), by_kind.end());
+  std::stable_sort(kinds.begin(), kinds.end(),
+                   [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  std::printf("by op type:\n");
+  for (const auto& [k, v] : kinds)
+    std::printf("  %9.3f ms %5.1f%%  %-18s %-7s x%d\n", v.first / runs, 100.0 * v.first / total,
+                k.first.c_str(), k.second.c_str(), v.second);
+}
 
 }  // namespace
 
@@ -141,10 +175,14 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("!--no-onednn", args->opts.onednn,
                 "run convolutions with ATen's at::convolution instead of Slim's oneDNN path "
                 "(prepacked weights, cached primitives, fused activations)");
+  cmd->add_flag("--profile", args->opts.profile,
+                "also time every node: the slowest nodes and the time per op type and engine "
+                "(with --json: a \"profile\" list of every node)");
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->callback([args] {
     Graph g = load_for_analysis(args->model, args->input);
     LatencyReport r = measure_latency(g, args->opts);
+    const double runs = static_cast<double>(r.runs);
     if (args->json) {
       nlohmann::json j{{"model", args->model},
                        {"batch", r.batch},
@@ -158,6 +196,14 @@ void add_bench(CLI::App& app) {
                        {"min_ms", r.min_ms},
                        {"p90_ms", r.p90_ms},
                        {"images_per_s", 1000.0 * static_cast<double>(r.batch) / r.median_ms}};
+      if (args->opts.profile) {
+        j["profile"] = nlohmann::json::array();
+        for (const auto& n : r.per_node)
+          j["profile"].push_back({{"node", n.node},
+                                  {"op_type", n.op_type},
+                                  {"engine", n.engine},
+                                  {"mean_ms", n.total_ms / runs}});
+      }
       std::cout << j.dump() << "\n";
       return;
     }
@@ -166,6 +212,7 @@ void add_bench(CLI::App& app) {
         "over %d runs, %.1f images/s\n",
         args->model.c_str(), static_cast<long long>(r.batch), r.threads, r.median_ms, r.mean_ms,
         r.min_ms, r.p90_ms, r.runs, 1000.0 * static_cast<double>(r.batch) / r.median_ms);
+    if (args->opts.profile) print_profile(r.per_node, runs);
   });
 }
 

@@ -68,12 +68,14 @@ LatencyReport measure_latency(Graph& g, const LatencyOptions& opts) {
   r.batch = opts.batch;
   r.threads = num_threads();
   r.runs = opts.runs;
+  ex.set_profiling(opts.profile);
   for (int i = 0; i < opts.runs; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     auto out = ex.run(inputs);
     auto t1 = std::chrono::steady_clock::now();
     r.samples_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
+  if (opts.profile) r.per_node = ex.profile();
   std::vector<double> s = r.samples_ms;
   std::sort(s.begin(), s.end());
   const size_t n = s.size();

@@ -6,6 +6,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <chrono>
 #include <mutex>
 #include <thread>
 
@@ -73,6 +74,25 @@ void Executor::set_int8(bool on) {
   compile();
 }
 
+void Executor::set_profiling(bool on) {
+  profiling_ = on;
+  profile_.clear();
+  if (!on) return;
+  profile_.resize(steps_.size());
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    const Node& n = *steps_[k].node;
+    profile_[k].node = n.name.empty() ? n.label() : n.name;
+    profile_[k].op_type = n.op_type;
+  }
+}
+
+std::vector<NodeTime> Executor::profile() const {
+  std::vector<NodeTime> out;
+  for (const auto& t : profile_)
+    if (t.runs > 0) out.push_back(t);
+  return out;
+}
+
 void Executor::set_onednn(bool on) {
   if (on == onednn_) return;
   onednn_ = on;
@@ -121,6 +141,7 @@ void Executor::compile() {
     output_slots_.push_back(it->second);
   }
   num_slots_ = next;
+  set_profiling(profiling_);
   std::vector<bool> pinned(num_slots_, false);
   for (int s : output_slots_) pinned[s] = true;
   for (const auto& [s, name] : init_slots_) pinned[s] = true;
@@ -341,6 +362,7 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
     for (int s : step.free_after)
       if (!kept[s]) slots[s].reset();
   };
+  const char* engine = "aten";  // how the current step ran, for the profile
   auto run_step = [&](size_t k) {
     Step& step = steps_[k];
     const bool training = training_ && !step.frozen;
@@ -363,6 +385,7 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
         const FusedActivation& act = fuse ? step.act : FusedActivation{};
         if (step.onednn->run(ctx, act)) {
           ++onednn_runs_;
+          engine = "onednn";
         } else {
           step.kernel(ctx);
           ctx.out[0] = act.apply(ctx.out[0]);
@@ -406,6 +429,18 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       release(step);
       continue;
     }
+    const auto t0 = profiling_ ? std::chrono::steady_clock::now()
+                               : std::chrono::steady_clock::time_point();
+    engine = "aten";
+    auto record = [&] {
+      if (!profiling_) return;
+      NodeTime& t = profile_[k];
+      t.total_ms +=
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+              .count();
+      ++t.runs;
+      t.engine = engine;
+    };
     if (int8_on[k]) {
       std::vector<at::Tensor> in(step.int8_in.size());
       for (size_t i = 0; i < in.size(); ++i)
@@ -424,6 +459,8 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
         slots[step.int8_out] = std::move(y);
         for (int a : step.int8_after) skip[a] = true;
         release(step);
+        engine = "int8";
+        record();
         continue;
       }
       // Falls back to the original nodes: the DequantizeLinear steps it skipped run now.
@@ -434,6 +471,7 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
         }
     }
     run_step(k);
+    record();
   }
   // Values computed in NHWC (oneDNN convs) go out in the default layout.
   std::vector<at::Tensor> result;

@@ -1,4 +1,9 @@
 // Element-wise arithmetic, reductions, and ONNX's linear (de)quantization.
+#include <ATen/Parallel.h>
+
+#include <optional>
+
+#include "int8_elementwise.h"
 #include "slim/exec/kernel.h"
 #include "slim/quant/fake_quant.h"
 
@@ -79,6 +84,68 @@ at::Tensor along_axis(const KernelContext& c, const at::Tensor& p, const at::Ten
   return p.reshape(shape);
 }
 
+/// The memory format in which `t` is dense (its elements in memory order are then the same as
+/// those of a tensor of that format), or nullopt.
+std::optional<at::MemoryFormat> dense_format(const at::Tensor& t) {
+  if (t.is_contiguous()) return at::MemoryFormat::Contiguous;
+  if (t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast))
+    return at::MemoryFormat::ChannelsLast;
+  return std::nullopt;
+}
+
+/// Reads a one-element float scale and an absent (0) or one-element zero point of type `levels`
+/// (uint8 or int8) straight from memory; false for any other form (per-axis, int32, double).
+bool per_tensor_params(const KernelContext& c, at::ScalarType levels, float& scale, int& zp) {
+  const at::Tensor& s = c.x(1);
+  if (s.scalar_type() != at::kFloat || s.numel() != 1 || s.dim() > 1) return false;
+  scale = *s.data_ptr<float>();
+  zp = 0;
+  if (!c.has(2)) return true;
+  const at::Tensor& z = c.in[2];
+  if (z.scalar_type() != levels || z.numel() != 1 || z.dim() > 1) return false;
+  zp = levels == at::kByte ? *z.data_ptr<uint8_t>() : *z.data_ptr<int8_t>();
+  return true;
+}
+
+/// QuantizeLinear of a dense float tensor with per-tensor parameters in one pass (the same
+/// operations as the ATen composition below); false when it does not apply.
+bool quantize_per_tensor(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  const at::ScalarType qtype = c.has(2) ? c.in[2].scalar_type() : at::kByte;
+  float scale;
+  int zp;
+  auto fmt = dense_format(x);
+  if (x.scalar_type() != at::kFloat || !fmt || !per_tensor_params(c, qtype, scale, zp))
+    return false;
+  at::Tensor y = at::empty(x.sizes(), x.options().dtype(qtype).memory_format(*fmt));
+  const float* px = x.data_ptr<float>();
+  const Levels ly{y.data_ptr(), qtype == at::kByte};
+  at::parallel_for(0, x.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+    quantize_levels(px, ly, begin, end - begin, scale, zp);
+  });
+  c.out[0] = y;
+  return true;
+}
+
+/// DequantizeLinear of dense 8-bit levels with per-tensor parameters in one pass.
+bool dequantize_per_tensor(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  float scale;
+  int zp;
+  auto fmt = dense_format(x);
+  if ((x.scalar_type() != at::kByte && x.scalar_type() != at::kChar) || !fmt ||
+      !per_tensor_params(c, x.scalar_type(), scale, zp))
+    return false;
+  at::Tensor y = at::empty(x.sizes(), x.options().dtype(at::kFloat).memory_format(*fmt));
+  const ConstLevels lx{x.data_ptr(), x.scalar_type() == at::kByte};
+  float* py = y.data_ptr<float>();
+  at::parallel_for(0, x.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+    dequantize_levels(lx, py, begin, end - begin, scale, zp);
+  });
+  c.out[0] = y;
+  return true;
+}
+
 /// y = saturate(round_half_to_even(x / scale) + zero_point), in the zero point's type
 /// (uint8 when absent).
 void quantize_linear(KernelContext& c) {
@@ -88,6 +155,7 @@ void quantize_linear(KernelContext& c) {
   at::ScalarType qtype = c.has(2) ? c.in[2].scalar_type() : at::kByte;
   SLIM_CHECK(qtype == at::kByte || qtype == at::kChar, c.node.label(),
              ": zero point must be uint8 or int8, got ", dtype_name(qtype));
+  if (quantize_per_tensor(c)) return;
   at::Tensor scale = along_axis(c, c.x(1).to(at::kFloat), x, "y_scale");
   at::Tensor zp = c.has(2) ? along_axis(c, c.in[2].to(at::kFloat), x, "y_zero_point")
                            : at::zeros({}, x.options().dtype(at::kFloat));
@@ -105,6 +173,7 @@ void dequantize_linear(KernelContext& c) {
   if (c.has(2))
     SLIM_CHECK(c.in[2].scalar_type() == t, c.node.label(), ": zero point type ",
                dtype_name(c.in[2].scalar_type()), " differs from the input's ", dtype_name(t));
+  if (dequantize_per_tensor(c)) return;
   at::Tensor scale = along_axis(c, c.x(1).to(at::kFloat), x, "x_scale");
   at::Tensor xf = x.to(at::kFloat);
   if (c.has(2)) xf = xf - along_axis(c, c.in[2].to(at::kFloat), x, "x_zero_point");

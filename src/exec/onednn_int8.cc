@@ -8,6 +8,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "int8_elementwise.h"
 #include "onednn_common.h"
 #include "window.h"
 
@@ -467,51 +468,16 @@ std::optional<Int8AddOperands> match_int8_add(
   return r;
 }
 
-namespace {
+struct Int8Add::Params {
+  std::vector<Stamp> stamps;  ///< of the scale and zero point operands
+  bool ok = false;            ///< scalars an int8 Add takes
+  float sa = 0, sb = 0, sy = 0;
+  int za = 0, zb = 0, zy = 0;
+  at::ScalarType a_type = at::kByte, b_type = at::kByte, y_type = at::kByte;
+};
 
-template <typename TA, typename TB, typename TY>
-void add_levels(const TA* a, const TB* b, TY* y, int64_t n, float sa, int za, float sb, int zb,
-                float sy, int zy, bool relu) {
-  constexpr float lo = std::is_same<TY, uint8_t>::value ? 0.f : -128.f;
-  constexpr float hi = std::is_same<TY, uint8_t>::value ? 255.f : 127.f;
-  // Round half to even without a libm call per element (std::nearbyint saves and restores the
-  // floating-point environment): adding and subtracting 1.5 * 2^23 rounds a float of magnitude
-  // below 2^22 to an integer in the default rounding mode; larger values saturate anyway.
-  constexpr float kRound = 12582912.f;
-  const float floor = relu ? 0.f : -3.4e38f;
-  for (int64_t i = 0; i < n; ++i) {
-    float v = static_cast<float>(static_cast<int>(a[i]) - za) * sa +
-              static_cast<float>(static_cast<int>(b[i]) - zb) * sb;
-    v = std::max(v, floor);
-    float q = std::min(std::max(v / sy, -1024.f), 1024.f);
-    q = (q + kRound) - kRound + static_cast<float>(zy);
-    y[i] = static_cast<TY>(std::min(std::max(q, lo), hi));
-  }
-}
-
-/// add_levels over elements [begin, begin + n) of u8/s8 buffers (a, b, y) of the given types.
-void add_levels_range(const void* a, bool a_u8, const void* b, bool b_u8, void* y, bool y_u8,
-                      int64_t begin, int64_t n, float sa, int za, float sb, int zb, float sy,
-                      int zy, bool relu) {
-  auto with_y = [&](auto* pa, auto* pb) {
-    if (y_u8)
-      add_levels(pa, pb, static_cast<uint8_t*>(y) + begin, n, sa, za, sb, zb, sy, zy, relu);
-    else
-      add_levels(pa, pb, static_cast<int8_t*>(y) + begin, n, sa, za, sb, zb, sy, zy, relu);
-  };
-  auto with_b = [&](auto* pa) {
-    if (b_u8)
-      with_y(pa, static_cast<const uint8_t*>(b) + begin);
-    else
-      with_y(pa, static_cast<const int8_t*>(b) + begin);
-  };
-  if (a_u8)
-    with_b(static_cast<const uint8_t*>(a) + begin);
-  else
-    with_b(static_cast<const int8_t*>(a) + begin);
-}
-
-}  // namespace
+Int8Add::Int8Add(Int8AddOperands operands, bool relu) : ops_(std::move(operands)), relu_(relu) {}
+Int8Add::~Int8Add() = default;
 
 bool Int8Add::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   SLIM_ASSERT(in.size() == 8, "int8 Add got ", in.size(), " operands");
@@ -519,36 +485,53 @@ bool Int8Add::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   if (!a.defined() || !b.defined() || !a.device().is_cpu() || !b.device().is_cpu() ||
       !a.sizes().equals(b.sizes()) || a.numel() == 0)
     return false;
-  // Each integer tensor has the dtype of its zero point (uint8 when absent).
-  auto levels_ok = [](const at::Tensor& x, const at::Tensor& zp, int& z) {
-    z = activation_zero_point(zp);
-    const at::ScalarType t = zp.defined() ? zp.scalar_type() : at::kByte;
-    return z >= 0 && x.scalar_type() == t;
+  // The scales and zero points are checked and read once, again only when one of them changes
+  // (reading them costs more than adding a small map).
+  static constexpr int kParams[] = {1, 2, 4, 5, 6, 7};
+  bool same = params_ != nullptr;
+  for (int i = 0; same && i < 6; ++i) same = Stamp::of(in[kParams[i]]) == params_->stamps[i];
+  if (!same) {
+    auto p = std::make_unique<Params>();
+    for (int k : kParams) p->stamps.push_back(Stamp::of(in[k]));
+    p->za = activation_zero_point(in[2]);
+    p->zb = activation_zero_point(in[5]);
+    p->zy = activation_zero_point(in[7]);
+    // Each integer tensor has the dtype of its zero point. When that is absent, an input may be
+    // either (its zero point is then 0 of its own type) and QuantizeLinear writes uint8.
+    auto type = [](const at::Tensor& zp) {
+      return zp.defined() ? zp.scalar_type() : at::ScalarType::Undefined;
+    };
+    p->a_type = type(in[2]);
+    p->b_type = type(in[5]);
+    p->y_type = in[7].defined() ? in[7].scalar_type() : at::kByte;
+    p->ok = p->za >= 0 && p->zb >= 0 && p->zy >= 0 && positive_scalar(in[1]) &&
+            positive_scalar(in[4]) && positive_scalar(in[6]);
+    if (p->ok) {
+      p->sa = in[1].item<float>();
+      p->sb = in[4].item<float>();
+      p->sy = in[6].item<float>();
+    }
+    params_ = std::move(p);
+  }
+  const Params& p = *params_;
+  auto levels_ok = [](const at::Tensor& x, at::ScalarType want) {
+    const at::ScalarType t = x.scalar_type();
+    return want == at::ScalarType::Undefined ? t == at::kByte || t == at::kChar : t == want;
   };
-  int za = 0, zb = 0;
-  if (!levels_ok(a, in[2], za) || !levels_ok(b, in[5], zb)) return false;
-  const at::Tensor& yz = in[7];
-  const int zy = activation_zero_point(yz);
-  if (zy < 0) return false;
-  if (!positive_scalar(in[1]) || !positive_scalar(in[4]) || !positive_scalar(in[6])) return false;
-  const float sa = in[1].item<float>(), sb = in[4].item<float>(), sy = in[6].item<float>();
-  const at::ScalarType y_type = yz.defined() ? yz.scalar_type() : at::kByte;
+  if (!p.ok || !levels_ok(a, p.a_type) || !levels_ok(b, p.b_type)) return false;
   // One pass in memory order: both inputs and the output in a's layout (NHWC between int8 steps).
   const auto fmt = a.dim() == 4 && !a.is_contiguous() &&
                            a.is_contiguous(at::MemoryFormat::ChannelsLast)
                        ? at::MemoryFormat::ChannelsLast
                        : at::MemoryFormat::Contiguous;
   const at::Tensor ac = a.contiguous(fmt), bc = b.contiguous(fmt);
-  at::Tensor y = at::empty(a.sizes(), a.options().dtype(y_type).memory_format(fmt));
+  at::Tensor y = at::empty(a.sizes(), a.options().dtype(p.y_type).memory_format(fmt));
+  const ConstLevels la{ac.data_ptr(), ac.scalar_type() == at::kByte},
+      lb{bc.data_ptr(), bc.scalar_type() == at::kByte};
+  const Levels ly{y.data_ptr(), p.y_type == at::kByte};
   // Chunks of 64K elements across the threads (a batch of 64 of resnet18's first blocks is 1M).
-  const void* pa = ac.data_ptr();
-  const void* pb = bc.data_ptr();
-  void* py = y.data_ptr();
-  const bool a_u8 = ac.scalar_type() == at::kByte, b_u8 = bc.scalar_type() == at::kByte,
-             y_u8 = y_type == at::kByte;
   at::parallel_for(0, a.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
-    add_levels_range(pa, a_u8, pb, b_u8, py, y_u8, begin, end - begin, sa, za, sb, zb, sy, zy,
-                     relu_);
+    add_levels(la, p.sa, p.za, lb, p.sb, p.zb, ly, p.sy, p.zy, relu_, begin, end - begin);
   });
   out = y;
   return true;

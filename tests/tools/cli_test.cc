@@ -98,6 +98,32 @@ TEST_F(Cli, BenchJson) {
   EXPECT_GT(j["median_ms"].get<double>(), 0.0);
 }
 
+TEST_F(Cli, BenchProfileTimesEveryNode) {
+  // Conv with its Relu fused (oneDNN), then pool, flatten and the fc: four timed nodes, their
+  // mean times adding up to about the run's time.
+  auto r = slim("bench " + model() + " --batch 2 --threads 1 --runs 5 --warmup 1 --json --profile");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j.contains("profile")) << r.out;
+  std::vector<std::string> nodes, engines;
+  double sum = 0;
+  for (const auto& n : j["profile"]) {
+    nodes.push_back(n["node"].get<std::string>());
+    engines.push_back(n["engine"].get<std::string>());
+    sum += n["mean_ms"].get<double>();
+  }
+  EXPECT_EQ(nodes, (std::vector<std::string>{"conv", "gap", "flat", "fc"}));
+  EXPECT_EQ(engines, (std::vector<std::string>{"onednn", "aten", "aten", "aten"}));
+  EXPECT_GT(sum, 0.0);
+  EXPECT_LE(sum, j["mean_ms"].get<double>() * 1.01);
+  // The text form: the slowest nodes and the time per op type.
+  auto t = slim("bench " + model() + " --threads 1 --runs 2 --warmup 0 --profile");
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("profile: "), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("by op type:"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("Conv"), std::string::npos) << t.out;
+}
+
 TEST_F(Cli, MissingFile) {
   expect_one_line_error(slim("info " + path("nope.onnx")), "nope.onnx");
 }

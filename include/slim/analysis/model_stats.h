@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "slim/exec/executor.h"
 #include "slim/ir/graph.h"
 
 namespace slim {
@@ -30,6 +31,9 @@ struct LatencyOptions {
   /// Convolutions on oneDNN with prepacked weights (Executor::set_onednn); off: ATen's
   /// at::convolution, for comparison.
   bool onednn = true;
+  /// Also time every node over the timed runs (LatencyReport::per_node). The clock reads add a
+  /// little to the totals.
+  bool profile = false;
 };
 
 struct LatencyReport {
@@ -38,6 +42,8 @@ struct LatencyReport {
   int threads = 1;
   int runs = 0;
   std::vector<double> samples_ms;
+  /// With LatencyOptions::profile: each node's time, total_ms over `runs` timed runs.
+  std::vector<NodeTime> per_node;
 };
 
 /// Inference latency on random inputs: median of `runs` after `warmup`.

@@ -19,6 +19,17 @@ void set_num_threads(int n);
 /// Threads LibTorch uses now.
 int num_threads();
 
+/// Time one node took over the runs an Executor profiled (see Executor::set_profiling).
+struct NodeTime {
+  std::string node;     ///< node name (or label when unnamed)
+  std::string op_type;  ///< ONNX op type
+  /// How it ran: "int8" (fused int8 step, including the activation and QuantizeLinear it did the
+  /// work of), "onednn" (float conv on oneDNN, with any fused activation), or "aten".
+  std::string engine;
+  double total_ms = 0;
+  int64_t runs = 0;
+};
+
 /// True if the executor implements this default-domain op type.
 bool has_kernel(const std::string& op_type);
 /// Op types the executor implements, sorted.
@@ -67,6 +78,13 @@ class Executor {
   /// Fused int8 Conv/Gemm and Add steps the last run executed in int8.
   int int8_ops_last_run() const { return int8_runs_; }
 
+  /// Per-node wall time of every following run (off by default; costs two clock reads a node).
+  /// Steps whose work a fused step did (skipped DequantizeLinear, fused activations and
+  /// QuantizeLinear) do not appear.
+  void set_profiling(bool on);
+  /// Times since profiling was switched on, in graph order.
+  std::vector<NodeTime> profile() const;
+
  private:
   struct Step {
     const Node* node;
@@ -104,6 +122,8 @@ class Executor {
   int onednn_runs_ = 0;
   bool int8_ = true;
   int int8_runs_ = 0;
+  bool profiling_ = false;
+  std::vector<NodeTime> profile_;  ///< one entry per step while profiling
   std::map<std::string, int> slot_of_;
   std::vector<int> input_slots_;
   std::vector<int> output_slots_;

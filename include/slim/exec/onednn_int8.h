@@ -114,13 +114,16 @@ std::optional<Int8AddOperands> match_int8_add(
 /// The inputs must have the same shape (no broadcasting); any layout, the output takes a's.
 class Int8Add : public Int8Step {
  public:
-  Int8Add(Int8AddOperands operands, bool relu) : ops_(std::move(operands)), relu_(relu) {}
+  Int8Add(Int8AddOperands operands, bool relu);
+  ~Int8Add() override;
   const Int8AddOperands& operands() const { return ops_; }
   bool run(const std::vector<at::Tensor>& in, at::Tensor& out) override;
 
  private:
+  struct Params;
   Int8AddOperands ops_;
   bool relu_;
+  std::unique_ptr<Params> params_;  ///< scales, zero points and their Stamps; null before a run
 };
 
 }  // namespace slim

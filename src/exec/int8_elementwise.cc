@@ -1,0 +1,178 @@
+#include "int8_elementwise.h"
+
+#include <algorithm>
+#include <type_traits>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define SLIM_HAVE_AVX2_PATH 1
+#endif
+
+namespace slim {
+
+namespace {
+
+// ---- scalar reference loops (also the tails of the vector loops) ----
+
+// Round half to even without a libm call per element (std::nearbyint saves and restores the
+// floating-point environment): adding and subtracting 1.5 * 2^23 rounds a float of magnitude
+// below 2^22 to an integer in the default rounding mode; larger values saturate anyway.
+constexpr float kRound = 12582912.f;
+
+template <typename T>
+constexpr float level_min() {
+  return std::is_same<T, uint8_t>::value ? 0.f : -128.f;
+}
+template <typename T>
+constexpr float level_max() {
+  return std::is_same<T, uint8_t>::value ? 255.f : 127.f;
+}
+
+template <typename T>
+inline T quantize_one(float v, float scale, int zp) {
+  float q = std::min(std::max(v / scale, -1024.f), 1024.f);
+  q = (q + kRound) - kRound + static_cast<float>(zp);
+  return static_cast<T>(std::min(std::max(q, level_min<T>()), level_max<T>()));
+}
+
+template <typename TX>
+void dequantize_scalar(const TX* x, float* y, int64_t n, float scale, int zp) {
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<int>(x[i]) - zp) * scale;
+}
+
+template <typename TY>
+void quantize_scalar(const float* x, TY* y, int64_t n, float scale, int zp) {
+  for (int64_t i = 0; i < n; ++i) y[i] = quantize_one<TY>(x[i], scale, zp);
+}
+
+template <typename TA, typename TB, typename TY>
+void add_scalar(const TA* a, float sa, int za, const TB* b, float sb, int zb, TY* y, float sy,
+                int zy, bool relu, int64_t n) {
+  const float floor = relu ? 0.f : -3.4e38f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = static_cast<float>(static_cast<int>(a[i]) - za) * sa +
+              static_cast<float>(static_cast<int>(b[i]) - zb) * sb;
+    y[i] = quantize_one<TY>(std::max(v, floor), sy, zy);
+  }
+}
+
+// ---- AVX2: 8 levels at a time. Only "avx2" is enabled (not "fma"), so a multiply and an add
+// stay two roundings, as in the scalar and ATen code. ----
+#if SLIM_HAVE_AVX2_PATH
+
+bool has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+
+template <typename T>
+__attribute__((target("avx2"))) inline __m256 load8(const T* p, __m256i zp) {
+  __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  __m256i w = std::is_same<T, uint8_t>::value ? _mm256_cvtepu8_epi32(raw)
+                                               : _mm256_cvtepi8_epi32(raw);
+  return _mm256_cvtepi32_ps(_mm256_sub_epi32(w, zp));
+}
+
+/// round_half_even(v / scale) + zp, saturated to T's levels, stored as 8 levels.
+template <typename T>
+__attribute__((target("avx2"))) inline void store8(T* p, __m256 v, __m256 scale, __m256 zp) {
+  __m256 q = _mm256_round_ps(_mm256_div_ps(v, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  q = _mm256_add_ps(q, zp);
+  q = _mm256_min_ps(_mm256_max_ps(q, _mm256_set1_ps(level_min<T>())),
+                    _mm256_set1_ps(level_max<T>()));
+  __m256i i32 = _mm256_cvtps_epi32(q);
+  __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+  __m128i i8 = std::is_same<T, uint8_t>::value ? _mm_packus_epi16(i16, i16)
+                                                : _mm_packs_epi16(i16, i16);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), i8);
+}
+
+template <typename TX>
+__attribute__((target("avx2"))) void dequantize_avx2(const TX* x, float* y, int64_t n, float scale,
+                                                      int zp) {
+  const __m256i z = _mm256_set1_epi32(zp);
+  const __m256 s = _mm256_set1_ps(scale);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(load8(x + i, z), s));
+  dequantize_scalar(x + i, y + i, n - i, scale, zp);
+}
+
+template <typename TY>
+__attribute__((target("avx2"))) void quantize_avx2(const float* x, TY* y, int64_t n, float scale,
+                                                    int zp) {
+  const __m256 s = _mm256_set1_ps(scale), z = _mm256_set1_ps(static_cast<float>(zp));
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) store8(y + i, _mm256_loadu_ps(x + i), s, z);
+  quantize_scalar(x + i, y + i, n - i, scale, zp);
+}
+
+template <typename TA, typename TB, typename TY>
+__attribute__((target("avx2"))) void add_avx2(const TA* a, float sa, int za, const TB* b, float sb,
+                                               int zb, TY* y, float sy, int zy, bool relu,
+                                               int64_t n) {
+  const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
+  const __m256 vsa = _mm256_set1_ps(sa), vsb = _mm256_set1_ps(sb), vsy = _mm256_set1_ps(sy),
+               vzy = _mm256_set1_ps(static_cast<float>(zy)),
+               floor = _mm256_set1_ps(relu ? 0.f : -3.4e38f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_add_ps(_mm256_mul_ps(load8(a + i, vza), vsa),
+                             _mm256_mul_ps(load8(b + i, vzb), vsb));
+    store8(y + i, _mm256_max_ps(v, floor), vsy, vzy);
+  }
+  add_scalar(a + i, sa, za, b + i, sb, zb, y + i, sy, zy, relu, n - i);
+}
+
+#endif  // SLIM_HAVE_AVX2_PATH
+
+/// Calls f with the level buffer typed (uint8_t* or int8_t*), offset by `begin`.
+template <typename F>
+void with_type(ConstLevels x, int64_t begin, F&& f) {
+  if (x.u8)
+    f(static_cast<const uint8_t*>(x.data) + begin);
+  else
+    f(static_cast<const int8_t*>(x.data) + begin);
+}
+template <typename F>
+void with_type(Levels x, int64_t begin, F&& f) {
+  if (x.u8)
+    f(static_cast<uint8_t*>(x.data) + begin);
+  else
+    f(static_cast<int8_t*>(x.data) + begin);
+}
+
+}  // namespace
+
+void dequantize_levels(ConstLevels x, float* y, int64_t begin, int64_t n, float scale, int zp) {
+  with_type(x, begin, [&](auto* px) {
+#if SLIM_HAVE_AVX2_PATH
+    if (has_avx2()) return dequantize_avx2(px, y + begin, n, scale, zp);
+#endif
+    dequantize_scalar(px, y + begin, n, scale, zp);
+  });
+}
+
+void quantize_levels(const float* x, Levels y, int64_t begin, int64_t n, float scale, int zp) {
+  with_type(y, begin, [&](auto* py) {
+#if SLIM_HAVE_AVX2_PATH
+    if (has_avx2()) return quantize_avx2(x + begin, py, n, scale, zp);
+#endif
+    quantize_scalar(x + begin, py, n, scale, zp);
+  });
+}
+
+void add_levels(ConstLevels a, float sa, int za, ConstLevels b, float sb, int zb, Levels y,
+                float sy, int zy, bool relu, int64_t begin, int64_t n) {
+  with_type(a, begin, [&](auto* pa) {
+    with_type(b, begin, [&](auto* pb) {
+      with_type(y, begin, [&](auto* py) {
+#if SLIM_HAVE_AVX2_PATH
+        if (has_avx2()) return add_avx2(pa, sa, za, pb, sb, zb, py, sy, zy, relu, n);
+#endif
+        add_scalar(pa, sa, za, pb, sb, zb, py, sy, zy, relu, n);
+      });
+    });
+  });
+}
+
+}  // namespace slim

@@ -1,0 +1,115 @@
+// The one-pass per-tensor QuantizeLinear, DequantizeLinear and int8 residual Add (AVX2 where the
+// CPU has it) against the ONNX formulas written out with ATen ops: every level must be equal, on
+// sizes that leave a tail after the 8-wide vector loop, with halves that round to even, values
+// that saturate, int8 and uint8 levels (zero points 0, -3, 128), and NHWC inputs.
+#include <gtest/gtest.h>
+
+#include "../test_util.h"
+#include "slim/exec/executor.h"
+
+namespace slim {
+namespace {
+
+/// ONNX QuantizeLinear, written out: saturate(round_half_even(x / s) + zp).
+at::Tensor quantize_ref(const at::Tensor& x, float s, int zp, at::ScalarType t) {
+  const double lo = t == at::kByte ? 0 : -128, hi = t == at::kByte ? 255 : 127;
+  return at::clamp(at::round(x / s) + zp, lo, hi).to(t);
+}
+
+/// ONNX DequantizeLinear, written out: (x - zp) * s.
+at::Tensor dequantize_ref(const at::Tensor& q, float s, int zp) {
+  return (q.to(at::kFloat) - static_cast<float>(zp)) * s;
+}
+
+at::Tensor zero_point(int zp, at::ScalarType t) {
+  return t == at::kByte ? at::scalar_tensor(zp, at::kByte) : at::scalar_tensor(zp, at::kChar);
+}
+
+struct LevelsCase {
+  at::ScalarType type;
+  int zp;
+};
+const LevelsCase kCases[] = {{at::kChar, 0}, {at::kChar, -3}, {at::kByte, 0}, {at::kByte, 128}};
+
+/// Random floats plus exact halves of the step (ties) and values far out of range.
+at::Tensor test_values(const std::vector<int64_t>& shape, float s) {
+  at::Tensor x = at::randn(shape) * (60 * s);
+  at::Tensor flat = x.view({-1});
+  const int64_t n = flat.numel();
+  for (int64_t i = 0; i < n; i += 5) flat[i] = (static_cast<float>(i % 41) - 20.5f) * s;
+  flat[1] = 1000 * s;
+  flat[2] = -1000 * s;
+  return x;
+}
+
+TEST(Int8Elementwise, QuantizeAndDequantizeEqualTheFormulas) {
+  const float s = 0.05f;
+  for (const auto& c : kCases) {
+    for (bool nhwc : {false, true}) {
+      SCOPED_TRACE(std::string(c.type == at::kByte ? "u8" : "s8") + " zp " +
+                   std::to_string(c.zp) + (nhwc ? ", NHWC" : ""));
+      test::GraphBuilder b;
+      auto x = b.input("x", {kDynamicDim, 3, 7, 5});
+      auto q = b.node("QuantizeLinear", {x, b.init("s", at::scalar_tensor(s)),
+                                         b.init("z", zero_point(c.zp, c.type))},
+                      {}, "q");
+      auto d = b.node("DequantizeLinear", {q, "s", "z"}, {}, "dq");
+      b.output(q, c.type);
+      b.output(d);
+      Graph g = b.build();
+      Executor ex(g);
+      at::manual_seed(3);
+      // 2 x 105 values: 26 full vectors of 8 and a tail of 2.
+      at::Tensor in = test_values({2, 3, 7, 5}, s);
+      if (nhwc) in = in.contiguous(at::MemoryFormat::ChannelsLast);
+      auto named = ex.run_named({{"x", in}}, {q, d});
+      const at::Tensor &got_q = named.at(q), &got_d = named.at(d);
+      const at::Tensor want_q = quantize_ref(in, s, c.zp, c.type);
+      ASSERT_EQ(got_q.scalar_type(), c.type);
+      EXPECT_TRUE(at::equal(got_q, want_q)) << (got_q.to(at::kInt) - want_q.to(at::kInt)).abs().max();
+      EXPECT_TRUE(at::equal(got_d, dequantize_ref(want_q, s, c.zp)));
+    }
+  }
+}
+
+TEST(Int8Elementwise, ResidualAddEqualsTheFormulas) {
+  // Integer inputs of different types and zero points, DQ each, Add, [Relu], Q: the executor's
+  // int8 Add step does it in one pass over the levels.
+  const float sa = 0.03f, sb = 0.045f, sy = 0.06f;
+  for (bool relu : {false, true}) {
+    for (const auto& yc : kCases) {
+      if (relu && yc.type != at::kByte) continue;
+      SCOPED_TRACE(std::string(relu ? "relu, " : "") + (yc.type == at::kByte ? "u8" : "s8") +
+                   " zp " + std::to_string(yc.zp));
+      test::GraphBuilder b;
+      auto a = b.input("a", {kDynamicDim, 3, 7, 5}, at::kChar);
+      auto bb = b.input("b", {kDynamicDim, 3, 7, 5}, at::kByte);
+      auto ad = b.node("DequantizeLinear", {a, b.init("sa", at::scalar_tensor(sa))}, {}, "dqa");
+      auto bd = b.node("DequantizeLinear", {bb, b.init("sb", at::scalar_tensor(sb)),
+                                            b.init("zb", zero_point(128, at::kByte))},
+                       {}, "dqb");
+      auto y = b.node("Add", {ad, bd}, {}, "add");
+      if (relu) y = b.node("Relu", {y}, {}, "relu");
+      auto yq = b.node("QuantizeLinear", {y, b.init("sy", at::scalar_tensor(sy)),
+                                          b.init("zy", zero_point(yc.zp, yc.type))},
+                       {}, "q");
+      b.output(yq, yc.type);
+      Graph g = b.build();
+      Executor ex(g);
+      at::manual_seed(4);
+      at::Tensor ia = at::randint(-128, 128, {3, 3, 7, 5}).to(at::kChar);
+      at::Tensor ib = at::randint(0, 256, {3, 3, 7, 5}).to(at::kByte);
+      at::Tensor got = ex.run({ia, ib})[0];
+      // Int8 steps take zero points 0 and 128 (uint8 holding signed levels); others fall back
+      // to the float kernels, with the same result.
+      EXPECT_EQ(ex.int8_ops_last_run(), yc.zp == -3 ? 0 : 1);
+      at::Tensor sum = dequantize_ref(ia, sa, 0) + dequantize_ref(ib, sb, 128);
+      if (relu) sum = at::relu(sum);
+      at::Tensor want = quantize_ref(sum, sy, yc.zp, yc.type);
+      EXPECT_TRUE(at::equal(got, want)) << (got.to(at::kInt) - want.to(at::kInt)).abs().max();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace slim
