@@ -117,12 +117,10 @@ void add_info(CLI::App& app) {
     if (args->values) {
       std::cout << "\nvalues (name, shape, op, node):\n";
       for (const auto& v : values_json(g)) {
-        std::string shape = v["shape"].is_null()
-                                ? "?"
-                                : shape_to_string(v["shape"].get<std::vector<int64_t>>());
-        std::printf("  %-40s %-16s %-20s %s\n", v["name"].get<std::string>().c_str(),
-                    shape.c_str(), v["op"].get<std::string>().c_str(),
-                    v["node"].get<std::string>().c_str());
+        std::string shape =
+            v["shape"].is_null() ? "?" : shape_to_string(v["shape"].get<std::vector<int64_t>>());
+        std::printf("  %-40s %-16s %-20s %s\n", v["name"].get<std::string>().c_str(), shape.c_str(),
+                    v["op"].get<std::string>().c_str(), v["node"].get<std::string>().c_str());
       }
     }
   });

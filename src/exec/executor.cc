@@ -2,7 +2,6 @@
 
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
-
 #include <malloc.h>
 
 #include <algorithm>
@@ -287,6 +286,17 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
       install(st, std::make_shared<Int8Add>(*ops, relu), ops->names(), 2, std::move(o));
       continue;
     }
+    if (st.node->op_type == "MaxPool") {
+      // DequantizeLinear -> MaxPool -> QuantizeLinear, nothing between.
+      std::optional<Int8PoolOperands> ops = match_int8_maxpool(*graph_, *st.node, producer);
+      if (!ops) continue;
+      OutputSide o = output_side(st, /*relu_only=*/true);
+      if (o.quantize < 0 || o.act.active()) continue;
+      ops->y_scale = steps_[o.quantize].node->input(1);
+      ops->y_zero_point = steps_[o.quantize].node->input(2);
+      install(st, std::make_shared<Int8MaxPool>(*st.node, *ops), ops->names(), 1, std::move(o));
+      continue;
+    }
     if (st.node->op_type != "Conv" && st.node->op_type != "Gemm") continue;
     std::optional<Int8Operands> ops = match_int8_operands(*graph_, *st.node, producer);
     if (!ops) continue;
@@ -296,8 +306,7 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
       ops->y_zero_point = steps_[o.quantize].node->input(2);
     }
     const FusedActivation act = o.act;
-    install(st, std::make_shared<OneDnnInt8>(*st.node, *ops, act), ops->names(), 3,
-            std::move(o));
+    install(st, std::make_shared<OneDnnInt8>(*st.node, *ops, act), ops->names(), 3, std::move(o));
   }
   // A DequantizeLinear may be skipped when only int8 steps that read past it read its output.
   for (size_t k = 0; k < steps_.size(); ++k) {
@@ -326,8 +335,8 @@ void Executor::check_input(const ValueInfo& info, const at::Tensor& t) const {
              " (shape ", shape_to_string(t.sizes().vec()), ")");
   for (int64_t d = 0; d < t.dim(); ++d)
     SLIM_CHECK(info.shape[d] == kDynamicDim || info.shape[d] == t.size(d), "input '", info.name,
-               "' expects shape ", want, ", got ", shape_to_string(t.sizes().vec()),
-               " (dim ", d, " must be ", info.shape[d], ")");
+               "' expects shape ", want, ", got ", shape_to_string(t.sizes().vec()), " (dim ", d,
+               " must be ", info.shape[d], ")");
 }
 
 std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
@@ -403,9 +412,8 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       if (nl != std::string::npos) msg = msg.substr(0, nl);
       std::string shapes;
       for (size_t k = 0; k < ctx.in.size(); ++k)
-        shapes += (k ? ", " : "") + (ctx.in[k].defined()
-                                         ? shape_to_string(ctx.in[k].sizes().vec())
-                                         : std::string("_"));
+        shapes += (k ? ", " : "") + (ctx.in[k].defined() ? shape_to_string(ctx.in[k].sizes().vec())
+                                                         : std::string("_"));
       SLIM_FAIL(step.node->label(), " failed on inputs (", shapes, "): ", msg);
     }
     for (size_t k = 0; k < step.out.size(); ++k) {
@@ -429,15 +437,14 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       release(step);
       continue;
     }
-    const auto t0 = profiling_ ? std::chrono::steady_clock::now()
-                               : std::chrono::steady_clock::time_point();
+    const auto t0 =
+        profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     engine = "aten";
     auto record = [&] {
       if (!profiling_) return;
       NodeTime& t = profile_[k];
       t.total_ms +=
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-              .count();
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       ++t.runs;
       t.engine = engine;
     };

@@ -68,28 +68,29 @@ bool has_avx2() {
 template <typename T>
 __attribute__((target("avx2"))) inline __m256 load8(const T* p, __m256i zp) {
   __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-  __m256i w = std::is_same<T, uint8_t>::value ? _mm256_cvtepu8_epi32(raw)
-                                               : _mm256_cvtepi8_epi32(raw);
+  __m256i w =
+      std::is_same<T, uint8_t>::value ? _mm256_cvtepu8_epi32(raw) : _mm256_cvtepi8_epi32(raw);
   return _mm256_cvtepi32_ps(_mm256_sub_epi32(w, zp));
 }
 
 /// round_half_even(v / scale) + zp, saturated to T's levels, stored as 8 levels.
 template <typename T>
 __attribute__((target("avx2"))) inline void store8(T* p, __m256 v, __m256 scale, __m256 zp) {
-  __m256 q = _mm256_round_ps(_mm256_div_ps(v, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 q =
+      _mm256_round_ps(_mm256_div_ps(v, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   q = _mm256_add_ps(q, zp);
   q = _mm256_min_ps(_mm256_max_ps(q, _mm256_set1_ps(level_min<T>())),
                     _mm256_set1_ps(level_max<T>()));
   __m256i i32 = _mm256_cvtps_epi32(q);
   __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
-  __m128i i8 = std::is_same<T, uint8_t>::value ? _mm_packus_epi16(i16, i16)
-                                                : _mm_packs_epi16(i16, i16);
+  __m128i i8 =
+      std::is_same<T, uint8_t>::value ? _mm_packus_epi16(i16, i16) : _mm_packs_epi16(i16, i16);
   _mm_storel_epi64(reinterpret_cast<__m128i*>(p), i8);
 }
 
 template <typename TX>
 __attribute__((target("avx2"))) void dequantize_avx2(const TX* x, float* y, int64_t n, float scale,
-                                                      int zp) {
+                                                     int zp) {
   const __m256i z = _mm256_set1_epi32(zp);
   const __m256 s = _mm256_set1_ps(scale);
   int64_t i = 0;
@@ -99,7 +100,7 @@ __attribute__((target("avx2"))) void dequantize_avx2(const TX* x, float* y, int6
 
 template <typename TY>
 __attribute__((target("avx2"))) void quantize_avx2(const float* x, TY* y, int64_t n, float scale,
-                                                    int zp) {
+                                                   int zp) {
   const __m256 s = _mm256_set1_ps(scale), z = _mm256_set1_ps(static_cast<float>(zp));
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) store8(y + i, _mm256_loadu_ps(x + i), s, z);
@@ -108,16 +109,16 @@ __attribute__((target("avx2"))) void quantize_avx2(const float* x, TY* y, int64_
 
 template <typename TA, typename TB, typename TY>
 __attribute__((target("avx2"))) void add_avx2(const TA* a, float sa, int za, const TB* b, float sb,
-                                               int zb, TY* y, float sy, int zy, bool relu,
-                                               int64_t n) {
+                                              int zb, TY* y, float sy, int zy, bool relu,
+                                              int64_t n) {
   const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
   const __m256 vsa = _mm256_set1_ps(sa), vsb = _mm256_set1_ps(sb), vsy = _mm256_set1_ps(sy),
                vzy = _mm256_set1_ps(static_cast<float>(zy)),
                floor = _mm256_set1_ps(relu ? 0.f : -3.4e38f);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_add_ps(_mm256_mul_ps(load8(a + i, vza), vsa),
-                             _mm256_mul_ps(load8(b + i, vzb), vsb));
+    __m256 v =
+        _mm256_add_ps(_mm256_mul_ps(load8(a + i, vza), vsa), _mm256_mul_ps(load8(b + i, vzb), vsb));
     store8(y + i, _mm256_max_ps(v, floor), vsy, vzy);
   }
   add_scalar(a + i, sa, za, b + i, sb, zb, y + i, sy, zy, relu, n - i);

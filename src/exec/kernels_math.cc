@@ -184,8 +184,13 @@ void dequantize_linear(KernelContext& c) {
 
 const std::vector<KernelEntry>& math_kernels() {
   static const std::vector<KernelEntry> k = {
-      {"Add", add}, {"Sub", sub}, {"Mul", mul}, {"Div", div}, {"ReduceMean", reduce_mean},
-      {"QuantizeLinear", quantize_linear}, {"DequantizeLinear", dequantize_linear},
+      {"Add", add},
+      {"Sub", sub},
+      {"Mul", mul},
+      {"Div", div},
+      {"ReduceMean", reduce_mean},
+      {"QuantizeLinear", quantize_linear},
+      {"DequantizeLinear", dequantize_linear},
       {"FakeQuant", fake_quant_kernel},  // quant-aware training (src/quant/fake_quant.cc)
   };
   return k;

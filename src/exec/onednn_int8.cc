@@ -1,12 +1,12 @@
 #include "slim/exec/onednn_int8.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <type_traits>
 #include <unordered_map>
-
-#include <ATen/Parallel.h>
 
 #include "int8_elementwise.h"
 #include "onednn_common.h"
@@ -301,9 +301,9 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
     const at::Tensor& w = p.weights;
     const int64_t oc = p.oc;
     const dt src_dt = p.x_type == at::kByte && !p.x_shift ? dt::u8 : dt::s8;
-    const dt dst_dt = p.y_type == at::kFloat                   ? dt::f32
+    const dt dst_dt = p.y_type == at::kFloat                ? dt::f32
                       : p.y_type == at::kByte && !p.y_shift ? dt::u8
-                                                              : dt::s8;
+                                                            : dt::s8;
     dnnl::memory::desc src_md, dst_md, user_w_md;
     dnnl::memory::dims strides, dil, pad_l, pad_r;
     bool inner_product = !conv;
@@ -452,8 +452,7 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
 std::optional<Int8AddOperands> match_int8_add(
     const Graph& g, const Node& op,
     const std::function<const Node*(const std::string&)>& producer) {
-  if (!default_domain(op) || op.op_type != "Add" || op.inputs.size() != 2 ||
-      op.outputs.size() != 1)
+  if (!default_domain(op) || op.op_type != "Add" || op.inputs.size() != 2 || op.outputs.size() != 1)
     return std::nullopt;
   Int8AddOperands r;
   std::string* fields[2][3] = {{&r.a, &r.a_scale, &r.a_zero_point},
@@ -520,10 +519,10 @@ bool Int8Add::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   };
   if (!p.ok || !levels_ok(a, p.a_type) || !levels_ok(b, p.b_type)) return false;
   // One pass in memory order: both inputs and the output in a's layout (NHWC between int8 steps).
-  const auto fmt = a.dim() == 4 && !a.is_contiguous() &&
-                           a.is_contiguous(at::MemoryFormat::ChannelsLast)
-                       ? at::MemoryFormat::ChannelsLast
-                       : at::MemoryFormat::Contiguous;
+  const auto fmt =
+      a.dim() == 4 && !a.is_contiguous() && a.is_contiguous(at::MemoryFormat::ChannelsLast)
+          ? at::MemoryFormat::ChannelsLast
+          : at::MemoryFormat::Contiguous;
   const at::Tensor ac = a.contiguous(fmt), bc = b.contiguous(fmt);
   at::Tensor y = at::empty(a.sizes(), a.options().dtype(p.y_type).memory_format(fmt));
   const ConstLevels la{ac.data_ptr(), ac.scalar_type() == at::kByte},
@@ -532,6 +531,90 @@ bool Int8Add::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   // Chunks of 64K elements across the threads (a batch of 64 of resnet18's first blocks is 1M).
   at::parallel_for(0, a.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
     add_levels(la, p.sa, p.za, lb, p.sb, p.zb, ly, p.sy, p.zy, relu_, begin, end - begin);
+  });
+  out = y;
+  return true;
+}
+
+std::optional<Int8PoolOperands> match_int8_maxpool(
+    const Graph& g, const Node& op,
+    const std::function<const Node*(const std::string&)>& producer) {
+  if (!default_domain(op) || op.op_type != "MaxPool" || op.inputs.size() != 1 ||
+      op.outputs.empty() || (op.outputs.size() > 1 && !op.outputs[1].empty()) ||
+      op.ints("kernel_shape").size() != 2)
+    return std::nullopt;
+  const Node* dq = producer(op.input(0));
+  if (!activation_dq(g, dq)) return std::nullopt;
+  Int8PoolOperands r;
+  r.x = dq->input(0);
+  r.x_scale = dq->input(1);
+  r.x_zero_point = dq->input(2);
+  return r;
+}
+
+struct Int8MaxPool::Params {
+  std::vector<Stamp> stamps;  ///< of the scale and zero point operands
+  bool ok = false;
+  float sx = 0, sy = 0;
+  int zx = 0, zy = 0;
+  at::ScalarType x_type = at::ScalarType::Undefined, y_type = at::kByte;
+  bool same = false;  ///< output levels are the input's: no requantization
+};
+
+Int8MaxPool::Int8MaxPool(const Node& op, Int8PoolOperands operands)
+    : node_(op), ops_(std::move(operands)) {}
+Int8MaxPool::~Int8MaxPool() = default;
+
+bool Int8MaxPool::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
+  SLIM_ASSERT(in.size() == 5, "int8 MaxPool got ", in.size(), " operands");
+  const at::Tensor& x = in[0];
+  if (!x.defined() || !x.device().is_cpu() || x.dim() != 4 || x.numel() == 0) return false;
+  bool same = params_ != nullptr;
+  for (int i = 1; same && i < 5; ++i) same = Stamp::of(in[i]) == params_->stamps[i - 1];
+  if (!same) {
+    auto p = std::make_unique<Params>();
+    for (int i = 1; i < 5; ++i) p->stamps.push_back(Stamp::of(in[i]));
+    p->zx = activation_zero_point(in[2]);
+    p->zy = activation_zero_point(in[4]);
+    if (in[2].defined()) p->x_type = in[2].scalar_type();
+    p->y_type = in[4].defined() ? in[4].scalar_type() : at::kByte;
+    p->ok = p->zx >= 0 && p->zy >= 0 && positive_scalar(in[1]) && positive_scalar(in[3]);
+    if (p->ok) {
+      p->sx = in[1].item<float>();
+      p->sy = in[3].item<float>();
+    }
+    params_ = std::move(p);
+  }
+  Params& p = *params_;
+  const at::ScalarType xt = x.scalar_type();
+  if (!p.ok || (xt != at::kByte && xt != at::kChar) ||
+      (p.x_type != at::ScalarType::Undefined && xt != p.x_type))
+    return false;
+  Window w = resolve_window(node_, x, node_.ints("kernel_shape"));
+  if (!w.aten_pool_padding()) return false;
+  const bool ceil_mode = node_.i("ceil_mode", 0) != 0;
+  // The levels as a LibTorch quantized tensor (no copy); pooling never looks at the scale.
+  at::Tensor qx = at::_make_per_tensor_quantized_tensor(x, p.sx, p.zx);
+  at::Tensor levels =
+      at::max_pool2d(qx, w.kernel, w.strides, w.pad_begin, w.dilations, ceil_mode).int_repr();
+  if (xt == p.y_type && p.zx == p.zy && p.sx == p.sy) {
+    out = levels;
+    return true;
+  }
+  // Requantize: y = Q(DQ(level)) per element, as the QuantizeLinear would on the float max.
+  const auto fmt =
+      levels.is_contiguous() ? at::MemoryFormat::Contiguous : at::MemoryFormat::ChannelsLast;
+  if (!levels.is_contiguous(fmt)) return false;
+  at::Tensor y = at::empty(levels.sizes(), levels.options().dtype(p.y_type).memory_format(fmt));
+  const auto* px = static_cast<const uint8_t*>(levels.data_ptr());  // 1-byte levels
+  auto* py = static_cast<uint8_t*>(y.data_ptr());
+  at::parallel_for(0, levels.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+    float buf[1024];
+    for (int64_t i = begin; i < end; i += 1024) {
+      const int64_t n = std::min<int64_t>(1024, end - i);
+      dequantize_levels({px + i, xt == at::kByte}, buf, 0, n, p.sx, p.zx);
+      quantize_levels(buf, {py + i, p.y_type == at::kByte}, 0, n, p.sy, p.zy);
+    }
   });
   out = y;
   return true;

@@ -1,5 +1,7 @@
 #include "slim/quant/calibrate.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -73,6 +75,9 @@ ScaleTable calibrate(Graph& g, const std::shared_ptr<Dataset>& data, const Quant
   SLIM_CHECK(o.batch_size > 0, "calibration batch size must be > 0, got ", o.batch_size);
   SLIM_CHECK(o.batches >= 0, "--batches must be >= 0, got ", o.batches);
   SLIM_CHECK(o.bins >= 256, "histogram bins must be >= 256, got ", o.bins);
+  SLIM_CHECK(o.algo != CalibAlgo::kKl || q.act_bits <= 12,
+             "kl calibration takes activation bits up to 12 (its ", kKlBins,
+             "-bin histogram), got ", q.act_bits);
   std::vector<QuantTarget> targets = find_quant_targets(g, q);
   SLIM_CHECK(!targets.empty(), "nothing to quantize in the model: no ", "Conv/Gemm/MatMul",
              " node with a constant weight (quantize_op_types, not_quant_pattern)");
@@ -106,8 +111,8 @@ ScaleTable calibrate(Graph& g, const std::shared_ptr<Dataset>& data, const Quant
   Executor ex(g);
   ex.set_training(false);
   at::NoGradGuard no_grad;
-  const bool second_pass = o.algo == CalibAlgo::kHist || o.algo == CalibAlgo::kKl ||
-                           o.algo == CalibAlgo::kMse;
+  const bool second_pass =
+      o.algo == CalibAlgo::kHist || o.algo == CalibAlgo::kKl || o.algo == CalibAlgo::kMse;
   int64_t samples = 0;
   for (int pass = 0; pass < (second_pass ? 2 : 1); ++pass) {
     Progress bar(pass == 0 ? "calibrate" : "calibrate (" + table.algo + ")", nb);
@@ -134,6 +139,13 @@ ScaleTable calibrate(Graph& g, const std::shared_ptr<Dataset>& data, const Quant
               s.sq_err[m] += d.pow(2).sum().item<double>();
             }
             s.elements += x.numel();
+          } else if (o.algo == CalibAlgo::kKl) {
+            // The upper half of MXNet's symmetric histogram; the lower half stays empty for |x|.
+            at::Tensor h = at::histc(ax, kKlBins, -s.abs_max, s.abs_max);
+            constexpr int64_t half = kKlBins / 2;
+            s.hist.resize(half + 1, 0.0);
+            auto acc = h.accessor<float, 1>();
+            for (int64_t i = 0; i <= half; ++i) s.hist[i] += acc[half + i];
           } else {
             at::Tensor h = at::histc(ax, o.bins, 0, s.abs_max);
             s.hist.resize(o.bins, 0.0);
@@ -149,38 +161,44 @@ ScaleTable calibrate(Graph& g, const std::shared_ptr<Dataset>& data, const Quant
   }
   table.samples = samples;
   table.batches = nb;
-  for (auto& [name, a] : table.activations) {
-    const Stats& s = stats.at(name);
-    a.abs_max = s.abs_max;
-    a.is_unsigned = s.is_unsigned;
-    double th = s.abs_max;
-    const double width = s.abs_max / static_cast<double>(o.bins);
-    if (s.abs_max > 0) {
-      switch (o.algo) {
-        case CalibAlgo::kAbsMax:
-          break;
-        case CalibAlgo::kAvg:
-          th = s.avg_sum / static_cast<double>(s.avg_batches);
-          break;
-        case CalibAlgo::kHist:
-          th = threshold_hist(s.hist, width, o.hist_percent);
-          break;
-        case CalibAlgo::kKl:
-          // PaddleSlim's 127 levels (2^(bits-1) - 1) also for unsigned activations, which are
-          // then stored with 255: the cut is chosen as for int8, the levels below it are finer.
-          th = threshold_kl(s.hist, width, quant_bound(q.act_bits));
-          break;
-        case CalibAlgo::kMse: {
-          int best = static_cast<int>(
-              std::min_element(s.sq_err.begin(), s.sq_err.end()) - s.sq_err.begin());
-          th = mse_multiplier(best) * s.abs_max;
-          break;
+  // One value per activation, across the threads (kl searches ~4,000 cuts for each).
+  std::vector<std::pair<const std::string*, ActivationScale*>> work;
+  for (auto& [name, a] : table.activations) work.push_back({&name, &a});
+  at::parallel_for(0, static_cast<int64_t>(work.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      ActivationScale& a = *work[k].second;
+      const Stats& s = stats.at(*work[k].first);
+      a.abs_max = s.abs_max;
+      a.is_unsigned = s.is_unsigned;
+      double th = s.abs_max;
+      const double width = s.abs_max / static_cast<double>(o.bins);
+      if (s.abs_max > 0) {
+        switch (o.algo) {
+          case CalibAlgo::kAbsMax:
+            break;
+          case CalibAlgo::kAvg:
+            th = s.avg_sum / static_cast<double>(s.avg_batches);
+            break;
+          case CalibAlgo::kHist:
+            th = threshold_hist(s.hist, width, o.hist_percent);
+            break;
+          case CalibAlgo::kKl:
+            // MXNet's 255 quantization bins for int8 (2^bits - 1), also for unsigned activations,
+            // which are then stored with 255 levels above 0: the cut is chosen as for int8.
+            th = threshold_kl(s.hist, s.abs_max, (int64_t{1} << q.act_bits) - 1);
+            break;
+          case CalibAlgo::kMse: {
+            int best = static_cast<int>(std::min_element(s.sq_err.begin(), s.sq_err.end()) -
+                                        s.sq_err.begin());
+            th = mse_multiplier(best) * s.abs_max;
+            break;
+          }
         }
       }
+      // A value that was always 0 (a dead channel set) still needs a usable scale.
+      a.threshold = th > 0 ? th : 1e-8;
     }
-    // A value that was always 0 (a dead channel set) still needs a usable scale.
-    a.threshold = th > 0 ? th : 1e-8;
-  }
+  });
   return table;
 }
 

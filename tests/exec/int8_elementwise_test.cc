@@ -1,7 +1,8 @@
 // The one-pass per-tensor QuantizeLinear, DequantizeLinear and int8 residual Add (AVX2 where the
-// CPU has it) against the ONNX formulas written out with ATen ops: every level must be equal, on
-// sizes that leave a tail after the 8-wide vector loop, with halves that round to even, values
-// that saturate, int8 and uint8 levels (zero points 0, -3, 128), and NHWC inputs.
+// CPU has it), and the int8 MaxPool step, against the ONNX formulas written out with ATen ops:
+// every level must be equal, on sizes that leave a tail after the 8-wide vector loop, with halves
+// that round to even, values that saturate, int8 and uint8 levels (zero points 0, -3, 128), and
+// NHWC inputs.
 #include <gtest/gtest.h>
 
 #include "../test_util.h"
@@ -46,12 +47,12 @@ TEST(Int8Elementwise, QuantizeAndDequantizeEqualTheFormulas) {
   const float s = 0.05f;
   for (const auto& c : kCases) {
     for (bool nhwc : {false, true}) {
-      SCOPED_TRACE(std::string(c.type == at::kByte ? "u8" : "s8") + " zp " +
-                   std::to_string(c.zp) + (nhwc ? ", NHWC" : ""));
+      SCOPED_TRACE(std::string(c.type == at::kByte ? "u8" : "s8") + " zp " + std::to_string(c.zp) +
+                   (nhwc ? ", NHWC" : ""));
       test::GraphBuilder b;
       auto x = b.input("x", {kDynamicDim, 3, 7, 5});
-      auto q = b.node("QuantizeLinear", {x, b.init("s", at::scalar_tensor(s)),
-                                         b.init("z", zero_point(c.zp, c.type))},
+      auto q = b.node("QuantizeLinear",
+                      {x, b.init("s", at::scalar_tensor(s)), b.init("z", zero_point(c.zp, c.type))},
                       {}, "q");
       auto d = b.node("DequantizeLinear", {q, "s", "z"}, {}, "dq");
       b.output(q, c.type);
@@ -66,7 +67,8 @@ TEST(Int8Elementwise, QuantizeAndDequantizeEqualTheFormulas) {
       const at::Tensor &got_q = named.at(q), &got_d = named.at(d);
       const at::Tensor want_q = quantize_ref(in, s, c.zp, c.type);
       ASSERT_EQ(got_q.scalar_type(), c.type);
-      EXPECT_TRUE(at::equal(got_q, want_q)) << (got_q.to(at::kInt) - want_q.to(at::kInt)).abs().max();
+      EXPECT_TRUE(at::equal(got_q, want_q))
+          << (got_q.to(at::kInt) - want_q.to(at::kInt)).abs().max();
       EXPECT_TRUE(at::equal(got_d, dequantize_ref(want_q, s, c.zp)));
     }
   }
@@ -85,14 +87,16 @@ TEST(Int8Elementwise, ResidualAddEqualsTheFormulas) {
       auto a = b.input("a", {kDynamicDim, 3, 7, 5}, at::kChar);
       auto bb = b.input("b", {kDynamicDim, 3, 7, 5}, at::kByte);
       auto ad = b.node("DequantizeLinear", {a, b.init("sa", at::scalar_tensor(sa))}, {}, "dqa");
-      auto bd = b.node("DequantizeLinear", {bb, b.init("sb", at::scalar_tensor(sb)),
-                                            b.init("zb", zero_point(128, at::kByte))},
-                       {}, "dqb");
+      auto bd = b.node(
+          "DequantizeLinear",
+          {bb, b.init("sb", at::scalar_tensor(sb)), b.init("zb", zero_point(128, at::kByte))}, {},
+          "dqb");
       auto y = b.node("Add", {ad, bd}, {}, "add");
       if (relu) y = b.node("Relu", {y}, {}, "relu");
-      auto yq = b.node("QuantizeLinear", {y, b.init("sy", at::scalar_tensor(sy)),
-                                          b.init("zy", zero_point(yc.zp, yc.type))},
-                       {}, "q");
+      auto yq =
+          b.node("QuantizeLinear",
+                 {y, b.init("sy", at::scalar_tensor(sy)), b.init("zy", zero_point(yc.zp, yc.type))},
+                 {}, "q");
       b.output(yq, yc.type);
       Graph g = b.build();
       Executor ex(g);
@@ -107,6 +111,55 @@ TEST(Int8Elementwise, ResidualAddEqualsTheFormulas) {
       if (relu) sum = at::relu(sum);
       at::Tensor want = quantize_ref(sum, sy, yc.zp, yc.type);
       EXPECT_TRUE(at::equal(got, want)) << (got.to(at::kInt) - want.to(at::kInt)).abs().max();
+    }
+  }
+}
+
+TEST(Int8Elementwise, MaxPoolPoolsTheLevels) {
+  // DQ -> MaxPool -> Q on the levels, with the output's scale equal to the input's (the levels
+  // pass through) or not (requantized), for int8, uint8 and uint8 + 128 levels, NCHW and NHWC.
+  using V = std::vector<int64_t>;
+  const float sx = 0.04f;
+  const LevelsCase kIn[] = {{at::kChar, 0}, {at::kByte, 0}, {at::kByte, 128}};
+  for (const auto& xc : kIn) {
+    for (float sy : {sx, 0.07f}) {
+      for (bool nhwc : {false, true}) {
+        for (bool ceil : {false, true}) {
+          SCOPED_TRACE(std::string(xc.type == at::kByte ? "u8" : "s8") + " zp " +
+                       std::to_string(xc.zp) + ", y scale " + std::to_string(sy) +
+                       (nhwc ? ", NHWC" : "") + (ceil ? ", ceil_mode" : ""));
+          test::GraphBuilder b;
+          auto x = b.input("x", {kDynamicDim, 5, 9, 7}, xc.type);
+          auto xd = b.node(
+              "DequantizeLinear",
+              {x, b.init("sx", at::scalar_tensor(sx)), b.init("zx", zero_point(xc.zp, xc.type))},
+              {}, "dq");
+          std::map<std::string, AttrValue> attrs = {
+              {"kernel_shape", V{3, 3}}, {"strides", V{2, 2}}, {"pads", V{1, 1, 1, 1}}};
+          if (ceil) attrs = {{"kernel_shape", V{2, 2}}, {"strides", V{2, 2}}, {"ceil_mode", 1}};
+          auto p = b.node("MaxPool", {xd}, attrs, "pool");
+          auto yq = b.node(
+              "QuantizeLinear",
+              {p, b.init("sy", at::scalar_tensor(sy)), b.init("zy", zero_point(xc.zp, xc.type))},
+              {}, "q");
+          b.output(yq, xc.type);
+          Graph g = b.build();
+          Executor ex(g);
+          at::manual_seed(5);
+          const int64_t lo = xc.type == at::kByte ? 0 : -128;
+          at::Tensor in = at::randint(lo, lo + 256, {2, 5, 9, 7}).to(xc.type);
+          if (nhwc) in = in.contiguous(at::MemoryFormat::ChannelsLast);
+          at::Tensor got = ex.run({in})[0];
+          EXPECT_EQ(ex.int8_ops_last_run(), 1) << "the MaxPool did not run on the levels";
+          at::Tensor pooled =
+              ceil ? at::max_pool2d(dequantize_ref(in, sx, xc.zp), {2, 2}, {2, 2}, {0, 0}, {1, 1},
+                                    true)
+                   : at::max_pool2d(dequantize_ref(in, sx, xc.zp), {3, 3}, {2, 2}, {1, 1});
+          at::Tensor want = quantize_ref(pooled, sy, xc.zp, xc.type);
+          ASSERT_EQ(got.sizes(), want.sizes());
+          EXPECT_TRUE(at::equal(got, want)) << (got.to(at::kInt) - want.to(at::kInt)).abs().max();
+        }
+      }
     }
   }
 }

@@ -1,5 +1,7 @@
 // Calibration thresholds: hist and kl on written-out histograms (kl also against an independent
 // Python implementation), and calibrate() on MNIST through a zoo MobileNetV1.
+#include "slim/quant/calibrate.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,7 +9,6 @@
 
 #include "slim/exec/executor.h"
 #include "slim/passes/fold_batch_norm.h"
-#include "slim/quant/calibrate.h"
 #include "slim/quant/fake_quant.h"
 #include "test_util.h"
 
@@ -24,38 +25,63 @@ TEST(Calibrate, HistTakesTheFirstBinReachingThePercentile) {
             std::string::npos);
 }
 
-double python_kl(const std::vector<double>& h, double width, int levels) {
+double python_kl(const std::vector<double>& h, double abs_max, int levels) {
   std::ostringstream cmd;
   cmd.precision(17);
   cmd << "/usr/bin/python3 " << test::source_dir() << "/tests/fixtures/kl_reference.py " << levels
-      << " " << width;
+      << " " << abs_max;
   for (double v : h) cmd << " " << v;
   auto r = test::run_cmd(cmd.str());
   EXPECT_EQ(r.code, 0) << r.err;
   return std::stod(r.out);
 }
 
+/// The kl histogram of |x|: the upper half of kKlBins bins over [-max, max].
+std::vector<double> kl_hist(const at::Tensor& ax, double mx) {
+  at::Tensor h = at::histc(ax, kKlBins, -mx, mx);
+  const float* d = h.data_ptr<float>();
+  return std::vector<double>(d + kKlBins / 2, d + kKlBins);
+}
+
 TEST(Calibrate, KlAgreesWithAnIndependentReferenceOnRealisticHistograms) {
   at::manual_seed(3);
-  for (int trial = 0; trial < 3; ++trial) {
-    // |x| of a heavy-tailed activation: most mass near 0, a few outliers.
-    at::Tensor x = at::cat({at::randn({20000}).abs(), at::randn({40}).abs() * (4 + 4 * trial)});
+  for (int trial = 0; trial < 2; ++trial) {
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    // |x| after a ReLU: half exact zeros, a bulk near 0 and a few outliers.
+    at::Tensor x = at::cat(
+        {at::zeros({20000}), at::randn({20000}).abs(), at::randn({40}).abs() * (4 + 4 * trial)});
     const double mx = x.max().item<double>();
-    at::Tensor h = at::histc(x, 2048, 0, mx);
-    std::vector<double> hist(h.data_ptr<float>(), h.data_ptr<float>() + 2048);
-    const double width = mx / 2048;
-    const double got = threshold_kl(hist, width, 127);
-    EXPECT_DOUBLE_EQ(got, python_kl(hist, width, 127)) << "trial " << trial;
-    // The outliers are cut: the threshold sits well below max |x| but above the bulk.
-    EXPECT_LT(got, mx);
-    EXPECT_GT(got, 2.0);
+    std::vector<double> hist = kl_hist(x, mx);
+    const double width = 2 * mx / kKlBins;
+    const double got = threshold_kl(hist, mx, 255);
+    EXPECT_NEAR(got, python_kl(hist, mx, 255), 1e-3 * width);
+    // On the bin grid; the outliers are cut, the bulk is kept.
+    const double bins = got / width - 0.5;
+    EXPECT_NEAR(bins, std::round(bins), 1e-6);
+    EXPECT_LT(got, 0.8 * mx);
+    EXPECT_GT(got, 2.5);
   }
-  // Everything below the middle: the last non-empty bin at or below it.
-  std::vector<double> low(2048, 0);
-  low[10] = 5;
-  low[100] = 1;
-  EXPECT_DOUBLE_EQ(threshold_kl(low, 1.0, 127), python_kl(low, 1.0, 127));
-  EXPECT_DOUBLE_EQ(threshold_kl(low, 1.0, 127), 100.5);
+}
+
+TEST(Calibrate, KlAgreesWithTheReferenceOnASpikyHistogram) {
+  // The shape of the first ReLU map of a net on MNIST: most counts exactly 0, channels that sit
+  // at one value on the background (spikes of 50,000 counts each) and the strokes, a thin tail up
+  // to the max.
+  at::manual_seed(4);
+  std::vector<at::Tensor> parts = {at::zeros({400000})};
+  for (float v : {0.3f, 0.9f, 1.4f, 2.6f}) parts.push_back(at::full({50000}, v));
+  parts.push_back(at::rand({60000}).pow(2) * 5.2);
+  at::Tensor x = at::cat(parts);
+  const double mx = x.max().item<double>();
+  std::vector<double> hist = kl_hist(x, mx);
+  const double got = threshold_kl(hist, mx, 255);
+  EXPECT_NEAR(got, python_kl(hist, mx, 255), 1e-3 * 2 * mx / kKlBins);
+  EXPECT_GT(got, 2.6);  // above the last spike
+  // Too few bins for the levels is a clear error.
+  std::string e = test::error_of([&] { threshold_kl(std::vector<double>(100, 1.0), 1.0, 255); });
+  EXPECT_NE(e.find("kl calibration needs at least 128 histogram bins for 255 levels, got 100"),
+            std::string::npos)
+      << e;
 }
 
 class CalibrateMnist : public ::testing::Test {
@@ -98,8 +124,7 @@ TEST_F(CalibrateMnist, AbsMaxAndAvgMatchTheirDefinitions) {
   ASSERT_TRUE(t.activations.count("conv3_1_sep_relu"));
   EXPECT_FALSE(t.activations.at("image").is_unsigned);
   EXPECT_TRUE(t.activations.at("conv3_1_sep_relu").is_unsigned);
-  EXPECT_EQ(t.activations.at("conv3_1_sep_relu").consumers,
-            std::vector<std::string>{"conv3_2_dw"});
+  EXPECT_EQ(t.activations.at("conv3_1_sep_relu").consumers, std::vector<std::string>{"conv3_2_dw"});
   at::Tensor v = values("conv3_1_sep_relu");
   EXPECT_NEAR(t.activations.at("conv3_1_sep_relu").threshold, v.abs().max().item<double>(), 1e-6);
   EXPECT_NEAR(t.activations.at("image").threshold, 1.0, 1e-6);  // pixels scaled to [-1, 1]

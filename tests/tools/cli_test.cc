@@ -1,13 +1,13 @@
 // End-to-end tests of the `slim` binary: output formats and one-line errors with non-zero exit.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
-#include "test_util.h"
 #include "slim/data/npy.h"
 #include "slim/exec/executor.h"
 #include "slim/onnx/onnx_io.h"
+#include "test_util.h"
 
 namespace slim {
 namespace {
@@ -124,9 +124,7 @@ TEST_F(Cli, BenchProfileTimesEveryNode) {
   EXPECT_NE(t.out.find("Conv"), std::string::npos) << t.out;
 }
 
-TEST_F(Cli, MissingFile) {
-  expect_one_line_error(slim("info " + path("nope.onnx")), "nope.onnx");
-}
+TEST_F(Cli, MissingFile) { expect_one_line_error(slim("info " + path("nope.onnx")), "nope.onnx"); }
 
 TEST_F(Cli, NotAnOnnxFile) {
   std::ofstream(path("text.onnx")) << "this is not a model\n";
@@ -166,8 +164,8 @@ TEST_F(Cli, WrongInputRankInRun) {
 TEST_F(Cli, FailedRunKeepsExistingOutput) {
   std::ofstream(path("keep.npy")) << "previous";
   npy_save(at::randn({2, 5, 8, 8}), path("bad_channels.npy"));
-  auto r = slim("run " + model() + " --in " + path("bad_channels.npy") + " --out " +
-                path("keep.npy"));
+  auto r =
+      slim("run " + model() + " --in " + path("bad_channels.npy") + " --out " + path("keep.npy"));
   expect_one_line_error(r, "dim 1 must be 3");
   EXPECT_EQ(read_file(path("keep.npy")), "previous");
 }

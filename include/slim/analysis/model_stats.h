@@ -9,10 +9,10 @@
 namespace slim {
 
 struct ParamStats {
-  int64_t count = 0;  ///< weight elements: float initializers, and the integer weights of a
-                      ///< quantized model (not its scales and zero points)
-  int64_t bytes = 0;        ///< bytes of all initializers as stored
-  int64_t tensors = 0;      ///< number of initializers
+  int64_t count = 0;    ///< weight elements: float initializers, and the integer weights of a
+                        ///< quantized model (not its scales and zero points)
+  int64_t bytes = 0;    ///< bytes of all initializers as stored
+  int64_t tensors = 0;  ///< number of initializers
 };
 
 ParamStats count_params(const Graph& g);
@@ -21,10 +21,10 @@ ParamStats count_params(const Graph& g);
 int64_t file_size(const std::string& path);
 
 struct LatencyOptions {
-  int64_t batch = 1;    ///< substituted for the dynamic batch dim
-  int threads = 0;      ///< LibTorch intra-op threads; <= 0: all cores
-  int warmup = 5;       ///< runs discarded before timing
-  int runs = 30;        ///< timed runs
+  int64_t batch = 1;  ///< substituted for the dynamic batch dim
+  int threads = 0;    ///< LibTorch intra-op threads; <= 0: all cores
+  int warmup = 5;     ///< runs discarded before timing
+  int runs = 30;      ///< timed runs
   /// Fold Conv+BatchNormalization first (fold_batch_norm on a copy), as deployment runtimes
   /// such as ONNX Runtime do when they load a model.
   bool fold_batch_norm = true;

@@ -69,13 +69,14 @@ class Executor {
   /// Real int8 execution of QDQ graphs in inference (default on, needs set_onednn(true)): a
   /// Conv or Gemm whose input and weights come from DequantizeLinear (zero points 0), with its
   /// bias, following activation and QuantizeLinear, runs as one oneDNN int8 primitive on the
-  /// quantized tensors (see slim/exec/onednn_int8.h). Off: every node runs its own kernel, which
+  /// quantized tensors (see slim/exec/onednn_int8.h); so do a residual Add and a MaxPool between
+  /// DequantizeLinear and QuantizeLinear nodes. Off: every node runs its own kernel, which
   /// simulates int8 in float. Quantized outputs agree with the simulation up to 1 step where
   /// float rounding differs; anything that does not qualify runs the original nodes. Never used
   /// in training mode or for Graph::frozen_nodes.
   void set_int8(bool on);
   bool int8() const { return int8_; }
-  /// Fused int8 Conv/Gemm and Add steps the last run executed in int8.
+  /// Fused int8 Conv/Gemm, Add and MaxPool steps the last run executed in int8.
   int int8_ops_last_run() const { return int8_runs_; }
 
   /// Per-node wall time of every following run (off by default; costs two clock reads a node).
@@ -93,8 +94,8 @@ class Executor {
     std::vector<int> out;
     std::vector<int> free_after;  ///< slots whose last reader is this step
     std::vector<bool> hand_over;  ///< input k's slot is read last here: move it into the kernel
-    bool inplace_in_training = false;  ///< see KernelContext::can_overwrite
-    bool frozen = false;               ///< in Graph::frozen_nodes: inference mode always
+    bool inplace_in_training = false;    ///< see KernelContext::can_overwrite
+    bool frozen = false;                 ///< in Graph::frozen_nodes: inference mode always
     std::shared_ptr<OneDnnConv> onednn;  ///< Conv steps in inference
     int act_step = -1;                   ///< Conv: the activation step that may be fused into it
     FusedActivation act;                 ///< ... and its activation

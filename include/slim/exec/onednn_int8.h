@@ -126,4 +126,38 @@ class Int8Add : public Int8Step {
   std::unique_ptr<Params> params_;  ///< scales, zero points and their Stamps; null before a run
 };
 
+/// The values an int8 MaxPool step reads: x_q -> DequantizeLinear -> MaxPool -> QuantizeLinear(y).
+struct Int8PoolOperands {
+  std::string x, x_scale, x_zero_point, y_scale, y_zero_point;
+  std::vector<std::string> names() const {
+    return {x, x_scale, x_zero_point, y_scale, y_zero_point};
+  }
+};
+
+/// The input side of an int8 MaxPool: 2-D MaxPool node `op` without the Indices output reads a
+/// DequantizeLinear of a runtime value with a scalar scale and a zero point an int8 step takes.
+/// y_* stay empty.
+std::optional<Int8PoolOperands> match_int8_maxpool(
+    const Graph& g, const Node& op, const std::function<const Node*(const std::string&)>& producer);
+
+/// DequantizeLinear -> MaxPool -> QuantizeLinear on the integer tensor: dequantization is
+/// monotone, so the max of the dequantized window is the dequantized max level, and pooling the
+/// levels (LibTorch's quantized max_pool2d) gives exactly the float result. The levels are
+/// requantized (dequantize, divide by y_scale, round half to even) only when the output's scale
+/// or zero point differs from the input's. ONNX Runtime runs this group in float.
+class Int8MaxPool : public Int8Step {
+ public:
+  /// `op` is the MaxPool node (kept by reference).
+  Int8MaxPool(const Node& op, Int8PoolOperands operands);
+  ~Int8MaxPool() override;
+  const Int8PoolOperands& operands() const { return ops_; }
+  bool run(const std::vector<at::Tensor>& in, at::Tensor& out) override;
+
+ private:
+  struct Params;
+  const Node& node_;
+  Int8PoolOperands ops_;
+  std::unique_ptr<Params> params_;  ///< scales, zero points and their Stamps; null before a run
+};
+
 }  // namespace slim

@@ -16,7 +16,7 @@ enum class CalibAlgo {
   kAbsMax,  ///< global max |x|
   kAvg,     ///< mean over batches of the batch's mean per-sample max |x|
   kHist,    ///< percentile of the |x| histogram (default)
-  kKl,      ///< TensorRT-style entropy calibration over the |x| histogram
+  kKl,      ///< entropy calibration (TensorRT's, as MXNet computes it) over the |x| histogram
   kMse,     ///< s = m * max|x|, m in 0.30, 0.32, ..., 1.00, minimising the mean squared error
 };
 /// "abs_max" | "avg" | "hist" | "kl" | "mse".
@@ -29,7 +29,7 @@ struct CalibOptions {
   int64_t batches = 0;      ///< > 0: only the first N batches (file order); 0: all of `data`
   int64_t max_samples = 0;  ///< > 0: only the first N samples
   double hist_percent = 0.9999;
-  int64_t bins = 2048;  ///< histogram bins for hist and kl
+  int64_t bins = 2048;  ///< histogram bins for hist (kl uses kKlBins)
   int threads = 0;
   bool progress = true;
 };
@@ -38,11 +38,17 @@ struct CalibOptions {
 /// reaches `percent`, s = (i + 0.5) * bin_width.
 double threshold_hist(const std::vector<double>& hist, double bin_width, double percent);
 
-/// Threshold of the `kl` algorithm for a histogram of |x| with `levels` positive quantization
-/// levels (127 for int8): for each cut i from (bins - 1) / 2 to bins - 1, P = the first i bins with
-/// the tail folded into bin i - 1, Q = P merged into `levels` groups and spread back over the
-/// non-empty bins of each group; s = (argmin_i KL(P || Q) + 0.5) * bin_width.
-double threshold_kl(const std::vector<double>& hist, double bin_width, int64_t levels);
+/// Histogram bins of the `kl` algorithm over [-max|x|, max|x|] (MXNet's default); `hist` in
+/// threshold_kl holds its upper half, kKlBins / 2 + 1 bins.
+constexpr int64_t kKlBins = 8001;
+
+/// Threshold of the `kl` algorithm: MXNet's entropy calibration with `levels` quantization bins
+/// (255 for int8) on the histogram of |x|. `hist[0]` counts |x| < w / 2 and `hist[k]` the bin of
+/// width w = 2 * abs_max / (2 * (hist.size() - 1) + 1) centred on k * w. For each cut i from
+/// levels / 2 to the end, P = the 2i + 1 bins around 0 of the symmetric histogram with the tail
+/// folded into the last, Q = P merged into `levels` groups and spread back over each group's
+/// non-empty bins, both smoothed (eps 1e-4); s = (argmin_i KL(P || Q) + 0.5) * w.
+double threshold_kl(const std::vector<double>& hist, double abs_max, int64_t levels);
 
 /// Calibrates the activations read by the quantization targets of `g` (see quant_targets.h) on
 /// `data` in file order. `g` runs in inference mode and is not changed. Errors: no calibration
