@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <type_traits>
 #include <unordered_map>
@@ -552,6 +553,72 @@ std::optional<Int8PoolOperands> match_int8_maxpool(
   return r;
 }
 
+namespace {
+
+/// Output length of a pooling window along one dim, as LibTorch computes it.
+int64_t pooled_size(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t dilation,
+                    bool ceil_mode) {
+  const int64_t span = in + 2 * pad - dilation * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  int64_t out = span / stride + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;  // the last window must start inside
+  return out;
+}
+
+/// out[k] = max(out[k], in[k]) for k < n. Its own function with restrict pointers and the count
+/// by value: 8-bit stores may alias anything, so inside the pooling loop the compiler would
+/// reload every captured variable and not vectorize.
+template <typename T>
+void max_into(T* __restrict out, const T* __restrict in, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) out[k] = std::max(out[k], in[k]);
+}
+
+/// Max pooling of 8-bit levels in NHWC: for each output pixel, the element-wise max of the rows
+/// of C levels its window covers (padding never wins).
+template <typename T>
+void max_pool_rows(const T* x, T* y, int64_t n, int64_t h, int64_t w, int64_t c, int64_t oh,
+                   int64_t ow, const Window& win) {
+  const int64_t kh = win.kernel[0], kw = win.kernel[1], sh = win.strides[0], sw = win.strides[1];
+  const int64_t ph = win.pad_begin[0], pw = win.pad_begin[1], dh = win.dilations[0],
+                dw = win.dilations[1];
+  const int64_t rows = n * oh;
+  // A second thread pays for its fork and join only from about a million compares on.
+  const int64_t grain = std::max<int64_t>(1, (1 << 20) / std::max<int64_t>(1, ow * c * kh * kw));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / oh, oy = r % oh;
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        T* out = y + ((b * oh + oy) * ow + ox) * c;
+        std::fill(out, out + c, std::numeric_limits<T>::lowest());
+        for (int64_t i = 0; i < kh; ++i) {
+          const int64_t iy = oy * sh - ph + i * dh;
+          if (iy < 0 || iy >= h) continue;
+          for (int64_t j = 0; j < kw; ++j) {
+            const int64_t ix = ox * sw - pw + j * dw;
+            if (ix < 0 || ix >= w) continue;
+            max_into(out, x + ((b * h + iy) * w + ix) * c, c);
+          }
+        }
+      }
+    }
+  });
+}
+
+at::Tensor max_pool_nhwc(const at::Tensor& x, const Window& win, bool ceil_mode) {
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t oh = pooled_size(h, win.kernel[0], win.pad_begin[0], win.strides[0],
+                                 win.dilations[0], ceil_mode);
+  const int64_t ow = pooled_size(w, win.kernel[1], win.pad_begin[1], win.strides[1],
+                                 win.dilations[1], ceil_mode);
+  at::Tensor y = at::empty({n, c, oh, ow}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  if (x.scalar_type() == at::kByte)
+    max_pool_rows(x.data_ptr<uint8_t>(), y.data_ptr<uint8_t>(), n, h, w, c, oh, ow, win);
+  else
+    max_pool_rows(x.data_ptr<int8_t>(), y.data_ptr<int8_t>(), n, h, w, c, oh, ow, win);
+  return y;
+}
+
+}  // namespace
+
 struct Int8MaxPool::Params {
   std::vector<Stamp> stamps;  ///< of the scale and zero point operands
   bool ok = false;
@@ -593,10 +660,15 @@ bool Int8MaxPool::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   Window w = resolve_window(node_, x, node_.ints("kernel_shape"));
   if (!w.aten_pool_padding()) return false;
   const bool ceil_mode = node_.i("ceil_mode", 0) != 0;
-  // The levels as a LibTorch quantized tensor (no copy); pooling never looks at the scale.
-  at::Tensor qx = at::_make_per_tensor_quantized_tensor(x, p.sx, p.zx);
-  at::Tensor levels =
-      at::max_pool2d(qx, w.kernel, w.strides, w.pad_begin, w.dilations, ceil_mode).int_repr();
+  at::Tensor levels;
+  if (x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    levels = max_pool_nhwc(x, w, ceil_mode);
+  } else {
+    // The levels as a LibTorch quantized tensor (no copy); pooling never looks at the scale.
+    at::Tensor qx = at::_make_per_tensor_quantized_tensor(x, p.sx, p.zx);
+    levels =
+        at::max_pool2d(qx, w.kernel, w.strides, w.pad_begin, w.dilations, ceil_mode).int_repr();
+  }
   if (xt == p.y_type && p.zx == p.zy && p.sx == p.sy) {
     out = levels;
     return true;
