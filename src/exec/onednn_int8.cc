@@ -62,6 +62,49 @@ bool positive_scalar(const at::Tensor& s) {
   return s.item<float>() > 0;
 }
 
+/// True when operands in[idx[k]] still carry stamps[k]: a step's cached scalars are still valid.
+bool same_stamps(const std::vector<Stamp>& stamps, const std::vector<at::Tensor>& in,
+                 const std::vector<int>& idx) {
+  if (stamps.size() != idx.size()) return false;
+  for (size_t k = 0; k < idx.size(); ++k)
+    if (Stamp::of(in[idx[k]]) != stamps[k]) return false;
+  return true;
+}
+
+std::vector<Stamp> stamps_of(const std::vector<at::Tensor>& in, const std::vector<int>& idx) {
+  std::vector<Stamp> stamps;
+  for (int k : idx) stamps.push_back(Stamp::of(in[k]));
+  return stamps;
+}
+
+/// The scalar scale and zero point of an activation an int8 element-wise step reads or writes.
+struct ActivationParams {
+  bool ok = false;  ///< a positive finite scale and a zero point activation_zero_point takes
+  float scale = 0;
+  int zero = 0;
+  /// The levels' type, that of the zero point; Undefined when it is absent (an input may then be
+  /// either type, and a QuantizeLinear writes uint8).
+  at::ScalarType type = at::ScalarType::Undefined;
+
+  static ActivationParams of(const at::Tensor& scale, const at::Tensor& zp) {
+    ActivationParams a;
+    a.zero = activation_zero_point(zp);
+    if (zp.defined()) a.type = zp.scalar_type();
+    a.ok = a.zero >= 0 && positive_scalar(scale);
+    if (a.ok) a.scale = scale.item<float>();
+    return a;
+  }
+  /// An input's levels `x` have the type these parameters describe.
+  bool matches(const at::Tensor& x) const {
+    const at::ScalarType t = x.scalar_type();
+    return type == at::ScalarType::Undefined ? t == at::kByte || t == at::kChar : t == type;
+  }
+  /// The type of the levels a QuantizeLinear with these parameters writes.
+  at::ScalarType output_type() const {
+    return type == at::ScalarType::Undefined ? at::kByte : type;
+  }
+};
+
 /// The tensors of a DequantizeLinear's scale and zero point, when both are initializers (or the
 /// zero point is absent).
 bool dq_params(const Graph& g, const Node& dq, at::Tensor& scale, at::Tensor& zp) {
@@ -195,17 +238,18 @@ OneDnnInt8::~OneDnnInt8() = default;
 
 bool OneDnnInt8::prepare(const std::vector<at::Tensor>& in) {
   SLIM_ASSERT(in.size() == kNumOperands, node_.label(), ": int8 step got ", in.size(), " operands");
-  if (params_) {
-    bool same = true;
-    for (int k = kXScale; k < kNumOperands && same; ++k)
-      same = Stamp::of(in[k]) == params_->stamps[k - kXScale];
-    if (same) return params_->ok;
-  }
+  // Every operand but x: the weights, scales, zero points and bias.
+  static const std::vector<int> kParams = [] {
+    std::vector<int> v;
+    for (int k = kXScale; k < kNumOperands; ++k) v.push_back(k);
+    return v;
+  }();
+  if (params_ && same_stamps(params_->stamps, in, kParams)) return params_->ok;
   plans_.clear();  // they point into the old params
   last_plan_ = nullptr;
   params_ = std::make_unique<Params>();
   Params& p = *params_;
-  for (int k = kXScale; k < kNumOperands; ++k) p.stamps.push_back(Stamp::of(in[k]));
+  p.stamps = stamps_of(in, kParams);
 
   const bool conv = node_.op_type == "Conv";
   const at::Tensor& w = in[kW];
@@ -470,11 +514,12 @@ std::optional<Int8AddOperands> match_int8_add(
 
 struct Int8Add::Params {
   std::vector<Stamp> stamps;  ///< of the scale and zero point operands
-  bool ok = false;            ///< scalars an int8 Add takes
-  float sa = 0, sb = 0, sy = 0;
-  int za = 0, zb = 0, zy = 0;
-  at::ScalarType a_type = at::kByte, b_type = at::kByte, y_type = at::kByte;
+  ActivationParams a, b, y;
 };
+
+namespace {
+const std::vector<int> kAddParams = {1, 2, 4, 5, 6, 7};  // the scales and zero points
+}  // namespace
 
 Int8Add::Int8Add(Int8AddOperands operands, bool relu) : ops_(std::move(operands)), relu_(relu) {}
 Int8Add::~Int8Add() = default;
@@ -487,51 +532,28 @@ bool Int8Add::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
     return false;
   // The scales and zero points are checked and read once, again only when one of them changes
   // (reading them costs more than adding a small map).
-  static constexpr int kParams[] = {1, 2, 4, 5, 6, 7};
-  bool same = params_ != nullptr;
-  for (int i = 0; same && i < 6; ++i) same = Stamp::of(in[kParams[i]]) == params_->stamps[i];
-  if (!same) {
-    auto p = std::make_unique<Params>();
-    for (int k : kParams) p->stamps.push_back(Stamp::of(in[k]));
-    p->za = activation_zero_point(in[2]);
-    p->zb = activation_zero_point(in[5]);
-    p->zy = activation_zero_point(in[7]);
-    // Each integer tensor has the dtype of its zero point. When that is absent, an input may be
-    // either (its zero point is then 0 of its own type) and QuantizeLinear writes uint8.
-    auto type = [](const at::Tensor& zp) {
-      return zp.defined() ? zp.scalar_type() : at::ScalarType::Undefined;
-    };
-    p->a_type = type(in[2]);
-    p->b_type = type(in[5]);
-    p->y_type = in[7].defined() ? in[7].scalar_type() : at::kByte;
-    p->ok = p->za >= 0 && p->zb >= 0 && p->zy >= 0 && positive_scalar(in[1]) &&
-            positive_scalar(in[4]) && positive_scalar(in[6]);
-    if (p->ok) {
-      p->sa = in[1].item<float>();
-      p->sb = in[4].item<float>();
-      p->sy = in[6].item<float>();
-    }
-    params_ = std::move(p);
+  if (!params_ || !same_stamps(params_->stamps, in, kAddParams)) {
+    params_ = std::make_unique<Params>(
+        Params{stamps_of(in, kAddParams), ActivationParams::of(in[1], in[2]),
+               ActivationParams::of(in[4], in[5]), ActivationParams::of(in[6], in[7])});
   }
   const Params& p = *params_;
-  auto levels_ok = [](const at::Tensor& x, at::ScalarType want) {
-    const at::ScalarType t = x.scalar_type();
-    return want == at::ScalarType::Undefined ? t == at::kByte || t == at::kChar : t == want;
-  };
-  if (!p.ok || !levels_ok(a, p.a_type) || !levels_ok(b, p.b_type)) return false;
+  if (!p.a.ok || !p.b.ok || !p.y.ok || !p.a.matches(a) || !p.b.matches(b)) return false;
+  const at::ScalarType y_type = p.y.output_type();
   // One pass in memory order: both inputs and the output in a's layout (NHWC between int8 steps).
   const auto fmt =
       a.dim() == 4 && !a.is_contiguous() && a.is_contiguous(at::MemoryFormat::ChannelsLast)
           ? at::MemoryFormat::ChannelsLast
           : at::MemoryFormat::Contiguous;
   const at::Tensor ac = a.contiguous(fmt), bc = b.contiguous(fmt);
-  at::Tensor y = at::empty(a.sizes(), a.options().dtype(p.y_type).memory_format(fmt));
+  at::Tensor y = at::empty(a.sizes(), a.options().dtype(y_type).memory_format(fmt));
   const ConstLevels la{ac.data_ptr(), ac.scalar_type() == at::kByte},
       lb{bc.data_ptr(), bc.scalar_type() == at::kByte};
-  const Levels ly{y.data_ptr(), p.y_type == at::kByte};
+  const Levels ly{y.data_ptr(), y_type == at::kByte};
   // Chunks of 64K elements across the threads (a batch of 64 of resnet18's first blocks is 1M).
   at::parallel_for(0, a.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
-    add_levels(la, p.sa, p.za, lb, p.sb, p.zb, ly, p.sy, p.zy, relu_, begin, end - begin);
+    add_levels(la, p.a.scale, p.a.zero, lb, p.b.scale, p.b.zero, ly, p.y.scale, p.y.zero, relu_,
+               begin, end - begin);
   });
   out = y;
   return true;
@@ -605,11 +627,12 @@ void max_pool_rows(const T* x, T* y, int64_t n, int64_t h, int64_t w, int64_t c,
 
 at::Tensor max_pool_nhwc(const at::Tensor& x, const Window& win, bool ceil_mode) {
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  const int64_t oh = pooled_size(h, win.kernel[0], win.pad_begin[0], win.strides[0],
-                                 win.dilations[0], ceil_mode);
-  const int64_t ow = pooled_size(w, win.kernel[1], win.pad_begin[1], win.strides[1],
-                                 win.dilations[1], ceil_mode);
-  at::Tensor y = at::empty({n, c, oh, ow}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const int64_t oh =
+      pooled_size(h, win.kernel[0], win.pad_begin[0], win.strides[0], win.dilations[0], ceil_mode);
+  const int64_t ow =
+      pooled_size(w, win.kernel[1], win.pad_begin[1], win.strides[1], win.dilations[1], ceil_mode);
+  at::Tensor y =
+      at::empty({n, c, oh, ow}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   if (x.scalar_type() == at::kByte)
     max_pool_rows(x.data_ptr<uint8_t>(), y.data_ptr<uint8_t>(), n, h, w, c, oh, ow, win);
   else
@@ -621,12 +644,12 @@ at::Tensor max_pool_nhwc(const at::Tensor& x, const Window& win, bool ceil_mode)
 
 struct Int8MaxPool::Params {
   std::vector<Stamp> stamps;  ///< of the scale and zero point operands
-  bool ok = false;
-  float sx = 0, sy = 0;
-  int zx = 0, zy = 0;
-  at::ScalarType x_type = at::ScalarType::Undefined, y_type = at::kByte;
-  bool same = false;  ///< output levels are the input's: no requantization
+  ActivationParams x, y;
 };
+
+namespace {
+const std::vector<int> kPoolParams = {1, 2, 3, 4};  // the scales and zero points
+}  // namespace
 
 Int8MaxPool::Int8MaxPool(const Node& op, Int8PoolOperands operands)
     : node_(op), ops_(std::move(operands)) {}
@@ -636,27 +659,14 @@ bool Int8MaxPool::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   SLIM_ASSERT(in.size() == 5, "int8 MaxPool got ", in.size(), " operands");
   const at::Tensor& x = in[0];
   if (!x.defined() || !x.device().is_cpu() || x.dim() != 4 || x.numel() == 0) return false;
-  bool same = params_ != nullptr;
-  for (int i = 1; same && i < 5; ++i) same = Stamp::of(in[i]) == params_->stamps[i - 1];
-  if (!same) {
-    auto p = std::make_unique<Params>();
-    for (int i = 1; i < 5; ++i) p->stamps.push_back(Stamp::of(in[i]));
-    p->zx = activation_zero_point(in[2]);
-    p->zy = activation_zero_point(in[4]);
-    if (in[2].defined()) p->x_type = in[2].scalar_type();
-    p->y_type = in[4].defined() ? in[4].scalar_type() : at::kByte;
-    p->ok = p->zx >= 0 && p->zy >= 0 && positive_scalar(in[1]) && positive_scalar(in[3]);
-    if (p->ok) {
-      p->sx = in[1].item<float>();
-      p->sy = in[3].item<float>();
-    }
-    params_ = std::move(p);
+  if (!params_ || !same_stamps(params_->stamps, in, kPoolParams)) {
+    params_ = std::make_unique<Params>(Params{stamps_of(in, kPoolParams),
+                                              ActivationParams::of(in[1], in[2]),
+                                              ActivationParams::of(in[3], in[4])});
   }
-  Params& p = *params_;
-  const at::ScalarType xt = x.scalar_type();
-  if (!p.ok || (xt != at::kByte && xt != at::kChar) ||
-      (p.x_type != at::ScalarType::Undefined && xt != p.x_type))
-    return false;
+  const Params& p = *params_;
+  if (!p.x.ok || !p.y.ok || !p.x.matches(x)) return false;
+  const at::ScalarType xt = x.scalar_type(), y_type = p.y.output_type();
   Window w = resolve_window(node_, x, node_.ints("kernel_shape"));
   if (!w.aten_pool_padding()) return false;
   const bool ceil_mode = node_.i("ceil_mode", 0) != 0;
@@ -665,11 +675,11 @@ bool Int8MaxPool::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
     levels = max_pool_nhwc(x, w, ceil_mode);
   } else {
     // The levels as a LibTorch quantized tensor (no copy); pooling never looks at the scale.
-    at::Tensor qx = at::_make_per_tensor_quantized_tensor(x, p.sx, p.zx);
+    at::Tensor qx = at::_make_per_tensor_quantized_tensor(x, p.x.scale, p.x.zero);
     levels =
         at::max_pool2d(qx, w.kernel, w.strides, w.pad_begin, w.dilations, ceil_mode).int_repr();
   }
-  if (xt == p.y_type && p.zx == p.zy && p.sx == p.sy) {
+  if (xt == y_type && p.x.zero == p.y.zero && p.x.scale == p.y.scale) {
     out = levels;
     return true;
   }
@@ -677,15 +687,15 @@ bool Int8MaxPool::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   const auto fmt =
       levels.is_contiguous() ? at::MemoryFormat::Contiguous : at::MemoryFormat::ChannelsLast;
   if (!levels.is_contiguous(fmt)) return false;
-  at::Tensor y = at::empty(levels.sizes(), levels.options().dtype(p.y_type).memory_format(fmt));
+  at::Tensor y = at::empty(levels.sizes(), levels.options().dtype(y_type).memory_format(fmt));
   const auto* px = static_cast<const uint8_t*>(levels.data_ptr());  // 1-byte levels
   auto* py = static_cast<uint8_t*>(y.data_ptr());
   at::parallel_for(0, levels.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
     float buf[1024];
     for (int64_t i = begin; i < end; i += 1024) {
       const int64_t n = std::min<int64_t>(1024, end - i);
-      dequantize_levels({px + i, xt == at::kByte}, buf, 0, n, p.sx, p.zx);
-      quantize_levels(buf, {py + i, p.y_type == at::kByte}, 0, n, p.sy, p.zy);
+      dequantize_levels({px + i, xt == at::kByte}, buf, 0, n, p.x.scale, p.x.zero);
+      quantize_levels(buf, {py + i, y_type == at::kByte}, 0, n, p.y.scale, p.y.zero);
     }
   });
   out = y;

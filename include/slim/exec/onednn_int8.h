@@ -142,7 +142,8 @@ std::optional<Int8PoolOperands> match_int8_maxpool(
 
 /// DequantizeLinear -> MaxPool -> QuantizeLinear on the integer tensor: dequantization is
 /// monotone, so the max of the dequantized window is the dequantized max level, and pooling the
-/// levels (LibTorch's quantized max_pool2d) gives exactly the float result. The levels are
+/// levels (a vectorized loop in NHWC, LibTorch's quantized max_pool2d otherwise) gives exactly
+/// the float result. The levels are
 /// requantized (dequantize, divide by y_scale, round half to even) only when the output's scale
 /// or zero point differs from the input's. ONNX Runtime runs this group in float.
 class Int8MaxPool : public Int8Step {
