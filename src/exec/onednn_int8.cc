@@ -208,7 +208,9 @@ bool int8_output_quantize(const Graph& g, const Node& q) {
 struct OneDnnInt8::Params {
   std::vector<Stamp> stamps;  ///< of operands 1.. (all but x)
   bool ok = false;            ///< the operands qualify
-  at::ScalarType x_type = at::kByte;
+  /// The type of x's levels, that of its zero point; Undefined when the zero point is absent
+  /// (x may then be u8 or s8, and run takes the type it gets).
+  at::ScalarType x_type = at::ScalarType::Undefined;
   at::ScalarType y_type = at::kFloat;  ///< kFloat: no QuantizeLinear
   bool x_shift = false;  ///< x is u8 with zero point 128: the kernel reads x ^ 0x80 as s8
   bool y_shift = false;  ///< y is u8 with zero point 128: the kernel writes s8, then ^ 0x80
@@ -226,6 +228,7 @@ struct OneDnnInt8::Plan {
   dnnl::memory src, dst, weights;  ///< src and dst get each call's data pointers
   std::unordered_map<int, dnnl::memory> args;
   int threads = 1;  ///< OpenMP threads the primitive was created for and runs with
+  at::ScalarType x_type = at::ScalarType::Undefined;  ///< of the levels the primitive reads
 };
 
 /// Multiply-accumulates per thread below which an int8 step runs on fewer threads at small batches
@@ -260,7 +263,7 @@ bool OneDnnInt8::prepare(const std::vector<at::Tensor>& in) {
   if (!positive_scalar(xs) || x_zp < 0) return false;
   p.x_shift = x_zp == 128;
   if (!scale_ok(ws, p.oc) || !zero_point_ok(in[kWZero], p.oc, {at::kChar})) return false;
-  p.x_type = xz.defined() ? xz.scalar_type() : at::kByte;
+  if (xz.defined()) p.x_type = xz.scalar_type();
   const bool quantized_out = !ops_.y_scale.empty();
   float y_scale = 1.f;
   if (quantized_out) {
@@ -330,7 +333,10 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   const Params& p = *params_;
   const at::Tensor& x = in[kX];
   const bool conv = node_.op_type == "Conv";
-  if (!x.defined() || x.scalar_type() != p.x_type || !x.device().is_cpu() || x.numel() == 0)
+  if (!x.defined() || !x.device().is_cpu() || x.numel() == 0) return false;
+  const at::ScalarType x_type = x.scalar_type();
+  if (p.x_type == at::ScalarType::Undefined ? x_type != at::kByte && x_type != at::kChar
+                                            : x_type != p.x_type)
     return false;
   if (x.dim() != (conv ? 4 : 2)) return false;
 
@@ -340,12 +346,13 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
     last_plan_ = &plans_[last_dims_];
   }
   auto& slot = *last_plan_;
-  if (!slot) {
+  if (!slot || slot->x_type != x_type) {
     slot = std::make_unique<Plan>();
     Plan& pl = *slot;
+    pl.x_type = x_type;
     const at::Tensor& w = p.weights;
     const int64_t oc = p.oc;
-    const dt src_dt = p.x_type == at::kByte && !p.x_shift ? dt::u8 : dt::s8;
+    const dt src_dt = x_type == at::kByte && !p.x_shift ? dt::u8 : dt::s8;
     const dt dst_dt = p.y_type == at::kFloat                ? dt::f32
                       : p.y_type == at::kByte && !p.y_shift ? dt::u8
                                                             : dt::s8;

@@ -507,6 +507,21 @@ TEST(Int8Exec, NonZeroActivationZeroPointFallsBack) {
   EXPECT_EQ(ex.int8_ops_last_run(), 0);
 }
 
+TEST(Int8Exec, AbsentActivationZeroPointRunsInInt8) {
+  // ONNX's default zero point is 0 of the levels' type: u8 when the QuantizeLinear has none either,
+  // s8 when only the DequantizeLinear leaves it out (the type of its input then says which).
+  for (bool signed_x : {false, true}) {
+    SCOPED_TRACE(signed_x ? "s8 input" : "u8 input");
+    ConvCase c = conv_cases()[signed_x ? 1 : 0];
+    ASSERT_EQ(c.x_type, signed_x ? at::kChar : at::kByte);
+    Graph g = conv_graph(c, calibrated_scale(c));
+    g.find_node("x_dq")->inputs.resize(2);
+    if (!signed_x) g.find_node("x_q")->inputs.resize(2);
+    at::manual_seed(2);
+    EXPECT_EQ(compare_int8_with_simulation(g, {conv_input(c, 3)}), 1);
+  }
+}
+
 TEST(Int8Exec, TrainingModeFrozenNodesAndOneDnnOffFallBack) {
   ConvCase c = conv_cases()[4];
   float y_scale = calibrated_scale(c);
