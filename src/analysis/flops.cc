@@ -20,7 +20,13 @@ int64_t per_sample_numel(const std::vector<int64_t>& s) {
 
 bool is_activation(const std::string& op) {
   return op == "Relu" || op == "LeakyRelu" || op == "Sigmoid" || op == "HardSigmoid" ||
-         op == "HardSwish" || op == "Tanh" || op == "Clip";
+         op == "HardSwish" || op == "Tanh" || op == "Clip" || op == "PRelu" || op == "Elu" ||
+         op == "Selu" || op == "Celu" || op == "Softplus" || op == "Softsign" ||
+         op == "ThresholdedRelu";
+}
+
+bool is_normalization(const std::string& op) {
+  return op == "BatchNormalization" || op == "InstanceNormalization" || op == "LayerNormalization";
 }
 
 }  // namespace
@@ -34,6 +40,14 @@ FlopsReport count_flops(const Graph& g, bool all_ops) {
       auto w = need_shape(g, n, n.input(1));
       // per image: prod(out spatial) * C_out * (C_in/group * prod(kernel))
       f = per_sample_numel(out);
+      for (size_t d = 1; d < w.size(); ++d) f *= w[d];
+    } else if (n.op_type == "ConvTranspose") {
+      // Every input element is multiplied into a C_out/group x kernel block of the output:
+      // prod(in spatial) * C_in * (C_out/group * prod(kernel)). PaddleSlim counts no transposed
+      // conv; Slim does, as the MACs it runs.
+      auto in = need_shape(g, n, n.input(0));
+      auto w = need_shape(g, n, n.input(1));
+      f = per_sample_numel(in);
       for (size_t d = 1; d < w.size(); ++d) f *= w[d];
     } else if (n.op_type == "Gemm" || n.op_type == "MatMul") {
       auto a = need_shape(g, n, n.input(0));
@@ -49,7 +63,7 @@ FlopsReport count_flops(const Graph& g, bool all_ops) {
         auto out = need_shape(g, n, n.outputs[0]);
         f = per_sample_numel(out);
         for (auto k : n.ints("kernel_shape")) f *= k;
-      } else if (n.op_type == "BatchNormalization" || is_activation(n.op_type)) {
+      } else if (is_normalization(n.op_type) || is_activation(n.op_type)) {
         f = per_sample_numel(need_shape(g, n, n.input(0)));
       }
     }

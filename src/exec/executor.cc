@@ -18,11 +18,22 @@ void set_num_threads(int n) {
 
 int num_threads() { return at::get_num_threads(); }
 
+namespace {
+/// Every kernel file's registration table.
+std::vector<const std::vector<KernelEntry>*> kernel_tables() {
+  return {&nn_kernels(),          &tensor_kernels(), &math_kernels(),
+          &elementwise_kernels(), &reduce_kernels(), &resize_kernels()};
+}
+}  // namespace
+
 KernelFn find_kernel(const std::string& op_type) {
   static const std::map<std::string, KernelFn> table = [] {
     std::map<std::string, KernelFn> t;
-    for (const auto* list : {&nn_kernels(), &tensor_kernels(), &math_kernels()})
-      for (const auto& e : *list) t[e.op_type] = e.fn;
+    for (const auto* list : kernel_tables())
+      for (const auto& e : *list) {
+        SLIM_ASSERT(!t.count(e.op_type), "two kernels registered for ", e.op_type);
+        t[e.op_type] = e.fn;
+      }
     return t;
   }();
   auto it = table.find(op_type);
@@ -33,7 +44,7 @@ bool has_kernel(const std::string& op_type) { return find_kernel(op_type) != nul
 
 std::vector<std::string> supported_ops() {
   std::vector<std::string> ops;
-  for (const auto* list : {&nn_kernels(), &tensor_kernels(), &math_kernels()})
+  for (const auto* list : kernel_tables())
     for (const auto& e : *list) ops.push_back(e.op_type);
   std::sort(ops.begin(), ops.end());
   return ops;

@@ -1,4 +1,4 @@
-// Element-wise arithmetic, reductions, and ONNX's linear (de)quantization.
+// Element-wise arithmetic (Add, Sub, Mul, Div) and ONNX's linear (de)quantization.
 #include <ATen/Parallel.h>
 
 #include <optional>
@@ -49,24 +49,6 @@ void div(KernelContext& c) {
     c.out[0] = at::div(a, b, "trunc");
   else
     c.out[0] = at::div(a, b);
-}
-
-void reduce_mean(KernelContext& c) {
-  const at::Tensor& x = c.x(0);
-  bool keep = c.node.i("keepdims", 1) != 0;
-  std::vector<int64_t> axes = c.node.ints("axes");
-  if (c.has(1)) axes = to_int_vector(c.in[1]);  // opset 18 form, accepted when present
-  if (axes.empty()) {
-    for (int64_t d = 0; d < x.dim(); ++d) axes.push_back(d);
-  } else {
-    for (auto& a : axes) a = normalize_axis(c.node, a, x.dim());
-  }
-  if (at::isIntegralType(x.scalar_type(), /*includeBool=*/false)) {
-    // ATen's mean is floating-only; ONNX integer ReduceMean truncates the quotient, like C.
-    c.out[0] = x.to(at::kDouble).mean(axes, keep).to(x.scalar_type());
-    return;
-  }
-  c.out[0] = x.mean(axes, keep);
 }
 
 /// A scale or zero point shaped to broadcast against x: a scalar per tensor, or a 1-D tensor
@@ -188,7 +170,6 @@ const std::vector<KernelEntry>& math_kernels() {
       {"Sub", sub},
       {"Mul", mul},
       {"Div", div},
-      {"ReduceMean", reduce_mean},
       {"QuantizeLinear", quantize_linear},
       {"DequantizeLinear", dequantize_linear},
       {"FakeQuant", fake_quant_kernel},  // quant-aware training (src/quant/fake_quant.cc)

@@ -86,6 +86,99 @@ void conv(KernelContext& c) {
                              std::vector<int64_t>(padding.size(), 0), group);
 }
 
+/// ConvTranspose: X [N, C, spatial...], W [C, M / group, k...], optional B [M]. Output size per
+/// spatial dim: stride * (in - 1) + output_padding + (k - 1) * dilation + 1 - pad_begin - pad_end,
+/// with the pads given, from output_shape, or from auto_pad (then out = in * stride).
+void conv_transpose(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  const at::Tensor& wt = c.x(1);
+  SLIM_CHECK(x.dim() >= 3 && x.dim() <= 5, c.node.label(),
+             ": input must be 3-D to 5-D (N, C, spatial...), got ",
+             shape_to_string(x.sizes().vec()));
+  SLIM_CHECK(wt.dim() == x.dim(), c.node.label(), ": weight rank ", wt.dim(),
+             " does not match input rank ", x.dim());
+  const int64_t sp = x.dim() - 2, group = c.node.i("group", 1);
+  SLIM_CHECK(group >= 1 && x.size(1) == wt.size(0) && wt.size(0) % group == 0, c.node.label(),
+             ": input has ", x.size(1), " channels but weight ", shape_to_string(wt.sizes().vec()),
+             " with group=", group, " expects ", wt.size(0));
+  auto per_dim = [&](const char* key, int64_t def) {
+    auto v = c.node.ints(key, std::vector<int64_t>(sp, def));
+    SLIM_CHECK(static_cast<int64_t>(v.size()) == sp, c.node.label(), ": ", key, " has ", v.size(),
+               " values, expected ", sp);
+    return v;
+  };
+  const std::vector<int64_t> kernel(wt.sizes().begin() + 2, wt.sizes().end());
+  SLIM_CHECK(c.node.ints("kernel_shape", kernel) == kernel, c.node.label(), ": kernel_shape ",
+             shape_to_string(c.node.ints("kernel_shape")), " does not match the weight's ",
+             shape_to_string(kernel));
+  const auto strides = per_dim("strides", 1), dilations = per_dim("dilations", 1),
+             out_pad = per_dim("output_padding", 0);
+  std::vector<int64_t> full(sp), pad_begin(sp, 0), pad_end(sp, 0);
+  for (int64_t d = 0; d < sp; ++d)
+    full[d] = strides[d] * (x.size(d + 2) - 1) + out_pad[d] + (kernel[d] - 1) * dilations[d] + 1;
+  const std::string auto_pad = c.node.s("auto_pad", "NOTSET");
+  std::vector<int64_t> out_shape = c.node.ints("output_shape");
+  if (static_cast<int64_t>(out_shape.size()) == sp + 2)
+    out_shape.erase(out_shape.begin(), out_shape.begin() + 2);  // written with N and C
+  if (out_shape.empty() && (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER"))
+    for (int64_t d = 0; d < sp; ++d) out_shape.push_back(x.size(d + 2) * strides[d]);
+  if (!out_shape.empty()) {
+    SLIM_CHECK(static_cast<int64_t>(out_shape.size()) == sp, c.node.label(), ": output_shape ",
+               shape_to_string(out_shape), " does not have ", sp, " spatial dims");
+    for (int64_t d = 0; d < sp; ++d) {
+      const int64_t total = full[d] - out_shape[d];
+      // ONNX: SAME_UPPER puts the odd pad at the end, anything else at the beginning. Halves
+      // round down, so a negative total (output_shape beyond `full`) grows the end first.
+      const int64_t half = total >= 0 ? total / 2 : -((1 - total) / 2);
+      pad_begin[d] = auto_pad == "SAME_UPPER" ? half : total - half;
+      pad_end[d] = total - pad_begin[d];
+    }
+  } else if (auto_pad == "NOTSET") {
+    auto all = c.node.ints("pads", std::vector<int64_t>(2 * sp, 0));
+    SLIM_CHECK(static_cast<int64_t>(all.size()) == 2 * sp, c.node.label(), ": pads has ",
+               all.size(), " values, expected ", 2 * sp);
+    for (int64_t d = 0; d < sp; ++d) {
+      pad_begin[d] = all[d];
+      pad_end[d] = all[d + sp];
+    }
+  } else {
+    SLIM_CHECK(auto_pad == "VALID", c.node.label(), ": auto_pad '", auto_pad,
+               "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
+  }
+  for (int64_t d = 0; d < sp; ++d)
+    SLIM_CHECK(full[d] - pad_begin[d] - pad_end[d] > 0, c.node.label(), ": output dim ", d,
+               " would be ", full[d] - pad_begin[d] - pad_end[d]);
+  at::Tensor bias = c.has(2) ? c.in[2] : at::Tensor();
+  if (bias.defined())
+    SLIM_CHECK(bias.numel() == wt.size(1) * group, c.node.label(), ": bias has ", bias.numel(),
+               " values for ", wt.size(1) * group, " output channels");
+  // ATen takes one symmetric pad per dim and an output_padding below the stride or dilation.
+  bool direct = pad_begin == pad_end;
+  for (int64_t d = 0; d < sp; ++d)
+    direct = direct && pad_begin[d] >= 0 && (out_pad[d] < strides[d] || out_pad[d] < dilations[d]);
+  if (direct) {
+    c.out[0] = at::convolution(x, wt, bias, strides, pad_begin, dilations, /*transposed=*/true,
+                               out_pad, group);
+    return;
+  }
+  // Otherwise: the unpadded result, grown with zeros at the end by output_padding (no input
+  // reaches there), then cropped by the pads (negative pads add zeros).
+  at::Tensor y = at::convolution(x, wt, {}, strides, std::vector<int64_t>(sp, 0), dilations, true,
+                                 std::vector<int64_t>(sp, 0), group);
+  std::vector<int64_t> grow;  // ATen order: last dim first, (begin, end) pairs
+  for (int64_t d = sp - 1; d >= 0; --d) {
+    grow.push_back(-pad_begin[d]);
+    grow.push_back(out_pad[d] - pad_end[d]);
+  }
+  y = at::constant_pad_nd(y, grow, 0);  // negative entries crop
+  if (bias.defined()) {
+    std::vector<int64_t> shape(y.dim(), 1);
+    shape[1] = bias.numel();
+    y = y + bias.reshape(shape);
+  }
+  c.out[0] = y;
+}
+
 void max_pool(KernelContext& c) {
   const at::Tensor& x = c.x(0);
   Window w = resolve_window(c.node, x, c.node.ints("kernel_shape"));
@@ -256,18 +349,83 @@ void clip(KernelContext& c) {
   c.out[0] = at::clamp(x, lo, hi);
 }
 
-void softmax(KernelContext& c) {
+/// Softmax, LogSoftmax and Hardmax along one axis: from opset 13 the axis itself (default -1);
+/// before, the input flattened to 2-D at `axis` (default 1) and the op applied to the rows.
+template <typename Fn>
+void along_softmax_axis(KernelContext& c, Fn fn) {
   const at::Tensor& x = c.x(0);
   if (c.opset >= 13) {
     int64_t axis = normalize_axis(c.node, c.node.i("axis", -1), x.dim());
-    c.out[0] = at::softmax(x, axis);
+    c.out[0] = fn(x, axis);
     return;
   }
-  // Before opset 13 Softmax flattened the input to 2-D at `axis`.
   int64_t axis = normalize_axis(c.node, c.node.i("axis", 1), x.dim());
   int64_t outer = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= x.size(d);
-  c.out[0] = at::softmax(x.reshape({outer, -1}), 1).reshape(x.sizes());
+  c.out[0] = fn(x.reshape({outer, -1}), 1).reshape(x.sizes());
+}
+
+void softmax(KernelContext& c) {
+  along_softmax_axis(c, [](const at::Tensor& x, int64_t axis) { return at::softmax(x, axis); });
+}
+
+void log_softmax(KernelContext& c) {
+  along_softmax_axis(c, [](const at::Tensor& x, int64_t axis) { return at::log_softmax(x, axis); });
+}
+
+void hardmax(KernelContext& c) {
+  along_softmax_axis(c, [](const at::Tensor& x, int64_t axis) {
+    // 1 at the first maximum along the axis, 0 elsewhere.
+    return at::zeros_like(x).scatter_(axis, x.argmax(axis, /*keepdim=*/true), 1);
+  });
+}
+
+void instance_norm(KernelContext& c) {
+  const at::Tensor &x = c.x(0), &scale = c.x(1), &bias = c.x(2);
+  SLIM_CHECK(x.dim() >= 3, c.node.label(), ": input must have spatial dims, got ",
+             shape_to_string(x.sizes().vec()));
+  for (const auto* t : {&scale, &bias})
+    SLIM_CHECK(t->numel() == x.size(1), c.node.label(), ": parameter of shape ",
+               shape_to_string(t->sizes().vec()), " does not match ", x.size(1), " channels");
+  c.out[0] = at::instance_norm(x, scale, bias, {}, {}, /*use_input_stats=*/true, 0.0,
+                               c.node.f("epsilon", 1e-5f), /*cudnn_enabled=*/false);
+}
+
+void layer_norm(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  const int64_t axis = normalize_axis(c.node, c.node.i("axis", -1), x.dim());
+  const double eps = c.node.f("epsilon", 1e-5f);
+  std::vector<int64_t> normalized(x.sizes().begin() + axis, x.sizes().end());
+  auto param = [&](size_t i) -> at::Tensor {
+    if (!c.has(i)) return {};
+    const at::Tensor& p = c.in[i];
+    SLIM_CHECK(at::infer_size(p.sizes(), normalized) == normalized, c.node.label(), ": ",
+               i == 1 ? "Scale" : "B", " of shape ", shape_to_string(p.sizes().vec()),
+               " does not broadcast to the normalized shape ", shape_to_string(normalized));
+    return p.expand(normalized).contiguous();
+  };
+  // ATen's mean and 1/std have ONNX's shapes: the outer dims, then 1 per normalized dim.
+  auto [y, mean, inv_std] = at::native_layer_norm(x, normalized, param(1), param(2), eps);
+  c.out[0] = y;
+  if (c.out.size() > 1) c.out[1] = mean;
+  if (c.out.size() > 2) c.out[2] = inv_std;
+}
+
+void lrn(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  SLIM_CHECK(x.dim() >= 3, c.node.label(), ": input must be N, C, spatial..., got ",
+             shape_to_string(x.sizes().vec()));
+  SLIM_CHECK(c.node.has("size"), c.node.label(), ": attribute 'size' is required");
+  const int64_t size = c.node.i("size");
+  SLIM_CHECK(size > 0, c.node.label(), ": size must be positive, got ", size);
+  const double alpha = c.node.f("alpha", 1e-4f), beta = c.node.f("beta", 0.75f),
+               bias = c.node.f("bias", 1.f);
+  // Sum of squares over channels [c - floor((size-1)/2), c + ceil((size-1)/2)], zeros outside.
+  std::vector<int64_t> pads(2 * (x.dim() - 1), 0);
+  pads[pads.size() - 2] = (size - 1) / 2;
+  pads[pads.size() - 1] = size - 1 - (size - 1) / 2;
+  at::Tensor sq = at::constant_pad_nd(x * x, pads, 0).unfold(1, size, 1).sum(-1);
+  c.out[0] = x / at::pow(sq * (alpha / static_cast<double>(size)) + bias, beta);
 }
 
 void dropout(KernelContext& c) {
@@ -317,6 +475,7 @@ void matmul(KernelContext& c) { c.out[0] = at::matmul(c.x(0), c.x(1)); }
 const std::vector<KernelEntry>& nn_kernels() {
   static const std::vector<KernelEntry> k = {
       {"Conv", conv},
+      {"ConvTranspose", conv_transpose},
       {"MaxPool", max_pool},
       {"AveragePool", average_pool},
       {"GlobalAveragePool", global_average_pool},
@@ -330,6 +489,11 @@ const std::vector<KernelEntry>& nn_kernels() {
       {"Tanh", tanh_},
       {"Clip", clip},
       {"Softmax", softmax},
+      {"LogSoftmax", log_softmax},
+      {"Hardmax", hardmax},
+      {"InstanceNormalization", instance_norm},
+      {"LayerNormalization", layer_norm},
+      {"LRN", lrn},
       {"Dropout", dropout},
       {"Gemm", gemm},
       {"MatMul", matmul},

@@ -1,5 +1,6 @@
 // Tensor-manipulation kernels: shapes, layout, indexing, constants.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "slim/exec/kernel.h"
@@ -313,16 +314,101 @@ void expand(KernelContext& c) {
   c.out[0] = x.expand(out);
 }
 
+void tile(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  auto repeats = to_int_vector(c.x(1));
+  SLIM_CHECK(static_cast<int64_t>(repeats.size()) == x.dim(), c.node.label(), ": repeats has ",
+             repeats.size(), " values for an input of rank ", x.dim());
+  for (auto r : repeats)
+    SLIM_CHECK(r >= 0, c.node.label(), ": repeats must not be negative, got ",
+               shape_to_string(repeats));
+  c.out[0] = x.repeat(repeats);
+}
+
+void range(KernelContext& c) {
+  const at::Tensor &start = c.x(0), &limit = c.x(1), &delta = c.x(2);
+  for (const auto* t : {&start, &limit, &delta})
+    SLIM_CHECK(t->numel() == 1 && t->scalar_type() == start.scalar_type(), c.node.label(),
+               ": start, limit and delta must be scalars of one type");
+  const auto type = start.scalar_type();
+  if (at::isFloatingType(type)) {
+    const double s = start.item<double>(), l = limit.item<double>(), d = delta.item<double>();
+    SLIM_CHECK(d != 0, c.node.label(), ": delta must not be 0");
+    const auto n = static_cast<int64_t>(std::max(std::ceil((l - s) / d), 0.0));
+    // start + i * delta in the output type, as ONNX's reference loop accumulates.
+    c.out[0] =
+        at::arange(n, at::TensorOptions().dtype(type)) * delta.reshape({}) + start.reshape({});
+  } else {
+    const int64_t s = start.item<int64_t>(), l = limit.item<int64_t>(), d = delta.item<int64_t>();
+    SLIM_CHECK(d != 0, c.node.label(), ": delta must not be 0");
+    const int64_t n = std::max<int64_t>((l - s + (d > 0 ? d - 1 : d + 1)) / d, 0);
+    c.out[0] = (at::arange(n, at::kLong) * d + s).to(type);
+  }
+}
+
+int64_t block_size(const KernelContext& c) {
+  SLIM_CHECK(c.node.has("blocksize"), c.node.label(), ": attribute 'blocksize' is required");
+  const int64_t b = c.node.i("blocksize");
+  SLIM_CHECK(b > 0, c.node.label(), ": blocksize must be positive, got ", b);
+  return b;
+}
+
+void depth_to_space(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  const int64_t b = block_size(c);
+  SLIM_CHECK(x.dim() == 4 && x.size(1) % (b * b) == 0, c.node.label(),
+             ": input must be N, C, H, W with C divisible by blocksize^2 = ", b * b, ", got ",
+             shape_to_string(x.sizes().vec()));
+  const int64_t n = x.size(0), ch = x.size(1) / (b * b), h = x.size(2), w = x.size(3);
+  const std::string mode = c.node.s("mode", "DCR");
+  at::Tensor y;
+  if (mode == "DCR") {  // depth, column, row: channel = (by * b + bx) * C' + c
+    y = x.reshape({n, b, b, ch, h, w}).permute({0, 3, 4, 1, 5, 2});
+  } else {
+    SLIM_CHECK(mode == "CRD", c.node.label(), ": mode '", mode, "' is not DCR or CRD");
+    y = x.reshape({n, ch, b, b, h, w}).permute({0, 1, 4, 2, 5, 3});
+  }
+  c.out[0] = y.reshape({n, ch, h * b, w * b});
+}
+
+void space_to_depth(KernelContext& c) {
+  const at::Tensor& x = c.x(0);
+  const int64_t b = block_size(c);
+  SLIM_CHECK(x.dim() == 4 && x.size(2) % b == 0 && x.size(3) % b == 0, c.node.label(),
+             ": input must be N, C, H, W with H and W divisible by blocksize ", b, ", got ",
+             shape_to_string(x.sizes().vec()));
+  const int64_t n = x.size(0), ch = x.size(1), h = x.size(2) / b, w = x.size(3) / b;
+  c.out[0] =
+      x.reshape({n, ch, h, b, w, b}).permute({0, 3, 5, 1, 2, 4}).reshape({n, ch * b * b, h, w});
+}
+
+void size(KernelContext& c) { c.out[0] = at::scalar_tensor(c.x(0).numel(), at::kLong); }
+
 }  // namespace
 
 const std::vector<KernelEntry>& tensor_kernels() {
   static const std::vector<KernelEntry> k = {
-      {"Identity", identity},   {"Constant", constant}, {"ConstantOfShape", constant_of_shape},
-      {"Cast", cast},           {"Shape", shape},       {"Concat", concat},
-      {"Split", split},         {"Flatten", flatten},   {"Reshape", reshape},
-      {"Transpose", transpose}, {"Squeeze", squeeze},   {"Unsqueeze", unsqueeze},
-      {"Pad", pad},             {"Gather", gather},     {"Slice", slice},
+      {"Identity", identity},
+      {"Constant", constant},
+      {"ConstantOfShape", constant_of_shape},
+      {"Cast", cast},
+      {"Shape", shape},
+      {"Concat", concat},
+      {"Split", split},
+      {"Flatten", flatten},
+      {"Reshape", reshape},
+      {"Transpose", transpose},
+      {"Squeeze", squeeze},
+      {"Unsqueeze", unsqueeze},
+      {"Pad", pad},
+      {"Gather", gather},
+      {"Slice", slice},
       {"Expand", expand},
+      {"Tile", tile},
+      {"Range", range},
+      {"DepthToSpace", depth_to_space},
+      {"SpaceToDepth", space_to_depth},
+      {"Size", size},
   };
   return k;
 }

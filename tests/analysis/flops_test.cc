@@ -99,6 +99,23 @@ TEST(Flops, GroupedAndStridedConv) {
   EXPECT_EQ(count_flops(g).total, 4 * 4 * 16 * 18);
 }
 
+TEST(Flops, ConvTransposeCountsEveryInputTimesItsOutputBlock) {
+  test::GraphBuilder b;
+  auto x = b.input("x", {kDynamicDim, 8, 5, 5});
+  // 8 input channels in 2 groups, 3 outputs per group, 3x3 kernel, stride 2 -> 6 x 11 x 11.
+  auto y = b.node("ConvTranspose", {x, b.init("w", at::randn({8, 3, 3, 3}))},
+                  {{"group", int64_t{2}}, {"strides", Ints{2, 2}}});
+  auto z = b.node("PRelu", {y, b.init("slope", at::full({6, 1, 1}, 0.25))});
+  b.output(z);
+  Graph g = b.build();
+  infer_shapes(g);
+  ASSERT_EQ(*g.shape_of(y), (Ints{kDynamicDim, 6, 11, 11}));
+  // Each of the 8*5*5 inputs meets 3 filters of 3x3 weights.
+  EXPECT_EQ(count_flops(g).total, 8 * 5 * 5 * 3 * 9);
+  // With --all the PRelu adds its elements.
+  EXPECT_EQ(count_flops(g, true).total, 8 * 5 * 5 * 3 * 9 + 6 * 11 * 11);
+}
+
 TEST(Flops, MissingShapesAreAnError) {
   test::GraphBuilder b;
   auto x = b.input("x", {kDynamicDim, 3, 8, 8});

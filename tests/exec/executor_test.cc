@@ -291,6 +291,42 @@ TEST(Executor, InputChecksNameTheInputAndShapes) {
   EXPECT_TRUE(contains(kernel, "conv"));
 }
 
+TEST(Executor, BadAttributesOfTheWiderOpSetNameNodeAndValue) {
+  // One node on x [1, 4, 6, 6]; the error must name the node and the value it got.
+  auto run_one = [](const std::string& op, std::map<std::string, AttrValue> attrs,
+                    std::vector<at::Tensor> extra) {
+    test::GraphBuilder b;
+    auto x = b.input("x", {1, 4, 6, 6});
+    std::vector<std::string> in{x};
+    for (size_t k = 0; k < extra.size(); ++k)
+      in.push_back(extra[k].defined() ? b.init("p" + std::to_string(k), extra[k]) : "");
+    b.output(b.node(op, in, std::move(attrs), "n1"));
+    Graph g = b.build();
+    return error_of([&] {
+      Executor ex(g);
+      ex.run({at::randn({1, 4, 6, 6})});
+    });
+  };
+  std::string mode = run_one("Resize", {{"mode", std::string("area")}},
+                             {at::Tensor(), at::tensor({1.f, 1.f, 2.f, 2.f})});
+  EXPECT_TRUE(contains(mode, "'n1'")) << mode;
+  EXPECT_TRUE(contains(mode, "mode 'area'")) << mode;
+  std::string both = run_one(
+      "Resize", {},
+      {at::Tensor(), at::tensor({1.f, 1.f, 2.f, 2.f}), at::tensor({1, 4, 12, 12}, at::kLong)});
+  EXPECT_TRUE(contains(both, "exactly one of scales and sizes")) << both;
+  std::string block = run_one("DepthToSpace", {{"blocksize", int64_t{3}}}, {});
+  EXPECT_TRUE(contains(block, "'n1'")) << block;
+  EXPECT_TRUE(contains(block, "1x4x6x6")) << block;
+  std::string k = run_one("TopK", {}, {at::tensor({7}, at::kLong)});
+  EXPECT_TRUE(contains(k, "K = 7")) << k;
+  std::string lrn = run_one("LRN", {}, {});
+  EXPECT_TRUE(contains(lrn, "'size' is required")) << lrn;
+  std::string out = run_one("ConvTranspose", {{"pads", std::vector<int64_t>{4, 4, 4, 4}}},
+                            {at::randn({4, 2, 3, 3})});
+  EXPECT_TRUE(contains(out, "output dim 0 would be 0")) << out;
+}
+
 TEST(Executor, RunNamedFetchesIntermediates) {
   Params p = make_params();
   Graph g = make_net(p);

@@ -207,7 +207,7 @@ TEST_P(AgreementTest, DynamicBatchAgreesRowByRow) {
 
 INSTANTIATE_TEST_SUITE_P(PyTorch, AgreementTest,
                          ::testing::Values("resnet18_bn", "resnet18_fused", "mobilenet_v2_bn",
-                                           "mobilenet_v2_fused", "small_cnn"),
+                                           "mobilenet_v2_fused", "small_cnn", "seg_net"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

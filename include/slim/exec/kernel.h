@@ -1,5 +1,5 @@
 #pragma once
-/// What an op kernel sees. Kernels live in src/exec/kernels_*.cc and register in kernels.cc.
+/// What an op kernel sees. Kernels live in src/exec/kernels_*.cc, each file with its table below.
 #include <string>
 #include <vector>
 
@@ -55,5 +55,8 @@ struct KernelEntry {
 const std::vector<KernelEntry>& nn_kernels();
 const std::vector<KernelEntry>& tensor_kernels();
 const std::vector<KernelEntry>& math_kernels();
+const std::vector<KernelEntry>& elementwise_kernels();
+const std::vector<KernelEntry>& reduce_kernels();
+const std::vector<KernelEntry>& resize_kernels();
 
 }  // namespace slim
