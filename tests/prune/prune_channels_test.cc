@@ -256,5 +256,33 @@ TEST(PruneChannels, ConcatSplitSqueezeExcitationFlattenGemm) {
   EXPECT_EQ(p.initializers.at("s1_w").size(1), sizes[0]);
 }
 
+TEST(PruneChannels, PReluInstanceNormAndResizeFollowTheirChannels) {
+  // conv -> InstanceNormalization -> PRelu (slope [C, 1, 1], as PyTorch exports it) -> Resize x2
+  // -> conv: the norm's scale and bias and the slope lose the pruned channels too.
+  at::manual_seed(2);
+  test::GraphBuilder b;
+  auto x = b.input("x", {kDynamicDim, 3, 6, 6});
+  auto a = conv(b, x, "a", 3, 8);
+  auto in = b.node("InstanceNormalization",
+                   {a, b.init("in_scale", at::rand({8}) + 0.5), b.init("in_bias", at::randn({8}))},
+                   {}, "in");
+  auto pr = b.node("PRelu", {in, b.init("slope", at::rand({8, 1, 1}))}, {}, "prelu");
+  auto up = b.node("Resize",
+                   {pr, "", b.init("scales", at::tensor({1.f, 1.f, 2.f, 2.f}))},
+                   {{"mode", std::string("nearest")}}, "up");
+  b.output(conv(b, up, "head", 8, 4));
+  Graph g = prepared(b);
+  auto an = analyze_channel_groups(g);
+  EXPECT_TRUE(an.group_of(g, "a_w").prunable) << an.group_of(g, "a_w").reason;
+
+  PruneOptions o;
+  o.ratios = {{"a_w", 0.5}};
+  Graph p = expect_prune_matches_lazy(g, o, {2, 3, 6, 6});
+  EXPECT_EQ(p.initializers.at("in_scale").size(0), 4);
+  EXPECT_EQ(p.initializers.at("in_bias").size(0), 4);
+  EXPECT_EQ(p.initializers.at("slope").size(0), 4);
+  EXPECT_EQ(p.initializers.at("head_w").size(1), 4);
+}
+
 }  // namespace
 }  // namespace slim
