@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # `make demo`: Slim's main job as it stands.
 #  1. PaddleSlim's pruning tutorial end to end on MNIST: build MobileNetV1 for 1x28x28 (10
-#     classes), train one epoch (SGD momentum 0.9, lr 0.1, batch 128, the tutorial's reader order:
-#     sequential, last partial batch dropped), evaluate on the 10,000 test images; sensitivity of
-#     five separable convs at pruning ratios 0.1/0.2/0.3; per-conv ratios for an accepted top-1
-#     loss of 1%; prune; evaluate; fine-tune one epoch (same optimizer, learning rate decayed
-#     from 0.1 to 0 on a cosine over the epoch); evaluate. Prints one table (step, top-1,
-#     FLOPs, params, file size, latency at batch 1) and checks the fine-tuned top-1 against the
-#     tutorial's (0.9763; must be >= 0.976). Then post-training int8 quantization of the pruned
+#     classes), train one epoch (SGD momentum 0.9, lr 0.1 decayed to 0 on a cosine over the
+#     epoch, batch 128, the tutorial's reader order: sequential, last partial batch dropped),
+#     evaluate on the 10,000 test images; sensitivity of five separable convs at pruning ratios
+#     0.1/0.2/0.3; per-conv ratios for an accepted top-1 loss of 1%; prune; evaluate; fine-tune
+#     one epoch (the same recipe); evaluate. Prints one table (step, top-1, FLOPs, params, file
+#     size, latency at batch 1) and checks the trained top-1 against the tutorial's (0.9665; must
+#     be >= 0.965) and the fine-tuned one (0.9763; must be >= 0.976). Then post-training int8
+#     quantization of the pruned
 #     model (`slim quant ptq`, hist calibration on 512 training images): the "prune + int8" row,
 #     timed on Slim's int8 kernels.
 #  2. A network trained elsewhere: PyTorch's resnet18 and mobilenet_v2 exported to ONNX with BN
@@ -28,7 +29,8 @@ DATA=mnist:data/mnist
 MAX_SAMPLES=${DEMO_MAX_SAMPLES:-}
 PARAMS=conv2_1_sep_weights,conv2_2_sep_weights,conv3_1_sep_weights,conv3_2_sep_weights
 PARAMS+=,conv4_1_sep_weights
-MIN_TOP1=0.976  # PaddleSlim's tutorial after fine-tuning: 0.9763
+MIN_TRAINED_TOP1=0.965  # PaddleSlim's tutorial after one epoch: 0.9665
+MIN_TOP1=0.976          # PaddleSlim's tutorial after fine-tuning: 0.9763
 mkdir -p "$OUT"
 
 SAMPLES=()
@@ -40,11 +42,14 @@ if [[ -n $MAX_SAMPLES ]]; then
   SAMPLES=(--max-samples "$MAX_SAMPLES")
   echo "(reduced run: --max-samples $MAX_SAMPLES for train, eval and sensitivity)"
 fi
-# The tutorial's optimizer and reader; the same for training and fine-tuning, except that the
-# fine-tuning epoch decays the learning rate (cosine, 0.1 -> 0). With the tutorial's constant 0.1
-# the fine-tuned model measured 0.9704 here (PaddleSlim's own notebook run: 0.9722); decayed, 0.9815.
-TRAIN_ARGS=(--data "$DATA" --epochs 1 --batch 128 --lr 0.1 --optimizer momentum --seed 0
-  --no-shuffle --drop-last --no-eval --threads "$THREADS" "${SAMPLES[@]}")
+# The tutorial's optimizer and reader, with the learning rate decayed from 0.1 to 0 on a cosine
+# over each epoch (the tutorial keeps 0.1). At a constant 0.1 the last steps leave a noisy model:
+# one epoch measured 0.9631 / 0.9722 / 0.9631 / 0.9301 for seeds 0-3 (PaddleSlim: 0.9665 in its
+# tutorial, 0.9574 in its notebook), decayed 0.9772 / 0.9730 / 0.9708 / 0.9734; the fine-tuned
+# model 0.9704 at 0.1 against 0.9815 decayed.
+TRAIN_ARGS=(--data "$DATA" --epochs 1 --batch 128 --lr 0.1 --lr-schedule cosine
+  --optimizer momentum --seed 0 --no-shuffle --drop-last --no-eval --threads "$THREADS"
+  "${SAMPLES[@]}")
 
 # measure STEP MODEL: eval, info and batch-1 latency of MODEL as $OUT/step_STEP.*.json.
 measure() {
@@ -62,7 +67,7 @@ measure() {
 
 echo "== 1. PaddleSlim's pruning tutorial: MobileNetV1 on MNIST"
 rm -f "$OUT"/sens.json "$OUT"/ratios.json "$OUT"/prune.json "$OUT"/step_*.json
-echo "-- (a) build, train one epoch, evaluate"
+echo "-- (a) build, train one epoch (lr 0.1 decayed to 0 on a cosine), evaluate"
 $SLIM zoo mobilenet_v1 --input 1,28,28 --classes 10 --seed 0 -o "$OUT/mobilenet_v1.onnx"
 FLOPS=$($SLIM flops "$OUT/mobilenet_v1.onnx")  # an assignment, so a failure stops the script
 echo "FLOPs: $FLOPS (PaddleSlim's tutorial: 10896832)"
@@ -92,9 +97,8 @@ print("FLOPs %d -> %d (%.2f%% fewer)" % (r["flops_before"], r["flops_after"],
 PYEOF
 measure pruned "$OUT/mobilenet_v1_pruned.onnx"
 
-echo "-- (e) fine-tune one epoch (lr 0.1 decayed to 0 on a cosine), evaluate"
-$SLIM train "$OUT/mobilenet_v1_pruned.onnx" "${TRAIN_ARGS[@]}" --lr-schedule cosine \
-  -o "$OUT/mobilenet_v1_finetuned.onnx"
+echo "-- (e) fine-tune one epoch (the same recipe), evaluate"
+$SLIM train "$OUT/mobilenet_v1_pruned.onnx" "${TRAIN_ARGS[@]}" -o "$OUT/mobilenet_v1_finetuned.onnx"
 measure fine-tuned "$OUT/mobilenet_v1_finetuned.onnx"
 
 echo "-- (f) post-training int8 quantization of the pruned model (hist, 32 batches of 16)"
@@ -108,10 +112,10 @@ echo "-- PaddleSlim's pruning tutorial, summary (latency: slim bench, batch 1, $
 # Exit 3 = top-1 below the tutorial's; reported after part 2 so that part still runs. Any other
 # failure stops here.
 TUTORIAL_RC=0
-$PY - "$OUT" "$MIN_TOP1" "$MAX_SAMPLES" <<'PYEOF' || TUTORIAL_RC=$?
+$PY - "$OUT" "$MIN_TRAINED_TOP1" "$MIN_TOP1" "$MAX_SAMPLES" <<'PYEOF' || TUTORIAL_RC=$?
 import json, os, sys
-out, min_top1, reduced = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-steps = [("trained", "1 epoch"), ("pruned", "pruned, loss 0.01"),
+out, min_trained, min_top1, reduced = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+steps = [("trained", "1 epoch (cosine lr)"), ("pruned", "pruned, loss 0.01"),
          ("fine-tuned", "fine-tuned 1 epoch (cosine lr)"), ("int8", "prune + int8 (PTQ hist)")]
 rows = []
 for key, label in steps:
@@ -128,13 +132,15 @@ print(line(head))
 print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 for r in rows:
     print(line(r))
-top1 = json.load(open(os.path.join(out, "step_fine-tuned.eval.json")))["top1"]
 if reduced:
-    print("(reduced run: accuracy check against the tutorial skipped)")
+    print("(reduced run: accuracy checks against the tutorial skipped)")
     sys.exit(0)
-ok = top1 >= min_top1
-print("fine-tuned top-1 %.4f, tutorial 0.9763, required >= %.3f: %s"
-      % (top1, min_top1, "OK" if ok else "BELOW"))
+ok = True
+for key, tutorial, required in [("trained", 0.9665, min_trained), ("fine-tuned", 0.9763, min_top1)]:
+    top1 = json.load(open(os.path.join(out, "step_%s.eval.json" % key)))["top1"]
+    print("%s top-1 %.4f, tutorial %.4f, required >= %.3f: %s"
+          % (key, top1, tutorial, required, "OK" if top1 >= required else "BELOW"))
+    ok = ok and top1 >= required
 sys.exit(0 if ok else 3)
 PYEOF
 [[ $TUTORIAL_RC -eq 0 || $TUTORIAL_RC -eq 3 ]] || exit "$TUTORIAL_RC"
