@@ -24,18 +24,14 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import REPO, run as run_command
 
 
 def run(cmd):
-    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        sys.exit("bench_distill: command failed (exit %d): %s" % (r.returncode, " ".join(cmd)))
-    return r.stdout
+    """Runs a command, showing it and its progress; returns its stdout."""
+    return run_command(cmd, echo=True)
 
 
 def main():

@@ -2,16 +2,21 @@
 import json
 import os
 import subprocess
+import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(cmd):
-    """Runs cmd and returns its stdout; a failure raises an error naming cmd and its stderr."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+def run(cmd, echo=False):
+    """Runs cmd and returns its stdout; a failure raises an error naming cmd and its stderr.
+    With echo, cmd is printed first and its stderr (progress) goes straight to ours."""
+    if echo:
+        print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if echo else subprocess.PIPE,
+                          text=True, cwd=REPO)
     if proc.returncode != 0:
-        raise RuntimeError("%s failed (exit %d): %s" % (" ".join(cmd), proc.returncode,
-                                                       proc.stderr.strip() or proc.stdout))
+        detail = "see its output above" if echo else (proc.stderr.strip() or proc.stdout)
+        raise RuntimeError("%s failed (exit %d): %s" % (" ".join(cmd), proc.returncode, detail))
     return proc.stdout
 
 
