@@ -9,6 +9,7 @@
 // [0, L) and renormalizes; tf_crop_and_resize writes extrapolation_value where u falls outside.
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "slim/exec/kernel.h"
 
@@ -120,6 +121,47 @@ at::Tensor resize_axis(const Node& n, const ResizeAttrs& a, const at::Tensor& x,
   return y;
 }
 
+/// The forms PyTorch exports for nn.Upsample / F.interpolate on NCHW maps, run on ATen's
+/// upsampling kernels (one pass over the output instead of one per axis and tap); nullopt for
+/// anything else. Linear: half_pixel, pytorch_half_pixel (output dims > 1) and align_corners where
+/// the resized length L * s is the integer output size (ONNX's reference uses the real product).
+/// Nearest: asymmetric with floor, at power-of-two upscales, where ATen's float index arithmetic
+/// is exact.
+std::optional<at::Tensor> aten_resize(const ResizeAttrs& a, const at::Tensor& x,
+                                      const std::vector<double>& scales,
+                                      const std::vector<int64_t>& out, bool from_scales) {
+  if (x.dim() != 4 || !at::isFloatingType(x.scalar_type()) || a.exclude_outside) return {};
+  if (out[0] != x.size(0) || out[1] != x.size(1) || scales[0] != 1 || scales[1] != 1) return {};
+  const std::vector<int64_t> size{out[2], out[3]};
+  // ATen takes the user's scale factor (output / input) or, without one, derives input / output.
+  c10::optional<double> sh, sw;
+  if (from_scales) {
+    sh = scales[2];
+    sw = scales[3];
+  }
+  if (a.mode == "linear") {
+    bool real_len_is_size = true;
+    for (int d = 2; d < 4; ++d)
+      real_len_is_size = real_len_is_size && scales[d] * static_cast<double>(x.size(d)) ==
+                                                 static_cast<double>(out[d]);
+    if (a.coord == "half_pixel" ||
+        (a.coord == "pytorch_half_pixel" && out[2] > 1 && out[3] > 1))
+      return at::upsample_bilinear2d(x, size, /*align_corners=*/false, sh, sw);
+    if (a.coord == "align_corners" && real_len_is_size)
+      return at::upsample_bilinear2d(x, size, /*align_corners=*/true, c10::nullopt, c10::nullopt);
+    return {};
+  }
+  if (a.mode == "nearest" && a.coord == "asymmetric" && a.nearest == "floor") {
+    for (int d = 2; d < 4; ++d) {
+      if (out[d] % x.size(d) != 0) return {};
+      const int64_t k = out[d] / x.size(d);
+      if ((k & (k - 1)) != 0 || scales[d] != static_cast<double>(k)) return {};
+    }
+    return at::upsample_nearest2d(x, size, sh, sw);
+  }
+  return {};
+}
+
 void resize(KernelContext& c) {
   const at::Tensor& x = c.x(0);
   const Node& n = c.node;
@@ -162,9 +204,14 @@ void resize(KernelContext& c) {
     at::Tensor t = c.in[1].to(at::kDouble).contiguous();
     for (int64_t k = 0; k < 2 * r; ++k) roi.push_back(t[k].item<double>());
   }
+  for (int64_t d = 0; d < r; ++d)
+    SLIM_CHECK(out[d] > 0, n.label(), ": axis ", d, " would resize to ", out[d], " elements");
+  if (auto fast = aten_resize(a, x, scales, out, has_scales)) {
+    c.out[0] = *fast;
+    return;
+  }
   at::Tensor y = x;
   for (int64_t d = r - 1; d >= 0; --d) {
-    SLIM_CHECK(out[d] > 0, n.label(), ": axis ", d, " would resize to ", out[d], " elements");
     // Scale 1 maps every index to itself, except in the two modes that shift or crop.
     const bool identity = a.coord != "tf_crop_and_resize" && a.coord != "tf_half_pixel_for_nn" &&
                           scales[d] == 1.0 && out[d] == x.size(d);

@@ -327,6 +327,60 @@ TEST(Executor, BadAttributesOfTheWiderOpSetNameNodeAndValue) {
   EXPECT_TRUE(contains(out, "output dim 0 would be 0")) << out;
 }
 
+TEST(Executor, ResizeFastPathsMatchTheGenericInterpolation) {
+  // 4-D inputs in PyTorch's forms run on ATen's upsampling kernels; the same data as 5-D (an
+  // extra unit axis) takes the generic per-axis path. Both must agree.
+  struct Case {
+    std::string mode, coord, nearest;
+    std::vector<float> scales;  // H, W; empty: sizes
+    std::vector<int64_t> sizes;
+  };
+  const std::vector<Case> cases = {
+      {"linear", "half_pixel", "", {2.f, 2.f}, {}},
+      {"linear", "half_pixel", "", {}, {13, 7}},
+      {"linear", "half_pixel", "", {0.5f, 1.5f}, {}},
+      {"linear", "pytorch_half_pixel", "", {}, {9, 12}},
+      {"linear", "align_corners", "", {}, {11, 4}},
+      {"linear", "align_corners", "", {2.f, 3.f}, {}},
+      {"nearest", "asymmetric", "floor", {2.f, 4.f}, {}},
+      {"nearest", "asymmetric", "floor", {3.f, 2.f}, {}},  // 3 is not a power of two: generic
+  };
+  at::manual_seed(4);
+  at::Tensor x4 = at::randn({2, 3, 5, 6});
+  for (const auto& k : cases) {
+    SCOPED_TRACE(k.mode + " " + k.coord);
+    auto run_rank = [&](int rank) {
+      test::GraphBuilder b;
+      std::vector<int64_t> shape = {2, 3, 5, 6};
+      if (rank == 5) shape.insert(shape.begin() + 2, 1);
+      auto x = b.input("x", shape);
+      std::vector<std::string> in{x, ""};
+      if (!k.scales.empty()) {
+        std::vector<float> sc(rank - 2, 1.f);
+        sc.insert(sc.end(), k.scales.begin(), k.scales.end());
+        in.push_back(b.init("scales", at::tensor(sc)));
+      } else {
+        std::vector<int64_t> sz(shape.begin(), shape.end() - 2);
+        sz.insert(sz.end(), k.sizes.begin(), k.sizes.end());
+        in.push_back("");
+        in.push_back(b.init("sizes", at::tensor(sz, at::kLong)));
+      }
+      std::map<std::string, AttrValue> attrs = {{"mode", k.mode},
+                                                {"coordinate_transformation_mode", k.coord}};
+      if (!k.nearest.empty()) attrs["nearest_mode"] = k.nearest;
+      b.output(b.node("Resize", in, attrs, "resize"));
+      Graph g = b.build();
+      Executor ex(g);
+      at::Tensor xin = rank == 5 ? x4.unsqueeze(2) : x4;
+      at::Tensor y = ex.run({xin})[0];
+      return rank == 5 ? y.squeeze(2) : y;
+    };
+    at::Tensor fast = run_rank(4), generic = run_rank(5);
+    ASSERT_EQ(fast.sizes(), generic.sizes());
+    EXPECT_LT((fast - generic).abs().max().item<double>(), 1e-5);
+  }
+}
+
 TEST(Executor, RunNamedFetchesIntermediates) {
   Params p = make_params();
   Graph g = make_net(p);
