@@ -652,6 +652,8 @@ at::Tensor max_pool_nhwc(const at::Tensor& x, const Window& win, bool ceil_mode)
 struct Int8MaxPool::Params {
   std::vector<Stamp> stamps;  ///< of the scale and zero point operands
   ActivationParams x, y;
+  std::vector<int64_t> dims;  ///< the input dims `window` was resolved for
+  Window window;
 };
 
 namespace {
@@ -667,14 +669,21 @@ bool Int8MaxPool::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   const at::Tensor& x = in[0];
   if (!x.defined() || !x.device().is_cpu() || x.dim() != 4 || x.numel() == 0) return false;
   if (!params_ || !same_stamps(params_->stamps, in, kPoolParams)) {
-    params_ = std::make_unique<Params>(Params{stamps_of(in, kPoolParams),
-                                              ActivationParams::of(in[1], in[2]),
-                                              ActivationParams::of(in[3], in[4])});
+    auto fresh = std::make_unique<Params>();
+    fresh->stamps = stamps_of(in, kPoolParams);
+    fresh->x = ActivationParams::of(in[1], in[2]);
+    fresh->y = ActivationParams::of(in[3], in[4]);
+    params_ = std::move(fresh);
   }
   const Params& p = *params_;
   if (!p.x.ok || !p.y.ok || !p.x.matches(x)) return false;
   const at::ScalarType xt = x.scalar_type(), y_type = p.y.output_type();
-  Window w = resolve_window(node_, x, node_.ints("kernel_shape"));
+  Params& cache = *params_;
+  if (!x.sizes().equals(cache.dims)) {  // consecutive runs usually have the same shape
+    cache.window = resolve_window(node_, x, node_.ints("kernel_shape"));
+    cache.dims = x.sizes().vec();
+  }
+  const Window& w = cache.window;
   if (!w.aten_pool_padding()) return false;
   const bool ceil_mode = node_.i("ceil_mode", 0) != 0;
   at::Tensor levels;

@@ -164,5 +164,37 @@ TEST(Int8Elementwise, MaxPoolPoolsTheLevels) {
   }
 }
 
+TEST(Int8Elementwise, MaxPoolWindowFollowsTheInputShape) {
+  // auto_pad SAME_UPPER, kernel 5, stride 3: 9x9 inputs get pads of 1, 10x10 inputs pads of 2.
+  // One executor runs both: the window it caches must follow the shape.
+  using V = std::vector<int64_t>;
+  test::GraphBuilder b;
+  auto x = b.input("x", {kDynamicDim, 4, kDynamicDim, kDynamicDim}, at::kByte);
+  auto xd = b.node("DequantizeLinear",
+                   {x, b.init("sx", at::scalar_tensor(0.05f)), b.init("zx", zero_point(0, at::kByte))},
+                   {}, "dq");
+  auto p = b.node("MaxPool", {xd},
+                  {{"kernel_shape", V{5, 5}}, {"strides", V{3, 3}},
+                   {"auto_pad", std::string("SAME_UPPER")}},
+                  "pool");
+  auto yq = b.node("QuantizeLinear",
+                   {p, b.init("sy", at::scalar_tensor(0.05f)), b.init("zy", zero_point(0, at::kByte))},
+                   {}, "q");
+  b.output(yq, at::kByte);
+  Graph g = b.build();
+  Executor ex(g);
+  at::manual_seed(6);
+  for (int64_t side : {9, 10, 9}) {
+    SCOPED_TRACE("side " + std::to_string(side));
+    at::Tensor in = at::randint(0, 256, {1, 4, side, side}).to(at::kByte);
+    at::Tensor got = ex.run({in})[0];
+    EXPECT_EQ(ex.int8_ops_last_run(), 1);
+    const int64_t pad = side == 9 ? 1 : 2;
+    at::Tensor want = at::max_pool2d(in.to(at::kFloat), {5, 5}, {3, 3}, {pad, pad}).to(at::kByte);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_TRUE(at::equal(got, want));
+  }
+}
+
 }  // namespace
 }  // namespace slim
