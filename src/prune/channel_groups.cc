@@ -132,6 +132,7 @@ class Analyzer {
     }
     if (op == "Conv") return conv(n);
     if (!any) return;
+    if (op == "ConvTranspose") return conv_transpose(n);
     if (kElementwiseOps.count(op)) return elementwise(n);
     if (op == "Concat") return concat(n);
     if (op == "Gemm") return gemm(n);
@@ -207,6 +208,22 @@ class Analyzer {
     o.axis = 1;
     o.map = m;
     tracked_[n.outputs[0]] = o;
+  }
+
+  /// ConvTranspose reading pruned channels: its weight [C_in, C_out/group, k...] loses rows along
+  /// axis 0. Its own output channels are not a group (they are never cut), so nothing is tracked
+  /// past it.
+  void conv_transpose(const Node& n) {
+    const Tracked* x = tracked(n.inputs[0]);
+    const std::string& w = n.input(1);
+    if (!x) return refuse(n, "takes channels as a parameter input");
+    if (!g_.is_initializer(w)) return refuse(n, "has a computed weight");
+    if (tracked(w) || (!n.input(2).empty() && tracked(n.input(2))))
+      return refuse(n, "takes channels as a weight");
+    if (x->axis != 1 || x->map.block != 1) return refuse(n, "reads channels on another axis");
+    if (n.i("group", 1) != 1) return refuse(n, "is a grouped transposed conv");
+    if (!own_initializer(w)) return refuse(n, "shares its weight with another node");
+    cut(w, 0, x->map);
   }
 
   void norm(const Node& n, const Tracked& x) {

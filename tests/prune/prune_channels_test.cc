@@ -284,5 +284,25 @@ TEST(PruneChannels, PReluInstanceNormAndResizeFollowTheirChannels) {
   EXPECT_EQ(p.initializers.at("head_w").size(1), 4);
 }
 
+TEST(PruneChannels, ConvTransposeLosesTheInputChannelsItReads) {
+  // conv -> Relu -> ConvTranspose (x2 upsampling) -> conv: pruning the first conv removes rows of
+  // the transposed conv's weight [C_in, C_out, k, k]; its own 6 output channels stay.
+  at::manual_seed(3);
+  test::GraphBuilder b;
+  auto x = b.input("x", {kDynamicDim, 3, 6, 6});
+  auto a = b.node("Relu", {conv(b, x, "a", 3, 8)}, {}, "ra");
+  auto up = b.node("ConvTranspose",
+                   {a, b.init("up_w", at::randn({8, 6, 2, 2}) * 0.3), b.init("up_b", at::randn({6}))},
+                   {{"strides", Ints{2, 2}}}, "up");
+  b.output(conv(b, up, "head", 6, 4));
+  Graph g = prepared(b);
+  PruneOptions o;
+  o.ratios = {{"a_w", 0.5}};
+  Graph p = expect_prune_matches_lazy(g, o, {2, 3, 6, 6});
+  EXPECT_EQ(p.initializers.at("up_w").sizes(), (Ints{4, 6, 2, 2}));
+  EXPECT_EQ(p.initializers.at("up_b").size(0), 6);
+  EXPECT_EQ(p.initializers.at("head_w").size(1), 6);
+}
+
 }  // namespace
 }  // namespace slim
