@@ -14,12 +14,6 @@ void require_float(const KernelContext& c, const at::Tensor& x) {
              ": input must be a float tensor, got ", dtype_name(x.scalar_type()));
 }
 
-void require_same_dtype(const KernelContext& c, const at::Tensor& a, const at::Tensor& b) {
-  SLIM_CHECK(a.scalar_type() == b.scalar_type(), c.node.label(),
-             ": inputs must have the same type, got ", dtype_name(a.scalar_type()), " and ",
-             dtype_name(b.scalar_type()));
-}
-
 // --- unary ---------------------------------------------------------------------------------
 
 void abs_(KernelContext& c) { c.out[0] = at::abs(c.x(0)); }
@@ -107,7 +101,7 @@ void pow_(KernelContext& c) {
 
 void prelu(KernelContext& c) {
   const at::Tensor &x = c.x(0), &slope = c.x(1);
-  require_same_dtype(c, x, slope);
+  check_same_dtype(c, x, slope);
   // The slope broadcasts to x one way, by numpy's rules (PyTorch exports [C, 1, 1] for NCHW).
   SLIM_CHECK(at::infer_size(x.sizes(), slope.sizes()) == x.sizes().vec(), c.node.label(),
              ": slope of shape ", shape_to_string(slope.sizes().vec()),
@@ -117,7 +111,7 @@ void prelu(KernelContext& c) {
 
 void mod(KernelContext& c) {
   const at::Tensor &a = c.x(0), &b = c.x(1);
-  require_same_dtype(c, a, b);
+  check_same_dtype(c, a, b);
   const bool fmod = c.node.i("fmod", 0) != 0;
   if (at::isFloatingType(a.scalar_type())) {
     SLIM_CHECK(fmod, c.node.label(), ": float inputs need fmod=1 (ONNX), got fmod=0");
@@ -133,7 +127,7 @@ void mod(KernelContext& c) {
 #define SLIM_COMPARE(name, fn)                 \
   void name(KernelContext& c) {                \
     const at::Tensor &a = c.x(0), &b = c.x(1); \
-    require_same_dtype(c, a, b);               \
+    check_same_dtype(c, a, b);                 \
     c.out[0] = at::fn(a, b);                   \
   }
 SLIM_COMPARE(equal, eq)
@@ -168,7 +162,7 @@ void not_(KernelContext& c) {
 void where_(KernelContext& c) {
   const at::Tensor &cond = c.x(0), &a = c.x(1), &b = c.x(2);
   require_bool(c, cond);
-  require_same_dtype(c, a, b);
+  check_same_dtype(c, a, b);
   c.out[0] = at::where(cond, a, b);
 }
 
@@ -180,7 +174,7 @@ at::Tensor fold_inputs(const KernelContext& c, Fn fn) {
   SLIM_CHECK(!c.in.empty(), c.node.label(), ": needs at least one input");
   at::Tensor acc = c.x(0);
   for (size_t k = 1; k < c.in.size(); ++k) {
-    require_same_dtype(c, acc, c.x(k));
+    check_same_dtype(c, acc, c.x(k));
     acc = fn(acc, c.x(k));
   }
   return acc;

@@ -9,13 +9,13 @@
 
 namespace slim {
 
-namespace {
-
-void check_same_dtype(const KernelContext& c) {
-  SLIM_CHECK(c.x(0).scalar_type() == c.x(1).scalar_type(), c.node.label(),
-             ": inputs must have the same type, got ", dtype_name(c.x(0).scalar_type()), " and ",
-             dtype_name(c.x(1).scalar_type()));
+void check_same_dtype(const KernelContext& c, const at::Tensor& a, const at::Tensor& b) {
+  SLIM_CHECK(a.scalar_type() == b.scalar_type(), c.node.label(),
+             ": inputs must have the same type, got ", dtype_name(a.scalar_type()), " and ",
+             dtype_name(b.scalar_type()));
 }
+
+namespace {
 
 /// a + b written into a's memory when the executor handed a over and no broadcast grows it.
 bool add_in_place(KernelContext& c) {
@@ -27,22 +27,22 @@ bool add_in_place(KernelContext& c) {
 }
 
 void add(KernelContext& c) {
-  check_same_dtype(c);
+  check_same_dtype(c, c.x(0), c.x(1));
   if (!add_in_place(c)) c.out[0] = at::add(c.x(0), c.x(1));
 }
 
 void sub(KernelContext& c) {
-  check_same_dtype(c);
+  check_same_dtype(c, c.x(0), c.x(1));
   c.out[0] = at::sub(c.x(0), c.x(1));
 }
 
 void mul(KernelContext& c) {
-  check_same_dtype(c);
+  check_same_dtype(c, c.x(0), c.x(1));
   c.out[0] = at::mul(c.x(0), c.x(1));
 }
 
 void div(KernelContext& c) {
-  check_same_dtype(c);
+  check_same_dtype(c, c.x(0), c.x(1));
   const at::Tensor &a = c.x(0), &b = c.x(1);
   // ONNX integer Div truncates like C; ATen's default would promote to float.
   if (at::isIntegralType(a.scalar_type(), /*includeBool=*/false))

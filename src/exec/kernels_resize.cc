@@ -17,6 +17,13 @@ namespace slim {
 
 namespace {
 
+/// A 1-D float tensor (scales, roi) as doubles, read from memory once.
+std::vector<double> to_double_vector(const at::Tensor& t) {
+  at::Tensor d = t.to(at::kDouble).contiguous().reshape({-1});
+  const double* p = d.data_ptr<double>();
+  return std::vector<double>(p, p + d.numel());
+}
+
 struct ResizeAttrs {
   std::string mode, coord, nearest;
   double cubic_a, extrapolation;
@@ -140,14 +147,13 @@ std::optional<at::Tensor> aten_resize(const ResizeAttrs& a, const at::Tensor& x,
     sw = scales[3];
   }
   if (a.mode == "linear") {
-    bool real_len_is_size = true;
-    for (int d = 2; d < 4; ++d)
-      real_len_is_size = real_len_is_size && scales[d] * static_cast<double>(x.size(d)) ==
-                                                 static_cast<double>(out[d]);
     if (a.coord == "half_pixel" ||
         (a.coord == "pytorch_half_pixel" && out[2] > 1 && out[3] > 1))
       return at::upsample_bilinear2d(x, size, /*align_corners=*/false, sh, sw);
-    if (a.coord == "align_corners" && real_len_is_size)
+    auto real_len_is_size = [&](int d) {
+      return scales[d] * static_cast<double>(x.size(d)) == static_cast<double>(out[d]);
+    };
+    if (a.coord == "align_corners" && real_len_is_size(2) && real_len_is_size(3))
       return at::upsample_bilinear2d(x, size, /*align_corners=*/true, c10::nullopt, c10::nullopt);
     return {};
   }
@@ -180,13 +186,14 @@ void resize(KernelContext& c) {
   std::vector<double> scales(r, 1.0);
   std::vector<int64_t> out(r);
   if (has_scales) {
-    at::Tensor s = c.in[2].to(at::kDouble).contiguous();
-    SLIM_CHECK(s.numel() == r, n.label(), ": scales has ", s.numel(), " values for rank ", r);
+    scales = to_double_vector(c.in[2]);
+    SLIM_CHECK(static_cast<int64_t>(scales.size()) == r, n.label(), ": scales has ", scales.size(),
+               " values for rank ", r);
     for (int64_t d = 0; d < r; ++d) {
-      scales[d] = s[d].item<double>();
       SLIM_CHECK(scales[d] > 0, n.label(), ": scales must be positive, got ", scales[d],
                  " for axis ", d);
       out[d] = static_cast<int64_t>(std::floor(scales[d] * static_cast<double>(x.size(d))));
+      SLIM_CHECK(out[d] > 0, n.label(), ": axis ", d, " would resize to ", out[d], " elements");
     }
   } else {
     out = to_int_vector(c.in[3]);
@@ -201,11 +208,8 @@ void resize(KernelContext& c) {
   if (a.coord == "tf_crop_and_resize") {
     SLIM_CHECK(c.has(1) && c.in[1].numel() == 2 * r, n.label(),
                ": tf_crop_and_resize needs roi with ", 2 * r, " values (starts, then ends)");
-    at::Tensor t = c.in[1].to(at::kDouble).contiguous();
-    for (int64_t k = 0; k < 2 * r; ++k) roi.push_back(t[k].item<double>());
+    roi = to_double_vector(c.in[1]);
   }
-  for (int64_t d = 0; d < r; ++d)
-    SLIM_CHECK(out[d] > 0, n.label(), ": axis ", d, " would resize to ", out[d], " elements");
   if (auto fast = aten_resize(a, x, scales, out, has_scales)) {
     c.out[0] = *fast;
     return;

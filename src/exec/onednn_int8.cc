@@ -675,15 +675,14 @@ bool Int8MaxPool::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
     fresh->y = ActivationParams::of(in[3], in[4]);
     params_ = std::move(fresh);
   }
-  const Params& p = *params_;
+  Params& p = *params_;
   if (!p.x.ok || !p.y.ok || !p.x.matches(x)) return false;
   const at::ScalarType xt = x.scalar_type(), y_type = p.y.output_type();
-  Params& cache = *params_;
-  if (!x.sizes().equals(cache.dims)) {  // consecutive runs usually have the same shape
-    cache.window = resolve_window(node_, x, node_.ints("kernel_shape"));
-    cache.dims = x.sizes().vec();
+  if (!x.sizes().equals(p.dims)) {  // consecutive runs usually have the same shape
+    p.window = resolve_window(node_, x, node_.ints("kernel_shape"));
+    p.dims = x.sizes().vec();
   }
-  const Window& w = cache.window;
+  const Window& w = p.window;
   if (!w.aten_pool_padding()) return false;
   const bool ceil_mode = node_.i("ceil_mode", 0) != 0;
   at::Tensor levels;

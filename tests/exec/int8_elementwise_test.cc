@@ -115,6 +115,23 @@ TEST(Int8Elementwise, ResidualAddEqualsTheFormulas) {
   }
 }
 
+/// x (levels of `type`, shape `x_shape`) -> DequantizeLinear(sx, zp) -> MaxPool(attrs) ->
+/// QuantizeLinear(sy, zp), the pattern the int8 MaxPool step runs.
+Graph dq_maxpool_q(at::ScalarType type, int zp, float sx, float sy,
+                   const std::vector<int64_t>& x_shape, std::map<std::string, AttrValue> attrs) {
+  test::GraphBuilder b;
+  auto x = b.input("x", x_shape, type);
+  auto xd = b.node("DequantizeLinear",
+                   {x, b.init("sx", at::scalar_tensor(sx)), b.init("zx", zero_point(zp, type))}, {},
+                   "dq");
+  auto p = b.node("MaxPool", {xd}, std::move(attrs), "pool");
+  auto yq =
+      b.node("QuantizeLinear",
+             {p, b.init("sy", at::scalar_tensor(sy)), b.init("zy", zero_point(zp, type))}, {}, "q");
+  b.output(yq, type);
+  return b.build();
+}
+
 TEST(Int8Elementwise, MaxPoolPoolsTheLevels) {
   // DQ -> MaxPool -> Q on the levels, with the output's scale equal to the input's (the levels
   // pass through) or not (requantized), for int8, uint8 and uint8 + 128 levels, NCHW and NHWC.
@@ -128,22 +145,10 @@ TEST(Int8Elementwise, MaxPoolPoolsTheLevels) {
           SCOPED_TRACE(std::string(xc.type == at::kByte ? "u8" : "s8") + " zp " +
                        std::to_string(xc.zp) + ", y scale " + std::to_string(sy) +
                        (nhwc ? ", NHWC" : "") + (ceil ? ", ceil_mode" : ""));
-          test::GraphBuilder b;
-          auto x = b.input("x", {kDynamicDim, 5, 9, 7}, xc.type);
-          auto xd = b.node(
-              "DequantizeLinear",
-              {x, b.init("sx", at::scalar_tensor(sx)), b.init("zx", zero_point(xc.zp, xc.type))},
-              {}, "dq");
           std::map<std::string, AttrValue> attrs = {
               {"kernel_shape", V{3, 3}}, {"strides", V{2, 2}}, {"pads", V{1, 1, 1, 1}}};
           if (ceil) attrs = {{"kernel_shape", V{2, 2}}, {"strides", V{2, 2}}, {"ceil_mode", 1}};
-          auto p = b.node("MaxPool", {xd}, attrs, "pool");
-          auto yq = b.node(
-              "QuantizeLinear",
-              {p, b.init("sy", at::scalar_tensor(sy)), b.init("zy", zero_point(xc.zp, xc.type))},
-              {}, "q");
-          b.output(yq, xc.type);
-          Graph g = b.build();
+          Graph g = dq_maxpool_q(xc.type, xc.zp, sx, sy, {kDynamicDim, 5, 9, 7}, attrs);
           Executor ex(g);
           at::manual_seed(5);
           const int64_t lo = xc.type == at::kByte ? 0 : -128;
@@ -168,20 +173,9 @@ TEST(Int8Elementwise, MaxPoolWindowFollowsTheInputShape) {
   // auto_pad SAME_UPPER, kernel 5, stride 3: 9x9 inputs get pads of 1, 10x10 inputs pads of 2.
   // One executor runs both: the window it caches must follow the shape.
   using V = std::vector<int64_t>;
-  test::GraphBuilder b;
-  auto x = b.input("x", {kDynamicDim, 4, kDynamicDim, kDynamicDim}, at::kByte);
-  auto xd = b.node("DequantizeLinear",
-                   {x, b.init("sx", at::scalar_tensor(0.05f)), b.init("zx", zero_point(0, at::kByte))},
-                   {}, "dq");
-  auto p = b.node("MaxPool", {xd},
-                  {{"kernel_shape", V{5, 5}}, {"strides", V{3, 3}},
-                   {"auto_pad", std::string("SAME_UPPER")}},
-                  "pool");
-  auto yq = b.node("QuantizeLinear",
-                   {p, b.init("sy", at::scalar_tensor(0.05f)), b.init("zy", zero_point(0, at::kByte))},
-                   {}, "q");
-  b.output(yq, at::kByte);
-  Graph g = b.build();
+  Graph g = dq_maxpool_q(
+      at::kByte, 0, 0.05f, 0.05f, {kDynamicDim, 4, kDynamicDim, kDynamicDim},
+      {{"kernel_shape", V{5, 5}}, {"strides", V{3, 3}}, {"auto_pad", std::string("SAME_UPPER")}});
   Executor ex(g);
   at::manual_seed(6);
   for (int64_t side : {9, 10, 9}) {

@@ -44,6 +44,8 @@ std::vector<int64_t> to_int_vector(const at::Tensor& t);
 /// The dims a Shape node outputs for an input of shape `dims` (its start/end attributes,
 /// opset 15, clamped as ONNX specifies).
 std::vector<int64_t> shape_op_dims(const Node& n, const std::vector<int64_t>& dims);
+/// Inputs `a` and `b` of the node have one element type; the error names the node and both.
+void check_same_dtype(const KernelContext& c, const at::Tensor& a, const at::Tensor& b);
 /// Normalizes a possibly negative axis for a tensor of rank `rank`; errors name the node.
 int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank);
 
