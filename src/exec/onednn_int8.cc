@@ -239,6 +239,18 @@ OneDnnInt8::OneDnnInt8(const Node& op, Int8Operands operands, FusedActivation ac
     : node_(op), ops_(std::move(operands)), act_(act) {}
 OneDnnInt8::~OneDnnInt8() = default;
 
+bool int8_exact_for_any_weights() {
+  // The effective ISA honours ONEDNN_MAX_CPU_ISA; VNNI is bit 0x40 (AVX-512) or 0x400 (AVX2).
+  static const bool vnni = [] {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    return (isa & static_cast<unsigned>(dnnl_cpu_isa_avx512_core_vnni) &
+            ~static_cast<unsigned>(dnnl_cpu_isa_avx512_core)) != 0 ||
+           (isa & static_cast<unsigned>(dnnl_cpu_isa_avx2_vnni) &
+            ~static_cast<unsigned>(dnnl_cpu_isa_avx2)) != 0;
+  }();
+  return vnni;
+}
+
 bool OneDnnInt8::prepare(const std::vector<at::Tensor>& in) {
   SLIM_ASSERT(in.size() == kNumOperands, node_.label(), ": int8 step got ", in.size(), " operands");
   // Every operand but x: the weights, scales, zero points and bias.
@@ -280,6 +292,9 @@ bool OneDnnInt8::prepare(const std::vector<at::Tensor>& in) {
   at::Tensor a =
       (xs.to(at::kFloat).reshape({}) * ws.to(at::kFloat).reshape({-1})).expand({p.oc}).contiguous();
   if (!at::isfinite(a).all().item<bool>()) return false;
+  if (!int8_exact_for_any_weights() &&
+      w.to(at::kShort).abs().max().item<int>() > kInt8WeightBoundNoVnni)
+    return false;
   p.weights = w;
   at::Tensor dead = a.eq(0);
   if (dead.any().item<bool>()) {
@@ -353,6 +368,9 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
     const at::Tensor& w = p.weights;
     const int64_t oc = p.oc;
     const dt src_dt = x_type == at::kByte && !p.x_shift ? dt::u8 : dt::s8;
+    // Without VNNI oneDNN runs s8 inputs by halving the weights (its weight scale adjustment),
+    // which drops the low bit of every odd weight: not the QDQ graph's result.
+    if (src_dt == dt::s8 && !int8_exact_for_any_weights()) return false;
     const dt dst_dt = p.y_type == at::kFloat                ? dt::f32
                       : p.y_type == at::kByte && !p.y_shift ? dt::u8
                                                             : dt::s8;

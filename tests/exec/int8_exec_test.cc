@@ -64,19 +64,32 @@ using V = std::vector<int64_t>;
   return float_agree(got, want);
 }
 
-/// Symmetric int8 weights with one scale per slice along `axis`: scale = max|w| / 127.
+/// The widest int8 weights this CPU's int8 kernels accumulate exactly: 127 with VNNI, else 64
+/// (see int8_exact_for_any_weights). The tests quantize to that many levels so that they run the
+/// int8 kernels on any CPU; Int8Exec.WeightsBeyondSevenBitsNeedVnni covers wider weights.
+int64_t weight_levels() { return int8_exact_for_any_weights() ? 127 : kInt8WeightBoundNoVnni; }
+
+/// Whether a fused Conv or Gemm step with input levels of type `x_type` (zero point 0, weights of
+/// weight_levels()) runs in int8 on this CPU: always with VNNI, else for u8 inputs only (see
+/// int8_exact_for_any_weights).
+bool runs_in_int8(at::ScalarType x_type) {
+  return int8_exact_for_any_weights() || x_type == at::kByte;
+}
+
+/// Symmetric int8 weights with one scale per slice along `axis`: scale = max|w| / levels.
 struct QuantizedWeight {
   at::Tensor q, scale;
 };
 
-QuantizedWeight quantize_weight(const at::Tensor& w, int64_t axis) {
+QuantizedWeight quantize_weight(const at::Tensor& w, int64_t axis,
+                                int64_t levels = weight_levels()) {
   std::vector<int64_t> others;
   for (int64_t d = 0; d < w.dim(); ++d)
     if (d != axis) others.push_back(d);
-  at::Tensor scale = (w.abs().amax(others) / 127).clamp_min(1e-8);
+  at::Tensor scale = (w.abs().amax(others) / levels).clamp_min(1e-8);
   std::vector<int64_t> shape(w.dim(), 1);
   shape[axis] = w.size(axis);
-  at::Tensor q = at::round(w / scale.reshape(shape)).clamp(-127, 127).to(at::kChar);
+  at::Tensor q = at::round(w / scale.reshape(shape)).clamp(-levels, levels).to(at::kChar);
   return {q, scale};
 }
 
@@ -303,7 +316,12 @@ TEST(Int8Exec, ConvVariantsMatchTheFloatSimulation) {
       at::manual_seed(100 + n);
       at::Tensor x = conv_input(c, n);
       auto got = fast.run({x}), want = sim.run({x});
-      EXPECT_EQ(fast.int8_ops_last_run(), 1) << "the pattern was not run in int8";
+      // Without VNNI oneDNN has only its reference int8 kernel for some shapes (grouped convs):
+      // those run as their QDQ nodes too.
+      if (int8_exact_for_any_weights())
+        EXPECT_EQ(fast.int8_ops_last_run(), 1) << "the pattern was not run in int8";
+      else
+        EXPECT_LE(fast.int8_ops_last_run(), runs_in_int8(c.x_type) ? 1 : 0);
       EXPECT_EQ(sim.int8_ops_last_run(), 0);
       ASSERT_EQ(got.size(), want.size());
       for (size_t i = 0; i < got.size(); ++i) {
@@ -388,7 +406,9 @@ TEST(Int8Exec, ChainOfConvsPassesInt8TensorsBetweenFusedSteps) {
     Graph g = q.b.build();
     for (int64_t n : {1, 5}) {
       at::manual_seed(n);
-      EXPECT_EQ(compare_int8_with_simulation(g, {at::randn({n, 3, 12, 12})}), 4);
+      // conv1 and conv4 read signed levels: in int8 with VNNI only.
+      EXPECT_EQ(compare_int8_with_simulation(g, {at::randn({n, 3, 12, 12})}),
+                int8_exact_for_any_weights() ? 4 : 2);
     }
   }
 }
@@ -421,7 +441,9 @@ TEST(Int8Exec, ResidualAddRunsOnTheIntegerTensors) {
       Graph g = q.b.build();
       for (int64_t n : {1, 3}) {
         at::manual_seed(n);
-        EXPECT_EQ(compare_int8_with_simulation(g, {at::randn({n, 8, 6, 6})}), 2);
+        // The conv reads signed levels (int8 with VNNI only); the Add runs in int8 anywhere.
+        EXPECT_EQ(compare_int8_with_simulation(g, {at::randn({n, 8, 6, 6})}),
+                  int8_exact_for_any_weights() ? 2 : 1);
       }
     }
   }
@@ -478,9 +500,32 @@ TEST(Int8Exec, GemmMatchesTheFloatSimulation) {
     Graph g = q.b.build();
     for (int64_t m : {1, 7}) {
       at::Tensor xin = c.x_type == at::kByte ? at::rand({m, k}) : at::randn({m, k});
-      EXPECT_EQ(compare_int8_with_simulation(g, {xin}), 1);
+      EXPECT_EQ(compare_int8_with_simulation(g, {xin}), runs_in_int8(c.x_type) ? 1 : 0);
     }
   }
+}
+
+// 8-bit weights (|w| up to 127) with u8 inputs near 255, where a pair of products summed in int16
+// saturates (255 * (127 + 127) = 64770): with VNNI the step runs in int8, without it (e.g.
+// ONEDNN_MAX_CPU_ISA=AVX2, as on CPUs before Cascade Lake or Zen 4) it runs as its QDQ nodes.
+// Either way the output is the simulation's, which a saturating kernel missed by 16% here.
+TEST(Int8Exec, WeightsBeyondSevenBitsNeedVnni) {
+  const int64_t k = 64, n_out = 24;
+  at::manual_seed(22);
+  QdqBuilder q;
+  auto x = q.b.input("x", {kDynamicDim, k});
+  auto xd = q.qdq(x, 1.f / 255, at::kByte, "x");
+  // Weights of one sign per output channel: every pair of products adds up.
+  at::Tensor wf = at::rand({n_out, k}) * (at::randint(0, 2, {n_out, 1}) * 2 - 1);
+  QuantizedWeight w = quantize_weight(wf, 0, /*levels=*/127);
+  ASSERT_GT(w.q.to(at::kShort).abs().max().item<int>(), kInt8WeightBoundNoVnni);
+  std::vector<std::string> in{xd, q.weight("w", w, 0),
+                              q.bias("b", at::zeros({n_out}), 1.f / 255, w.scale)};
+  q.b.output(q.b.node("Gemm", in, {{"transB", int64_t{1}}}, "gemm"));
+  Graph g = q.b.build();
+  const at::Tensor xin = 0.9 + 0.1 * at::rand({5, k});  // levels near 255
+  EXPECT_EQ(compare_int8_with_simulation(g, {xin}), int8_exact_for_any_weights() ? 1 : 0);
+  std::printf("[   info   ] VNNI: %s\n", int8_exact_for_any_weights() ? "yes" : "no");
 }
 
 TEST(Int8Exec, NonZeroActivationZeroPointFallsBack) {
@@ -518,7 +563,7 @@ TEST(Int8Exec, AbsentActivationZeroPointRunsInInt8) {
     g.find_node("x_dq")->inputs.resize(2);
     if (!signed_x) g.find_node("x_q")->inputs.resize(2);
     at::manual_seed(2);
-    EXPECT_EQ(compare_int8_with_simulation(g, {conv_input(c, 3)}), 1);
+    EXPECT_EQ(compare_int8_with_simulation(g, {conv_input(c, 3)}), runs_in_int8(c.x_type) ? 1 : 0);
   }
 }
 
@@ -693,15 +738,20 @@ TEST(Int8Exec, QdqMobileNetV1RunsEveryConvAndTheGemmInInt8) {
   test::randomize_batch_norm(f, 9);
   at::manual_seed(10);
   Graph g = quantize_model(f, at::randn({8, 1, 28, 28}));
-  int convs = 0;
-  for (const auto& n : g.nodes) convs += n.op_type == "Conv" || n.op_type == "Gemm";
+  int convs = 0, int8_convs = 0;
+  for (const auto& n : g.nodes) {
+    if (n.op_type != "Conv" && n.op_type != "Gemm") continue;
+    ++convs;
+    int8_convs += runs_in_int8(g.initializers.at(n.name + "_x_zp").scalar_type());
+  }
   EXPECT_EQ(convs, 28);
+  EXPECT_EQ(int8_convs, int8_exact_for_any_weights() ? 28 : 27);  // conv1 reads the signed image
   Executor fast(g), sim(g);
   sim.set_int8(false);
   for (int64_t n : {1, 4}) {
     at::Tensor x = at::randn({n, 1, 28, 28});
     at::Tensor got = fast.run({x})[0], want = sim.run({x})[0];
-    EXPECT_EQ(fast.int8_ops_last_run(), convs);
+    EXPECT_EQ(fast.int8_ops_last_run(), int8_convs);
     // One-step differences inside the network move the logits a little.
     EXPECT_LT(test::rel_error(got, want), 0.05);
     EXPECT_TRUE(at::equal(got.argmax(1), want.argmax(1)));

@@ -51,6 +51,16 @@ std::optional<Int8Operands> match_int8_operands(
 /// absent, a uint8/int8 scalar initializer equal to 0, or a uint8 128.
 bool int8_output_quantize(const Graph& g, const Node& q);
 
+/// True if oneDNN's int8 kernels on this CPU (as far as ONEDNN_MAX_CPU_ISA allows) compute
+/// u8/s8 x s8 products exactly for any int8 weights: the CPU has VNNI (Intel since Cascade Lake
+/// and Ice Lake, AMD since Zen 4). Without VNNI the kernels multiply with vpmaddubsw, which adds
+/// two u8 x s8 products into a saturating int16, exact only while |w| <= kInt8WeightBoundNoVnni
+/// (255 * 2 * 64 < 32768), and they run s8 inputs on weights halved and rounded. There
+/// OneDnnInt8 runs only u8 inputs with such weights in int8; any other step runs as its QDQ
+/// nodes (the float simulation, the same results to rounding).
+bool int8_exact_for_any_weights();
+constexpr int kInt8WeightBoundNoVnni = 64;
+
 /// One fused int8 step of the executor. Not thread-safe (neither is the Executor).
 class Int8Step {
  public:
@@ -76,8 +86,9 @@ class OneDnnInt8 : public Int8Step {
   /// absent) and returns true: the QuantizeLinear's u8/s8 tensor when there is one, else the
   /// float output after the activation; NHWC for a Conv. Returns false without touching `out`
   /// when this call does not qualify (a zero point is not 0, a dtype or shape is not supported,
-  /// a scale is not finite, or oneDNN offers only its reference kernel): the caller then runs
-  /// the original nodes. Weights, scales and bias are prepared again only when one of their
+  /// a scale is not finite, weights wider than the CPU's kernels accumulate exactly (see
+  /// int8_exact_for_any_weights), or oneDNN offers only its reference kernel): the caller then
+  /// runs the original nodes. Weights, scales and bias are prepared again only when one of their
   /// tensors changes (same Stamp logic as OneDnnConv).
   bool run(const std::vector<at::Tensor>& in, at::Tensor& out) override;
 
