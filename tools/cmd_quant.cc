@@ -127,6 +127,8 @@ void add_ptq(CLI::App* parent) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--max-samples", a->calib.max_samples, "use the first N samples only")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--kl-max-clip", a->calib.kl_max_clip,
+                  "kl: the largest share of |x| the threshold may clip (1: MXNet's unguarded kl)");
   cmd->add_option("--hist-percent", a->calib.hist_percent, "hist: percentile of |x| to keep")
       ->check(CLI::Range(0.5, 1.0));
   cmd->add_flag("--bias-correction", a->bias_correction,

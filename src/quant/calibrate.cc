@@ -75,6 +75,8 @@ ScaleTable calibrate(Graph& g, const std::shared_ptr<Dataset>& data, const Quant
   SLIM_CHECK(o.batch_size > 0, "calibration batch size must be > 0, got ", o.batch_size);
   SLIM_CHECK(o.batches >= 0, "--batches must be >= 0, got ", o.batches);
   SLIM_CHECK(o.bins >= 256, "histogram bins must be >= 256, got ", o.bins);
+  SLIM_CHECK(o.kl_max_clip > 0 && o.kl_max_clip <= 1, "kl_max_clip must be in (0, 1], got ",
+             o.kl_max_clip);
   SLIM_CHECK(o.algo != CalibAlgo::kKl || q.act_bits <= 12,
              "kl calibration takes activation bits up to 12 (its ", kKlBins,
              "-bin histogram), got ", q.act_bits);
@@ -185,7 +187,8 @@ ScaleTable calibrate(Graph& g, const std::shared_ptr<Dataset>& data, const Quant
           case CalibAlgo::kKl:
             // MXNet's 255 quantization bins for int8 (2^bits - 1), also for unsigned activations,
             // which are then stored with 255 levels above 0: the cut is chosen as for int8.
-            th = threshold_kl(s.hist, s.abs_max, (int64_t{1} << q.act_bits) - 1);
+            th = std::max(threshold_kl(s.hist, s.abs_max, (int64_t{1} << q.act_bits) - 1),
+                          threshold_kl_clip_bound(s.hist, s.abs_max, o.kl_max_clip));
             break;
           case CalibAlgo::kMse: {
             int best = static_cast<int>(std::min_element(s.sq_err.begin(), s.sq_err.end()) -

@@ -103,4 +103,22 @@ double threshold_kl(const std::vector<double>& hist, double abs_max, int64_t lev
   return threshold;
 }
 
+double threshold_kl_clip_bound(const std::vector<double>& hist, double abs_max, double max_clip) {
+  SLIM_CHECK(max_clip > 0 && max_clip <= 1, "kl_max_clip must be in (0, 1], got ", max_clip);
+  SLIM_CHECK(!hist.empty(), "kl histogram is empty");
+  const int64_t zero = static_cast<int64_t>(hist.size()) - 1;
+  const double width = 2.0 * abs_max / static_cast<double>(2 * zero + 1);
+  double total = 0;
+  for (double h : hist) total += h;
+  if (total <= 0 || max_clip >= 1) return 0;
+  double cum = 0;
+  for (size_t i = 0; i < hist.size(); ++i) {
+    cum += hist[i];
+    // Everything above bin i's upper edge is clipped.
+    if (total - cum <= max_clip * total)
+      return std::min(abs_max, (static_cast<double>(i) + 0.5) * width);
+  }
+  return abs_max;
+}
+
 }  // namespace slim

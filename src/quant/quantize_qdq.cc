@@ -16,17 +16,19 @@ std::pair<at::Tensor, at::Tensor> quantize_weight(const at::Tensor& w, int bits,
   at::Tensor q = quantize_symmetric(wf, s, bits, axis);
   const double b = static_cast<double>(quant_bound(bits));
   at::Tensor step = at::where(s > 0, s / b, at::ones_like(s));
-  if (bias_correction && axis >= 0) {
-    // PaddleSlim's bias_correction_w: shift each channel by its mean quantization error and
-    // restore its standard deviation, then quantize again with the same scales.
+  if (bias_correction) {
+    // PaddleSlim's bias_correction_w: shift each channel (the whole tensor with one scale) by its
+    // mean quantization error and restore its standard deviation (population), then quantize
+    // again with the same scales.
+    const int64_t slices = axis >= 0 ? wf.size(axis) : 1;
     std::vector<int64_t> shape(wf.dim(), 1);
-    shape[axis] = wf.size(axis);
+    if (axis >= 0) shape[axis] = slices;
     at::Tensor dq = q * step.reshape(shape);
-    auto per_channel = [&](const at::Tensor& t) {
-      return t.transpose(0, axis).reshape({wf.size(axis), -1});
+    auto per_slice = [&](const at::Tensor& t) {
+      return (axis >= 0 ? t.transpose(0, axis) : t).reshape({slices, -1});
     };
-    at::Tensor mean_err = (per_channel(wf) - per_channel(dq)).mean(1);
-    at::Tensor ratio = per_channel(wf).std(1, false) / (per_channel(dq).std(1, false) + 1e-8);
+    at::Tensor mean_err = (per_slice(wf) - per_slice(dq)).mean(1);
+    at::Tensor ratio = per_slice(wf).std(1, false) / (per_slice(dq).std(1, false) + 1e-8);
     at::Tensor adjusted = (dq + mean_err.reshape(shape)) * ratio.reshape(shape);
     q = quantize_symmetric(adjusted, s, bits, axis);
   }

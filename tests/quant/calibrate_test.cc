@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
+#include "slim/data/dataset.h"
 #include "slim/exec/executor.h"
 #include "slim/passes/fold_batch_norm.h"
 #include "slim/quant/fake_quant.h"
@@ -84,6 +86,69 @@ TEST(Calibrate, KlAgreesWithTheReferenceOnASpikyHistogram) {
       << e;
 }
 
+TEST(Calibrate, KlClipBoundIsTheFirstUpperEdgeClippingNoMoreThanTheShare) {
+  // 5 bins of width w = 2 * 4.5 / 9 = 1: bin k holds |x| in [k - 0.5, k + 0.5).
+  const std::vector<double> h{600, 300, 90, 9, 1};  // 1000 counts
+  EXPECT_DOUBLE_EQ(threshold_kl_clip_bound(h, 4.5, 0.1), 1.5);    // 100 above bin 1's edge
+  EXPECT_DOUBLE_EQ(threshold_kl_clip_bound(h, 4.5, 0.0099), 3.5);  // 1 above bin 3's edge
+  EXPECT_DOUBLE_EQ(threshold_kl_clip_bound(h, 4.5, 0.001), 3.5);   // the one count above
+  EXPECT_DOUBLE_EQ(threshold_kl_clip_bound(h, 4.5, 0.0009), 4.5);  // nothing clipped: the max
+  EXPECT_NE(test::error_of([&] { threshold_kl_clip_bound(h, 4.5, 0); }).find("kl_max_clip"),
+            std::string::npos);
+}
+
+/// Images cut from one tensor of values, for calibrating a graph on chosen data.
+class ValueImages : public Dataset {
+ public:
+  explicit ValueImages(at::Tensor images) : images_(std::move(images)) {}
+  int64_t size() const override { return images_.size(0); }
+  at::Tensor image(int64_t i) const override { return images_[i]; }
+  int64_t label(int64_t) const override { return 0; }
+  int64_t num_classes() const override { return 1; }
+  std::vector<int64_t> image_shape() const override {
+    return {images_.size(1), images_.size(2), images_.size(3)};
+  }
+  std::string describe() const override { return "values"; }
+
+ private:
+  at::Tensor images_;
+};
+
+// calibrate() with kl on the spiky activation above, as the input of a 1x1 conv: MXNet's cut
+// lies in the tail above the spikes, clipping 2% of the values; the guard raises it to the edge
+// that clips at most kl_max_clip (default 0.03%); kl_max_clip 1 leaves MXNet's cut.
+TEST(Calibrate, KlGuardClipsAtMostTheShareItIsGiven) {
+  at::manual_seed(4);
+  std::vector<at::Tensor> parts = {at::zeros({400000})};
+  for (float v : {0.3f, 0.9f, 1.4f, 2.6f}) parts.push_back(at::full({50000}, v));
+  parts.push_back(at::rand({60000}).pow(2) * 5.2);
+  const at::Tensor x = at::cat(parts);
+  test::GraphBuilder b;
+  auto in = b.input("x", {kDynamicDim, 1, 25, 40});
+  b.output(b.node("Conv", {in, b.init("w", at::ones({1, 1, 1, 1}))}, {}, "conv"));
+  Graph g = b.build();
+  auto data = std::make_shared<ValueImages>(x.reshape({-1, 1, 25, 40}));  // 660 images
+  CalibOptions o;
+  o.algo = CalibAlgo::kKl;
+  o.batch_size = 66;
+  o.progress = false;
+  o.kl_max_clip = 1;
+  const double mxnet = calibrate(g, data, {}, o).activations.at("x").threshold;
+  o.kl_max_clip = CalibOptions{}.kl_max_clip;
+  const double guarded = calibrate(g, data, {}, o).activations.at("x").threshold;
+  const double mx = x.max().item<double>();
+  const std::vector<double> hist = kl_hist(x, mx);
+  EXPECT_NEAR(mxnet, threshold_kl(hist, mx, 255), 1e-6);
+  const double clipped = x.gt(guarded).sum().item<double>() / x.numel();
+  EXPECT_LE(clipped, o.kl_max_clip);
+  EXPECT_GT(x.gt(mxnet).sum().item<double>() / x.numel(), o.kl_max_clip) << "the guard had nothing to do";
+  EXPECT_GT(guarded, mxnet);
+  // The smallest bin edge that clips no more: one bin lower clips more.
+  EXPECT_GT(x.gt(guarded - 2 * mx / kKlBins).sum().item<double>() / x.numel(), o.kl_max_clip);
+  std::printf("[   info   ] MXNet's kl %.3f clips %.3f%%; guarded %.3f clips %.3f%%\n", mxnet,
+              100 * x.gt(mxnet).sum().item<double>() / x.numel(), guarded, 100 * clipped);
+}
+
 class CalibrateMnist : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -137,15 +202,59 @@ TEST_F(CalibrateMnist, AbsMaxAndAvgMatchTheirDefinitions) {
   EXPECT_NEAR(a.activations.at("conv3_1_sep_relu").threshold, sum / 3, 1e-5);
 }
 
-TEST_F(CalibrateMnist, HistKlAndMseCutBelowTheMaxAndMseMinimisesTheError) {
-  for (CalibAlgo algo : {CalibAlgo::kHist, CalibAlgo::kKl, CalibAlgo::kMse}) {
-    o_.algo = algo;
-    ScaleTable t = calibrate(g_, data_, q_, o_);
-    for (const auto& [name, a] : t.activations) {
-      EXPECT_GT(a.threshold, 0) << name;
-      EXPECT_LE(a.threshold, a.abs_max * (1 + 1e-9)) << to_string(algo) << " " << name;
-    }
+// hist and kl on real activations against computations that share nothing with calibrate():
+// hist from the sorted |x| of all 48 images (the bin holding the ceil(0.9999 n)-th smallest, at
+// its centre), kl from one histogram of all 48 images fed to the Python reference. Three
+// activations: the input (signed), a depthwise output that is mostly spikes (where kl cuts far
+// below the max) and a pointwise one.
+TEST_F(CalibrateMnist, HistAndKlMatchIndependentComputations) {
+  const std::vector<std::string> names = {"image", "conv2_2_dw_relu", "conv4_1_sep_relu"};
+  o_.algo = CalibAlgo::kHist;
+  const ScaleTable hist = calibrate(g_, data_, q_, o_);
+  o_.algo = CalibAlgo::kKl;
+  o_.kl_max_clip = 1;  // MXNet's calibration as the reference computes it
+  const ScaleTable kl = calibrate(g_, data_, q_, o_);
+  const double max_clip = CalibOptions{}.kl_max_clip;  // the default guard
+  o_.kl_max_clip = max_clip;
+  const ScaleTable guarded = calibrate(g_, data_, q_, o_);
+  for (const auto& name : names) {
+    SCOPED_TRACE(name);
+    const at::Tensor ax = values(name).abs().flatten().to(at::kDouble).contiguous();
+    const double mx = ax.max().item<double>();
+    ASSERT_GT(mx, 0);
+    EXPECT_DOUBLE_EQ(hist.activations.at(name).abs_max, mx);
+
+    std::vector<double> v(ax.data_ptr<double>(), ax.data_ptr<double>() + ax.numel());
+    std::sort(v.begin(), v.end());
+    const auto k = static_cast<size_t>(std::ceil(0.9999 * static_cast<double>(v.size())));
+    const double width = mx / 2048, pos = v[k - 1] / width;
+    const double bin = std::min(std::floor(pos), 2047.0);
+    const double want = (bin + 0.5) * width;
+    const double got = hist.activations.at(name).threshold;
+    // A value within float rounding of a bin edge may be counted in the neighbouring bin.
+    const double edge = std::abs(pos - std::round(pos));
+    EXPECT_NEAR(got, want, edge < 1e-3 ? 1.001 * width : 1e-6 * width)
+        << "hist: rank " << k << " of " << v.size();
+
+    const double kl_want = python_kl(kl_hist(ax.to(at::kFloat), mx), mx, 255);
+    const double kw = 2 * mx / kKlBins;
+    EXPECT_NEAR(kl.activations.at(name).threshold, kl_want, 1e-3 * kw);
+    // The guard: the upper edge of the kl bin (centred on k * kw) holding the largest value kept
+    // when at most max_clip of the values are clipped.
+    const double kept =
+        v[v.size() - 1 - static_cast<size_t>(max_clip * static_cast<double>(v.size()))];
+    const double kpos = kept / kw + 0.5;
+    const double bound = std::min(mx, (std::floor(kpos) + 0.5) * kw);
+    const double kedge = std::abs(kpos - std::round(kpos));
+    const double guard_want = std::max(kl_want, bound);
+    EXPECT_NEAR(guarded.activations.at(name).threshold, guard_want,
+                kedge < 1e-3 && guard_want == bound ? 1.001 * kw : 1e-3 * kw);
+    std::printf("[   info   ] %s: max %.4f, hist %.4f, kl %.4f, kl guarded %.4f\n", name.c_str(),
+                mx, got, kl.activations.at(name).threshold, guarded.activations.at(name).threshold);
   }
+}
+
+TEST_F(CalibrateMnist, MseMinimisesTheQuantizationError) {
   o_.algo = CalibAlgo::kMse;
   ScaleTable t = calibrate(g_, data_, q_, o_);
   const auto& a = t.activations.at("conv4_1_sep_relu");

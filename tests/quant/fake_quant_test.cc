@@ -143,23 +143,68 @@ TEST(FakeQuant, AbsMaxAndRangeAbsMaxTrackTheirWindow) {
   EXPECT_FLOAT_EQ(a.initializers.at("state")[0].item<float>(), 7.f);
 }
 
+// A FakeQuant(weight) node in a graph: per-channel values from plain loops in inference and in
+// training, and in training the straight-through gradient: d(sum(y * r))/dW for y = x @ FQ(W) is
+// x^T r, as if FakeQuant were the identity (PaddleSlim's backward), summed in plain loops here.
 TEST(FakeQuant, WeightTargetQuantizesPerChannelWithGradient) {
+  constexpr int64_t kIn = 3, kOut = 4, kBatch = 5;
   test::GraphBuilder b;
-  std::string x = b.input("x", {3, 2});
-  std::string y = b.node("FakeQuant", {x},
-                         {{"target", std::string("weight")},
-                          {"algo", std::string("channel_wise_abs_max")},
-                          {"bits", int64_t{4}},
-                          {"axis", int64_t{0}}});
-  b.output(y);
+  std::string x = b.input("x", {kDynamicDim, kIn});
+  at::manual_seed(11);
+  const at::Tensor w0 = at::randn({kIn, kOut}) * at::tensor({0.5f, 1.f, 2.f, 4.f});
+  std::string w = b.init("w", w0.clone());
+  // A Gemm weight [K, N] has its output channels on axis 1.
+  std::string fq = b.node("FakeQuant", {w},
+                          {{"target", std::string("weight")},
+                           {"algo", std::string("channel_wise_abs_max")},
+                           {"bits", int64_t{4}},
+                           {"axis", int64_t{1}}},
+                          "w_fq");
+  b.output(b.node("MatMul", {x, fq}, {}, "mm"));
   Graph g = b.build();
+  ASSERT_TRUE(g.trainable.count("w"));
+  const at::Tensor xv = at::randn({kBatch, kIn});
+  const at::Tensor r = at::randn({kBatch, kOut});
+
+  // Plain loops: per output channel n, s_n = max_k |W[k][n]|; level = round(W / (s_n / 7)).
+  std::vector<float> want(kIn * kOut);
+  for (int64_t n = 0; n < kOut; ++n) {
+    float s = 0;
+    for (int64_t k = 0; k < kIn; ++k) s = std::max(s, std::abs(w0[k][n].item<float>()));
+    for (int64_t k = 0; k < kIn; ++k)
+      want[k * kOut + n] = ref_level(w0[k][n].item<float>(), s, 4, false) * (s / 7.f);
+  }
+  std::vector<double> grad(kIn * kOut, 0.0);
+  for (int64_t k = 0; k < kIn; ++k)
+    for (int64_t n = 0; n < kOut; ++n)
+      for (int64_t i = 0; i < kBatch; ++i)
+        grad[k * kOut + n] += xv[i][k].item<double>() * r[i][n].item<double>();
+
   Executor ex(g);
-  at::Tensor w = at::tensor({1.f, 0.2f, -3.f, 1.f, 0.f, 0.f}).reshape({3, 2});
-  at::Tensor got = ex.run({w})[0];
-  at::Tensor want = quant_dequant(w, abs_max(w, 0), 4, 0);
-  EXPECT_TRUE(at::equal(got, want)) << got << want;
-  // 4 bits: b = 7; row 0 has s = 1, so 0.2 -> round(1.4) / 7.
-  EXPECT_FLOAT_EQ(got[0][1].item<float>(), 1.f / 7.f);
+  for (bool training : {false, true}) {
+    ex.set_training(training);
+    auto out = ex.run_named({{"x", xv}}, {fq, "mm_out"});
+    const at::Tensor got = out.at(fq).detach();
+    for (int64_t i = 0; i < kIn * kOut; ++i)
+      EXPECT_NEAR(got.flatten()[i].item<float>(), want[i], 1e-6 * std::abs(want[i]) + 1e-7)
+          << (training ? "training" : "inference") << ", element " << i;
+    if (!training) continue;
+    (out.at("mm_out") * r).sum().backward();
+    const at::Tensor& wt = g.initializers.at("w");
+    ASSERT_TRUE(wt.grad().defined()) << "no gradient reached the weight";
+    for (int64_t i = 0; i < kIn * kOut; ++i)
+      EXPECT_NEAR(wt.grad().flatten()[i].item<double>(), grad[i], 1e-5) << "element " << i;
+  }
+  // The reference itself: each channel's max maps to itself.
+  for (int64_t n = 0; n < kOut; ++n) {
+    float s = 0, m = 0;
+    for (int64_t k = 0; k < kIn; ++k) {
+      s = std::max(s, std::abs(w0[k][n].item<float>()));
+      m = std::max(m, std::abs(want[k * kOut + n]));
+    }
+    EXPECT_NEAR(m, s, 1e-6 * s) << "channel " << n;
+  }
+  ex.set_training(false);
 }
 
 TEST(QuantOptions, BadValuesAreClearErrors) {

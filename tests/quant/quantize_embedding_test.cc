@@ -2,6 +2,9 @@
 // Gemm, run by Slim and by ONNX Runtime.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "slim/data/npy.h"
 #include "slim/exec/executor.h"
 #include "slim/onnx/onnx_io.h"
@@ -82,9 +85,34 @@ TEST(QuantizeEmbedding, ThresholdClipsOutliers) {
   Graph auto_clip = g.clone();
   EmbeddingReport r = quantize_embedding(auto_clip);
   ASSERT_EQ(r.thresholds.size(), 1u);
-  // Default: the 99.99th percentile of |W| (below the outlier of 40).
+  // Default: the 99.99th percentile of |W|, the element at index floor(0.9999 * (n - 1)) of the
+  // sorted |W|: for these 400 values index 398, the largest after the outlier of 40.
   const double s_auto = auto_clip.initializers.at("embedding_table_scale").item<double>() * 127;
-  EXPECT_LT(s_auto, 40.0);
+  const at::Tensor table = g.initializers.at("embedding_table");
+  double largest = 0, second = 0;
+  for (int64_t i = 0; i < table.numel(); ++i) {
+    const double v = std::abs(table.flatten()[i].item<double>());
+    if (v > largest) second = largest, largest = v;
+    else if (v > second) second = v;
+  }
+  EXPECT_EQ(largest, 40.0);
+  EXPECT_NEAR(s_auto, second, 1e-6 * second);
+  // 20,000 values with two outliers: index floor(0.9999 * 19999) = 19997, the largest value
+  // after both (an index of floor(0.9999 * n) would pick the outlier of 50).
+  Graph big = g.clone();
+  at::manual_seed(8);
+  at::Tensor wide = at::randn({2500, 8}) * 0.3;
+  wide[10][1] = 50.0;
+  wide[20][2] = -60.0;
+  big.initializers.at("embedding_table") = wide;
+  double third = 0;
+  for (int64_t i = 0; i < wide.numel(); ++i) {
+    const double v = std::abs(wide.flatten()[i].item<double>());
+    if (v < 50.0) third = std::max(third, v);
+  }
+  quantize_embedding(big);
+  EXPECT_NEAR(big.initializers.at("embedding_table_scale").item<double>() * 127, third,
+              1e-6 * third);
   EmbeddingOptions o;
   o.threshold = 0.25;
   Graph clipped = g.clone();

@@ -26,7 +26,8 @@ struct QdqReport {
 ///    with channel_wise_abs_max, or one scale) -> DequantizeLinear;
 ///  - bias b: an int32 initializer with scale s_a * s_W per channel -> DequantizeLinear.
 /// With `bias_correction`, each weight is first adjusted as PaddleSlim's bias_correction_w does
-/// (mean and spread of the quantization error per channel) before it is quantized.
+/// (mean and spread of the quantization error per channel, or over the tensor with one scale)
+/// before it is quantized.
 /// Preserves: the graph outputs' names; numerics become those of 8-bit quantization.
 /// Preconditions: float model (not already quantized), BatchNormalization folded into convs
 /// (fold_batch_norm), opset >= 13 for per-channel scales, every quantized value (quantized_values) in `table`,
