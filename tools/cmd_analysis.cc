@@ -193,6 +193,7 @@ void add_bench(CLI::App& app) {
                        {"mean_ms", r.mean_ms},
                        {"min_ms", r.min_ms},
                        {"p90_ms", r.p90_ms},
+                       {"samples_ms", r.samples_ms},
                        {"images_per_s", 1000.0 * static_cast<double>(r.batch) / r.median_ms}};
       if (args->opts.profile) {
         j["profile"] = nlohmann::json::array();

@@ -76,6 +76,12 @@ LatencyReport measure_latency(Graph& g, const LatencyOptions& opts) {
     r.samples_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
   if (opts.profile) r.per_node = ex.profile();
+  latency_summarize(r);
+  return r;
+}
+
+void latency_summarize(LatencyReport& r) {
+  SLIM_CHECK(!r.samples_ms.empty(), "no latency samples to summarize");
   std::vector<double> s = r.samples_ms;
   std::sort(s.begin(), s.end());
   const size_t n = s.size();
@@ -83,7 +89,6 @@ LatencyReport measure_latency(Graph& g, const LatencyOptions& opts) {
   r.mean_ms = std::accumulate(s.begin(), s.end(), 0.0) / static_cast<double>(n);
   r.min_ms = s.front();
   r.p90_ms = s[std::min(n - 1, static_cast<size_t>(0.9 * static_cast<double>(n)))];
-  return r;
 }
 
 }  // namespace slim

@@ -1,6 +1,8 @@
 // End-to-end tests of the `slim` binary: output formats and one-line errors with non-zero exit.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -89,13 +91,31 @@ TEST_F(Cli, RunMatchesTheExecutor) {
   EXPECT_TRUE(at::allclose(npy_load(path("y.npy")), want, 1e-5, 1e-6));
 }
 
+// The JSON's statistics are those of its own samples, and the samples fit in the wall time of
+// the command that measured them (a unit or a timer around the wrong code would not).
 TEST_F(Cli, BenchJson) {
-  auto r = slim("bench " + model() + " --batch 4 --threads 1 --runs 3 --warmup 1 --json");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = slim("bench " + model() + " --batch 4 --threads 1 --runs 7 --warmup 1 --json");
+  const double wall_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["batch"].get<int>(), 4);
   EXPECT_EQ(j["threads"].get<int>(), 1);
-  EXPECT_GT(j["median_ms"].get<double>(), 0.0);
+  EXPECT_EQ(j["runs"].get<int>(), 7);
+  auto samples = j["samples_ms"].get<std::vector<double>>();
+  ASSERT_EQ(samples.size(), 7u);
+  double sum = 0;
+  for (double s : samples) {
+    EXPECT_GT(s, 0.0);
+    sum += s;
+  }
+  EXPECT_LT(sum, wall_ms);
+  std::sort(samples.begin(), samples.end());
+  EXPECT_EQ(j["median_ms"].get<double>(), samples[3]);
+  EXPECT_EQ(j["min_ms"].get<double>(), samples[0]);
+  EXPECT_NEAR(j["mean_ms"].get<double>(), sum / 7, 1e-9 * sum);
+  EXPECT_NEAR(j["images_per_s"].get<double>(), 4 * 1000.0 / samples[3], 1e-6 * 4000 / samples[3]);
 }
 
 TEST_F(Cli, BenchProfileTimesEveryNode) {

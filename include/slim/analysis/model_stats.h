@@ -49,4 +49,9 @@ struct LatencyReport {
 /// Inference latency on random inputs: median of `runs` after `warmup`.
 LatencyReport measure_latency(Graph& g, const LatencyOptions& opts);
 
+/// Fills the statistics of `r` from r.samples_ms (at least one): median (the mean of the middle
+/// two for an even count), mean, min, and p90 = the sample at index floor(0.9 n) of the sorted
+/// samples (the largest for n < 10).
+void latency_summarize(LatencyReport& r);
+
 }  // namespace slim
