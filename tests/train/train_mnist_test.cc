@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "test_util.h"
+#include "trained_models.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/train/trainer.h"
 #include "slim/zoo/zoo.h"
@@ -25,20 +26,25 @@ TEST(TrainMnist, MobileNetV1AccuracyRisesWellAboveChance) {
   ZooOptions zo;
   zo.input = {1, 28, 28};
   zo.classes = 10;
+  zo.seed = test::test_seed();
   Graph g = zoo_build("mobilenet_v1", zo);
   double before = eval_subset(g, 1000).top1;
   TrainOptions o;
   o.epochs = 1;
   o.batch_size = 64;
   o.lr = 0.05;
+  o.schedule = LrSchedule::kCosine;  // a stable end point (see trained_models.h)
+  o.seed = test::test_seed();
   o.max_samples = 4096;
   o.threads = 1;
   o.progress = false;
   auto stats = train(g, open_dataset("mnist:" + mnist_dir(), Split::kTrain), o);
   EvalResult after = eval_subset(g, 1000);
+  // Over seeds 0-4, each under three kernel settings (trained_models.h): 0.714 to 0.803.
   EXPECT_GT(after.top1, 0.6) << "before training: " << before << ", train loss "
                              << stats[0].train_loss;
   EXPECT_LT(before, 0.3);
+  std::printf("[   info   ] MobileNetV1: top-1 before %.3f, after %.3f\n", before, after.top1);
 }
 
 TEST(TrainMnist, PyTorchExportedCnnLearns) {
@@ -54,13 +60,19 @@ TEST(TrainMnist, PyTorchExportedCnnLearns) {
   TrainOptions o;
   o.epochs = 2;
   o.batch_size = 64;
-  o.lr = 0.05;
+  // At lr 0.05 this net's 64 steps were unstable: 0.42-0.87 over shuffling seeds 0-4.
+  o.lr = 0.01;
+  o.schedule = LrSchedule::kCosine;
   o.max_samples = 2048;
+  o.seed = test::test_seed();
   o.threads = 1;
   o.progress = false;
   auto stats = train(g, open_dataset("mnist:" + mnist_dir(), Split::kTrain), o);
   EXPECT_LT(stats[1].train_loss, stats[0].train_loss);
-  EXPECT_GT(eval_subset(g, 1000).top1, 0.85) << "before: " << before;
+  const double after = eval_subset(g, 1000).top1;
+  // Over seeds 0-4, each under three kernel settings: 0.900 to 0.911.
+  EXPECT_GT(after, 0.85) << "before: " << before;
+  std::printf("[   info   ] PyTorch CNN: top-1 before %.3f, after %.3f\n", before, after);
   // The trained model is still a valid ONNX file that Slim reloads with the same weights.
   onnx_save(g, dir + "/trained.onnx");
   Graph back = onnx_load(dir + "/trained.onnx");
