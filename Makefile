@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= 2
 PY := /usr/bin/python3
 
-.PHONY: all setup build test demo bench clean format
+.PHONY: all setup build test test-isa test-asan demo bench clean format
 
 all: build
 
@@ -17,6 +17,26 @@ build: setup
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+# The numerically sensitive suites (CMakeLists.txt, label `numeric`) run again with the kernels
+# another CPU would pick: by default AVX2 in LibTorch and oneDNN (no AVX-512, no VNNI) and
+# OpenBLAS's Haswell kernels. Any other setting: make test-isa ISA="ONEDNN_MAX_CPU_ISA=AVX512_CORE
+# OPENBLAS_CORETYPE=SkylakeX".
+ISA ?= ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell
+
+test-isa: build
+	cd $(BUILD) && env $(ISA) ctest -L numeric --output-on-failure -j$(JOBS) --timeout 600
+
+# The library, `slim` and the tests built with AddressSanitizer (with LeakSanitizer) and
+# UndefinedBehaviorSanitizer in their own tree, then the suite run there. CMakeLists.txt
+# (SLIM_SANITIZE) sets the sanitizer options, the suppressions (tests/sanitizers/) and longer
+# timeouts on each test; a report anywhere fails the SanitizerReports test.
+ASAN_BUILD ?= build-asan
+
+test-asan: setup
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLIM_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j$(JOBS) --target slim slim_tests
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS)
 
 demo: build
 	bash scripts/demo.sh $(BUILD)
