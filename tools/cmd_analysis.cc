@@ -10,8 +10,30 @@
 #include "slim/analysis/summary.h"
 #include "slim/exec/executor.h"
 #include "slim/exec/infer_shapes.h"
+#include "slim/onnx/onnx_io.h"
 
 namespace slim::cli {
+
+namespace {
+void note_upgrade(const Graph& g, const std::string& path) {
+  if (g.upgraded_from_opset > 0)
+    std::fprintf(stderr, "note: %s: opset %lld upgraded to %lld with ONNX's version converter\n",
+                 path.c_str(), static_cast<long long>(g.upgraded_from_opset),
+                 static_cast<long long>(g.opset));
+}
+}  // namespace
+
+Graph load_model(const std::string& path) {
+  Graph g = onnx_load(path);
+  note_upgrade(g, path);
+  return g;
+}
+
+Graph load_model_for_analysis(const std::string& path, const std::string& input_shapes) {
+  Graph g = load_for_analysis(path, input_shapes);
+  note_upgrade(g, path);
+  return g;
+}
 
 void add_threads_option(CLI::App* cmd, int* threads) {
   cmd->add_option("--threads", *threads, "LibTorch intra-op threads (0 = all cores)")
@@ -103,7 +125,7 @@ void add_info(CLI::App& app) {
                 "also list every value (inputs and node outputs) with its shape, e.g. to pick "
                 "feature maps for `slim distill --loss`");
   cmd->callback([args] {
-    Graph g = load_for_analysis(args->model, args->input);
+    Graph g = load_model_for_analysis(args->model, args->input);
     ModelSummary s = summarize(g, args->model);
     if (args->json) {
       auto j = to_json(s);
@@ -136,7 +158,7 @@ void add_flops(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->add_flag("--per-node", args->per_node, "list the FLOPs of each node");
   cmd->callback([args] {
-    Graph g = load_for_analysis(args->model, args->input);
+    Graph g = load_model_for_analysis(args->model, args->input);
     FlopsReport r = count_flops(g, args->all);
     if (args->json) {
       nlohmann::json j;
@@ -178,7 +200,7 @@ void add_bench(CLI::App& app) {
                 "(with --json: a \"profile\" list of every node)");
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->callback([args] {
-    Graph g = load_for_analysis(args->model, args->input);
+    Graph g = load_model_for_analysis(args->model, args->input);
     LatencyReport r = measure_latency(g, args->opts);
     const double runs = static_cast<double>(r.runs);
     if (args->json) {

@@ -65,8 +65,8 @@ void add_distill(CLI::App& app) {
       o.losses.push_back(DistillLoss::parse(spec));
       o.losses.back().scale_t2 = a->t2;
     }
-    Graph teacher = onnx_load(a->teacher);
-    Graph student = onnx_load(a->student);
+    Graph teacher = load_model(a->teacher);
+    Graph student = load_model(a->student);
     auto train_set = open_dataset(a->data, Split::kTrain);
     DistillReport r = distill(teacher, student, train_set, o);
     onnx_save(student, a->out);

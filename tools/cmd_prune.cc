@@ -72,7 +72,7 @@ void add_prune(CLI::App& app) {
   loss->needs(sens);
   cmd->callback([a] {
     a->opts.criterion = criterion_from_string(a->criterion);
-    Graph g = load_for_analysis(a->model, a->input);
+    Graph g = load_model_for_analysis(a->model, a->input);
     const int64_t flops_before = count_flops(g).total;
     const int64_t params_before = count_params(g).count;
     double threshold = -1;

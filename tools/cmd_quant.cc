@@ -154,7 +154,7 @@ void add_ptq(CLI::App* parent) {
     o.calib.algo = calib_algo_from_string(a->algo);
     o.fold_bn = !a->no_fold_bn;
     o.bias_correction = a->bias_correction;
-    Graph g = onnx_load(a->model);
+    Graph g = load_model(a->model);
     nlohmann::json j;
     j["model"] = a->model;
     EvalOptions eo;
@@ -229,7 +229,7 @@ void add_qat(CLI::App* parent) {
     o.quant = a->quant.resolved();
     o.train = a->flags.resolved();
     o.fold_bn_before = a->fold_bn == "before";
-    Graph g = onnx_load(a->model);
+    Graph g = load_model(a->model);
     nlohmann::json j;
     j["model"] = a->model;
     EvalOptions eo;
@@ -272,7 +272,7 @@ void add_weight(CLI::App* parent) {
                   "leave nodes whose name matches this regex in float");
   cmd->add_flag("--json", a->json, "print one JSON object with the results");
   cmd->callback([a] {
-    Graph g = onnx_load(a->model);
+    Graph g = load_model(a->model);
     WeightOnlyReport r = quantize_weights(g, a->bits, a->quant.resolved());
     onnx_save(g, a->out);
     nlohmann::json j;
@@ -302,7 +302,7 @@ void add_embedding(CLI::App* parent) {
   cmd->add_option("--pattern", a->opts.pattern, "only Gather nodes whose name matches this regex");
   cmd->add_flag("--json", a->json, "print one JSON object with the results");
   cmd->callback([a] {
-    Graph g = onnx_load(a->model);
+    Graph g = load_model(a->model);
     EmbeddingReport r = quantize_embedding(g, a->opts);
     onnx_save(g, a->out);
     nlohmann::json j;

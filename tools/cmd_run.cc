@@ -25,7 +25,7 @@ void add_run(CLI::App& app) {
   add_threads_option(cmd, &args->threads);
   cmd->callback([args] {
     set_num_threads(args->threads);
-    Graph g = onnx_load(args->model);
+    Graph g = load_model(args->model);
     SLIM_CHECK(args->in.size() == g.inputs.size(), args->model, " has ", g.inputs.size(),
                " input(s), got ", args->in.size(), " --in file(s)");
     SLIM_CHECK(args->out.size() <= g.outputs.size(), args->model, " has ", g.outputs.size(),

@@ -101,7 +101,7 @@ void add_sensitivity(CLI::App& app) {
     if (!a->shard.empty())
       std::tie(a->opts.shard_index, a->opts.shard_count) = parse_shard(a->shard);
     a->opts.eval.progress = false;  // one line per evaluation instead
-    Graph g = load_for_analysis(a->model);
+    Graph g = load_model_for_analysis(a->model);
     a->opts.params = a->params.empty() ? prunable_params_matching(g, a->params_regex) : a->params;
     sensitivity(g, open_dataset(a->data, Split::kTest), a->opts);
   });

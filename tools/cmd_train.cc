@@ -88,7 +88,7 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--json", a->json, "print one JSON object with the results");
   cmd->callback([a] {
     TrainOptions opts = a->flags.resolved();
-    Graph g = onnx_load(a->model);
+    Graph g = load_model(a->model);
     auto train_set = open_dataset(a->data, Split::kTrain);
     auto stats = train(g, train_set, opts);
     onnx_save(g, a->out);
@@ -126,7 +126,7 @@ void add_eval(CLI::App& app) {
   cmd->add_flag("--json", a->json, "print one JSON object");
   add_threads_option(cmd, &a->opts.threads);
   cmd->callback([a] {
-    Graph g = onnx_load(a->model);
+    Graph g = load_model(a->model);
     EvalResult r = evaluate(g, open_dataset(a->data, Split::kTest), a->opts);
     if (a->json)
       std::cout << eval_json(r).dump() << "\n";

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "slim/ir/graph.h"
 #include "slim/train/trainer.h"
 
 namespace slim::cli {
@@ -23,6 +24,11 @@ void add_sensitivity(CLI::App& app);
 void add_ratios(CLI::App& app);
 void add_distill(CLI::App& app);
 void add_quant(CLI::App& app);
+
+/// Loads a model (onnx_load, or load_for_analysis with `input_shapes` for the commands that
+/// count or prune) and says in one line on stderr when its opset was upgraded.
+Graph load_model(const std::string& path);
+Graph load_model_for_analysis(const std::string& path, const std::string& input_shapes = "");
 
 /// Adds --threads (LibTorch intra-op threads; 0 = all cores) and applies it before the command.
 void add_threads_option(CLI::App* cmd, int* threads);

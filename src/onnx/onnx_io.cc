@@ -1,14 +1,19 @@
 #include "slim/onnx/onnx_io.h"
 
 #include <onnx/checker.h>
+#include <onnx/defs/schema.h>
 #include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+#include <onnx/version_converter/convert.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "slim/exec/executor.h"
@@ -254,6 +259,84 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   }
 }
 
+namespace {
+
+/// The default-domain opset a model imports, or 0.
+int64_t default_opset(const onnx::ModelProto& mp) {
+  for (const auto& op : mp.opset_import())
+    if (op.domain().empty() || op.domain() == "ai.onnx") return op.version();
+  return 0;
+}
+
+/// Before opset 7 a PRelu slope of shape [C] applied per channel (axis 1), as PyTorch exported
+/// it; from 7 on it broadcasts like numpy (against the last axis). ONNX 1.12's converter keeps the
+/// slope as it is, so a [C] slope initializer read by an input of rank r > 2 becomes
+/// [C, 1, ..., 1] (r - 1 dims). `mp` is the converted model with its inferred shapes.
+void fix_legacy_prelu_slopes(onnx::ModelProto& mp) {
+  auto* gp = mp.mutable_graph();
+  std::map<std::string, int> rank;
+  auto note = [&](const onnx::ValueInfoProto& v) {
+    if (v.type().has_tensor_type() && v.type().tensor_type().has_shape())
+      rank[v.name()] = v.type().tensor_type().shape().dim_size();
+  };
+  for (const auto& v : gp->input()) note(v);
+  for (const auto& v : gp->value_info()) note(v);
+  for (const auto& n : gp->node()) {
+    if (n.op_type() != "PRelu" || n.input_size() < 2 || !rank.count(n.input(0))) continue;
+    const int r = rank.at(n.input(0));
+    for (auto& t : *gp->mutable_initializer()) {
+      if (t.name() != n.input(1) || t.dims_size() != 1 || t.dims(0) <= 1 || r <= 2) continue;
+      for (int k = 0; k < r - 2; ++k) t.add_dims(1);
+    }
+  }
+}
+
+/// Upgrades a model below kMinOpset to kUpgradeOpset with ONNX's version converter. Its adapters
+/// need the shapes of some inputs (a Constant added to a tensor, Softmax's rank), so ONNX's shape
+/// inference runs first; the shapes it adds are dropped again (Slim infers its own). Errors carry
+/// the converter's reason, which names the op.
+void upgrade_opset(onnx::ModelProto& mp, const std::string& origin) {
+  const int64_t from = default_opset(mp);
+  std::set<std::string> had;
+  for (const auto& v : mp.graph().value_info()) had.insert(v.name());
+  onnx::ModelProto converted;
+  try {
+    onnx::ModelProto inferred = mp;
+    try {
+      onnx::shape_inference::InferShapes(inferred);
+    } catch (const std::exception&) {
+      inferred = mp;  // the converter may still manage without the shapes
+    }
+    converted = onnx::version_conversion::ConvertVersion(inferred, static_cast<int>(kUpgradeOpset));
+  } catch (const std::exception& e) {
+    // The converter's own message may not name the op (an op ONNX removed fails on a table
+    // lookup), so first name the ops that have no definition at the target opset.
+    std::vector<std::string> gone;
+    for (const auto& n : mp.graph().node()) {
+      if (!n.domain().empty() && n.domain() != "ai.onnx") continue;
+      if (!onnx::OpSchemaRegistry::Schema(n.op_type(), static_cast<int>(kUpgradeOpset), ""))
+        gone.push_back(n.op_type() + " (node '" + (n.name().empty() ? n.output(0) : n.name()) + "')");
+    }
+    std::string why = e.what();
+    // ONNX's assertion messages start with the source location and end with a stack trace.
+    if (auto nl = why.find('\n'); nl != std::string::npos) why.resize(nl);
+    if (auto at = why.find("Assertion"); at != std::string::npos) why = why.substr(at);
+    if (!gone.empty())
+      why = "no definition at opset " + std::to_string(kUpgradeOpset) + " for " + join(gone, ", ") +
+            " (ONNX removed or never standardised these ops)";
+    SLIM_FAIL(origin, ": opset ", from, " is below ", kMinOpset, " and ONNX's version converter ",
+              "could not upgrade it to ", kUpgradeOpset, ": ", why,
+              " (re-export the model with opset_version ", kMinOpset, " to ", kMaxOpset, ")");
+  }
+  if (from < 7) fix_legacy_prelu_slopes(converted);
+  auto* vi = converted.mutable_graph()->mutable_value_info();
+  for (int i = vi->size() - 1; i >= 0; --i)
+    if (!had.count(vi->Get(i).name())) vi->DeleteSubrange(i, 1);
+  mp = std::move(converted);
+}
+
+}  // namespace
+
 Graph onnx_parse(const std::string& bytes, const std::string& origin, const std::string& base_dir) {
   onnx::ModelProto mp;
   SLIM_CHECK(!bytes.empty(), origin, ": file is empty, not an ONNX model");
@@ -262,7 +345,10 @@ Graph onnx_parse(const std::string& bytes, const std::string& origin, const std:
              "another format; ", bytes.size(), " bytes)");
   SLIM_CHECK(mp.has_graph() && mp.ir_version() > 0, origin,
              ": not a valid ONNX model (no graph or IR version; the file is of another format)");
+  const int64_t file_opset = default_opset(mp);
+  if (file_opset > 0 && file_opset < kMinOpset) upgrade_opset(mp, origin);
   Graph g;
+  if (file_opset > 0 && file_opset < kMinOpset) g.upgraded_from_opset = file_opset;
   g.ir_version = mp.ir_version();
   g.producer_name = mp.producer_name();
   g.producer_version = mp.producer_version();

@@ -2,7 +2,6 @@
 // every op we claim. Tests are selected by the op types in their model.onnx, not by name, so
 // tests added by a newer ONNX release are picked up without editing this file.
 #include <gtest/gtest.h>
-#include <onnx/defs/schema.h>
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 
 #include "slim/exec/executor.h"
 #include "slim/onnx/onnx_io.h"
+#include "onnx_test_data.h"
 
 namespace slim {
 namespace {
@@ -32,9 +32,6 @@ const std::string& node_test_root() {
   return root;
 }
 
-// Tolerances of ONNX's backend test runner (onnx/backend/test/runner: rtol 1e-3, atol 1e-7).
-constexpr double kRtol = 1e-3;
-constexpr double kAtol = 1e-7;
 
 /// The ops Slim claims to implement to ONNX semantics; each must have an executor kernel.
 // clang-format off
@@ -59,7 +56,7 @@ const std::set<std::string> kClaimedOps = {
 // clang-format on
 
 /// Tests that qualify by their ops but cannot pass, each with the reason. Models below opset 11
-/// are not listed here: they are detected by loading (see `scan`).
+/// run upgraded by ONNX's version converter (onnx_io.h).
 const std::map<std::string, std::string> kExcluded = {
     {"test_identity_opt", "optional-typed input; Slim values are tensors only"},
     {"test_identity_sequence", "sequence-typed input; Slim values are tensors only"},
@@ -94,39 +91,6 @@ const std::map<std::string, std::string> kExcluded = {
 
 /// Claimed ops that no runnable ONNX 1.12 node test exercises, and why.
 const std::map<std::string, std::string> kUncoveredOps = {};
-
-/// Some node tests were written at an opset below 11 for ops whose definition has not changed
-/// since (GlobalAveragePool-1, HardSigmoid-6, ConstantOfShape-9 are still current at opset 17).
-/// For those, the test is exactly as valid at opset 11: return the model re-stamped with opset
-/// 11. Returns "" when some op changed after the model's opset (then the test really is older
-/// than what Slim reads).
-std::string lift_to_min_opset(const fs::path& model) {
-  onnx::ModelProto mp;
-  if (!mp.ParseFromString(read_file(model.string()))) return "";
-  for (const auto& n : mp.graph().node()) {
-    int64_t opset = 0;
-    for (const auto& o : mp.opset_import())
-      if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
-    const auto* schema = onnx::OpSchemaRegistry::Schema(n.op_type(), static_cast<int>(kMaxOpset), "");
-    if (!schema || schema->SinceVersion() > opset) return "";
-  }
-  for (auto& o : *mp.mutable_opset_import())
-    if (o.domain().empty() || o.domain() == "ai.onnx") o.set_version(kMinOpset);
-  std::string bytes;
-  mp.SerializeToString(&bytes);
-  return bytes;
-}
-
-/// Loads a node test's model, lifting it to opset 11 where that changes nothing (see above).
-Graph load_node_model(const fs::path& model) {
-  try {
-    return onnx_load(model.string());
-  } catch (const Error&) {
-    std::string lifted = lift_to_min_opset(model);
-    if (lifted.empty()) throw;
-    return onnx_parse(lifted, model.string() + " (lifted to opset 11)");
-  }
-}
 
 /// One ONNX node test whose ops Slim claims; `skip` is empty if it must pass.
 struct NodeTest {
@@ -172,13 +136,6 @@ const std::vector<NodeTest>& scan() {
       auto ex = kExcluded.find(t.name);
       if (ex != kExcluded.end()) {
         t.skip = ex->second;
-      } else if (opset < kMinOpset) {
-        // Exclude only if the importer really refuses it, so the reason cannot go stale.
-        try {
-          load_node_model(dir / "model.onnx");
-        } catch (const Error&) {
-          t.skip = "opset " + std::to_string(opset) + " < " + std::to_string(kMinOpset);
-        }
       }
       found.push_back(std::move(t));
     }
@@ -199,50 +156,9 @@ const NodeTest& find_test(const std::string& name) {
   throw std::logic_error("unknown ONNX node test " + name);
 }
 
-/// Files `prefix_0.pb`, `prefix_1.pb`, ... in `dir`, in index order.
-std::vector<fs::path> numbered_files(const fs::path& dir, const std::string& prefix) {
-  std::vector<fs::path> files;
-  for (int k = 0;; ++k) {
-    fs::path p = dir / (prefix + "_" + std::to_string(k) + ".pb");
-    if (!fs::exists(p)) break;
-    files.push_back(p);
-  }
-  return files;
-}
-
-/// Compares like onnx's backend runner: same dtype and shape, exact for integers and bools,
-/// |got - want| <= atol + rtol * |want| for floats with NaNs equal.
-::testing::AssertionResult outputs_match(const at::Tensor& want, const at::Tensor& got) {
-  if (got.scalar_type() != want.scalar_type())
-    return ::testing::AssertionFailure() << "dtype " << dtype_name(got.scalar_type())
-                                         << ", expected " << dtype_name(want.scalar_type());
-  if (got.sizes() != want.sizes())
-    return ::testing::AssertionFailure() << "shape " << shape_to_string(got.sizes().vec())
-                                         << ", expected " << shape_to_string(want.sizes().vec());
-  if (want.numel() == 0) return ::testing::AssertionSuccess();
-  if (!at::isFloatingType(want.scalar_type())) {
-    if (at::equal(got.contiguous(), want.contiguous())) return ::testing::AssertionSuccess();
-    at::Tensor diff = at::ne(got, want).reshape({-1}).nonzero();
-    int64_t i = diff[0].item<int64_t>();
-    return ::testing::AssertionFailure()
-           << diff.size(0) << " of " << want.numel() << " elements differ; first at flat index "
-           << i << ": got " << got.reshape({-1})[i].item<double>() << ", expected "
-           << want.reshape({-1})[i].item<double>();
-  }
-  at::Tensor g = got.to(at::kDouble).reshape({-1});
-  at::Tensor w = want.to(at::kDouble).reshape({-1});
-  at::Tensor both_nan = at::isnan(g) & at::isnan(w);
-  at::Tensor same = at::eq(g, w);  // also equal infinities
-  at::Tensor close = at::abs(g - w) <= kAtol + kRtol * at::abs(w);
-  at::Tensor ok = both_nan | same | close;
-  if (ok.all().item<bool>()) return ::testing::AssertionSuccess();
-  at::Tensor bad = (~ok).nonzero();
-  int64_t i = bad[0].item<int64_t>();
-  return ::testing::AssertionFailure()
-         << bad.size(0) << " of " << want.numel() << " elements are not within rtol " << kRtol
-         << ", atol " << kAtol << "; first at flat index " << i << ": got " << g[i].item<double>()
-         << ", expected " << w[i].item<double>();
-}
+using test::numbered_files;
+using test::outputs_match;
+using test::test_data_sets;
 
 class OnnxNodeTest : public ::testing::TestWithParam<std::string> {};
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OnnxNodeTest);
@@ -251,13 +167,9 @@ TEST_P(OnnxNodeTest, MatchesReference) {
   const NodeTest& t = find_test(GetParam());
   if (!t.skip.empty()) GTEST_SKIP() << "excluded: " << t.skip;
   const fs::path dir = fs::path(node_test_root()) / t.name;
-  Graph g = load_node_model(dir / "model.onnx");
+  Graph g = onnx_load((dir / "model.onnx").string());  // below opset 11: upgraded
   Executor ex(g);
-  std::vector<fs::path> sets;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0)
-      sets.push_back(e.path());
-  std::sort(sets.begin(), sets.end());
+  const std::vector<fs::path> sets = test_data_sets(dir);
   ASSERT_FALSE(sets.empty()) << dir << " has no test_data_set_*";
   for (const auto& set : sets) {
     SCOPED_TRACE(set.filename().string());

@@ -334,21 +334,51 @@ TEST_F(OnnxIoTest, UnsupportedOpTypeNamesOpNodeAndSupportedOps) {
   EXPECT_NE(msg.find("'fused'"), std::string::npos) << msg;
 }
 
-TEST_F(OnnxIoTest, OpsetsOutsideTheSupportedRangeAreRejected) {
+TEST_F(OnnxIoTest, OpsetsAboveTheSupportedRangeAreRejected) {
   onnx::ModelProto mp;
   ASSERT_TRUE(mp.ParseFromString(relu_model_bytes()));
-  for (int64_t opset : {9, 10, 18}) {
-    mp.mutable_opset_import(0)->set_version(opset);
-    std::string msg = error_of([&] { onnx_parse(mp.SerializeAsString(), "old.onnx"); });
-    EXPECT_NE(msg.find("old.onnx"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("opset " + std::to_string(opset)), std::string::npos) << msg;
-    EXPECT_NE(msg.find(std::to_string(kMinOpset)), std::string::npos) << msg;
-    EXPECT_NE(msg.find(std::to_string(kMaxOpset)), std::string::npos) << msg;
-  }
+  mp.mutable_opset_import(0)->set_version(kMaxOpset + 1);
+  std::string msg = error_of([&] { onnx_parse(mp.SerializeAsString(), "new.onnx"); });
+  EXPECT_NE(msg.find("new.onnx"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("opset " + std::to_string(kMaxOpset + 1)), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::to_string(kMinOpset)), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::to_string(kMaxOpset)), std::string::npos) << msg;
   for (int64_t opset : {kMinOpset, kMaxOpset}) {
     mp.mutable_opset_import(0)->set_version(opset);
-    EXPECT_EQ(onnx_parse(mp.SerializeAsString(), "ok.onnx").opset, opset);
+    Graph g = onnx_parse(mp.SerializeAsString(), "ok.onnx");
+    EXPECT_EQ(g.opset, opset);
+    EXPECT_EQ(g.upgraded_from_opset, 0);
   }
+}
+
+// Below opset 11 ONNX's version converter upgrades the model (the ONNX model tests in
+// tests/onnx/onnx_model_tests_test.cc run 6-9 this way).
+TEST_F(OnnxIoTest, OldOpsetsAreUpgraded) {
+  onnx::ModelProto mp;
+  ASSERT_TRUE(mp.ParseFromString(relu_model_bytes()));
+  for (int64_t opset : {6, 9, 10}) {
+    mp.mutable_opset_import(0)->set_version(opset);
+    Graph g = onnx_parse(mp.SerializeAsString(), "old.onnx");
+    EXPECT_EQ(g.opset, kUpgradeOpset);
+    EXPECT_EQ(g.upgraded_from_opset, opset);
+    ASSERT_EQ(g.nodes.size(), 1u);
+    EXPECT_EQ(g.nodes[0].op_type, "Relu");
+  }
+}
+
+// An op ONNX removed (ImageScaler, experimental until opset 9) cannot be upgraded: the error
+// names it, its node and both opsets; ONNX's converter alone says only "unordered_map::at".
+TEST_F(OnnxIoTest, AnOldOpsetTheConverterCannotUpgradeNamesTheOp) {
+  onnx::ModelProto mp;
+  ASSERT_TRUE(mp.ParseFromString(relu_model_bytes()));
+  mp.mutable_opset_import(0)->set_version(8);
+  auto* n = mp.mutable_graph()->mutable_node(0);
+  n->set_op_type("ImageScaler");
+  n->set_name("scale");
+  std::string msg = error_of([&] { onnx_parse(mp.SerializeAsString(), "old.onnx"); });
+  EXPECT_NE(msg.find("old.onnx: opset 8 is below 11"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("ImageScaler (node 'scale')"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("opset 13"), std::string::npos) << msg;
 }
 
 TEST_F(OnnxIoTest, SaveOfAGraphFailingTheCheckerLeavesTheOldFileAlone) {

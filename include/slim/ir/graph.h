@@ -66,6 +66,8 @@ class Graph {
   std::string name = "slim";
   int64_t opset = 13;          ///< default-domain opset version
   int64_t ir_version = 8;
+  /// The file's opset when import upgraded it (below kMinOpset), else 0.
+  int64_t upgraded_from_opset = 0;
   std::map<std::string, int64_t> other_opsets;  ///< non-default domains, kept for export
   std::string producer_name = "slim";
   std::string producer_version;
