@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "slim/exec/executor.h"
 #include "slim/onnx/onnx_io.h"
 
 namespace slim::test {
@@ -75,6 +76,26 @@ inline ::testing::AssertionResult outputs_match(const at::Tensor& want, const at
          << bad.size(0) << " of " << want.numel() << " elements are not within rtol " << rtol
          << ", atol " << atol << "; first at flat index " << i << ": got " << g[i].item<double>()
          << ", expected " << w[i].item<double>();
+}
+
+/// Runs `g` (loaded from `dir`/model.onnx) on every test_data_set of `dir` and checks each output
+/// against the expected one: a test failure per mismatch.
+inline void expect_matches_test_data(Graph& g, const std::filesystem::path& dir) {
+  Executor ex(g);
+  const auto sets = test_data_sets(dir);
+  ASSERT_FALSE(sets.empty()) << dir << " has no test_data_set_*";
+  for (const auto& set : sets) {
+    SCOPED_TRACE(set.filename().string());
+    std::vector<at::Tensor> inputs;
+    for (const auto& f : numbered_files(set, "input")) inputs.push_back(onnx_load_tensor(f));
+    std::vector<at::Tensor> want;
+    for (const auto& f : numbered_files(set, "output")) want.push_back(onnx_load_tensor(f));
+    std::vector<at::Tensor> got = ex.run(inputs);
+    ASSERT_EQ(got.size(), want.size()) << "number of outputs";
+    for (size_t k = 0; k < want.size(); ++k)
+      EXPECT_TRUE(outputs_match(want[k], got[k]))
+          << "output #" << k << " '" << g.outputs[k].name << "'";
+  }
 }
 
 }  // namespace slim::test

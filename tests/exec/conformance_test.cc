@@ -156,10 +156,6 @@ const NodeTest& find_test(const std::string& name) {
   throw std::logic_error("unknown ONNX node test " + name);
 }
 
-using test::numbered_files;
-using test::outputs_match;
-using test::test_data_sets;
-
 class OnnxNodeTest : public ::testing::TestWithParam<std::string> {};
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OnnxNodeTest);
 
@@ -168,21 +164,7 @@ TEST_P(OnnxNodeTest, MatchesReference) {
   if (!t.skip.empty()) GTEST_SKIP() << "excluded: " << t.skip;
   const fs::path dir = fs::path(node_test_root()) / t.name;
   Graph g = onnx_load((dir / "model.onnx").string());  // below opset 11: upgraded
-  Executor ex(g);
-  const std::vector<fs::path> sets = test_data_sets(dir);
-  ASSERT_FALSE(sets.empty()) << dir << " has no test_data_set_*";
-  for (const auto& set : sets) {
-    SCOPED_TRACE(set.filename().string());
-    std::vector<at::Tensor> inputs;
-    for (const auto& f : numbered_files(set, "input")) inputs.push_back(onnx_load_tensor(f));
-    std::vector<at::Tensor> want;
-    for (const auto& f : numbered_files(set, "output")) want.push_back(onnx_load_tensor(f));
-    std::vector<at::Tensor> got = ex.run(inputs);
-    ASSERT_EQ(got.size(), want.size()) << "number of outputs";
-    for (size_t k = 0; k < want.size(); ++k)
-      EXPECT_TRUE(outputs_match(want[k], got[k]))
-          << "output #" << k << " '" << g.outputs[k].name << "'";
-  }
+  test::expect_matches_test_data(g, dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(Conformance, OnnxNodeTest, ::testing::ValuesIn(test_names()),

@@ -118,21 +118,7 @@ TEST_P(OnnxModelTest, MatchesReference) {
   Graph g = onnx_load((c.dir / "model.onnx").string());
   EXPECT_EQ(g.upgraded_from_opset, c.opset < kMinOpset ? c.opset : 0);
   EXPECT_EQ(g.opset, c.opset < kMinOpset ? kUpgradeOpset : c.opset);
-  Executor ex(g);
-  const auto sets = test::test_data_sets(c.dir);
-  ASSERT_FALSE(sets.empty()) << c.dir << " has no test_data_set_*";
-  for (const auto& set : sets) {
-    SCOPED_TRACE(set.filename().string());
-    std::vector<at::Tensor> inputs;
-    for (const auto& f : test::numbered_files(set, "input")) inputs.push_back(onnx_load_tensor(f));
-    std::vector<at::Tensor> want;
-    for (const auto& f : test::numbered_files(set, "output")) want.push_back(onnx_load_tensor(f));
-    std::vector<at::Tensor> got = ex.run(inputs);
-    ASSERT_EQ(got.size(), want.size()) << "number of outputs";
-    for (size_t k = 0; k < want.size(); ++k)
-      EXPECT_TRUE(test::outputs_match(want[k], got[k]))
-          << "output #" << k << " '" << g.outputs[k].name << "'";
-  }
+  test::expect_matches_test_data(g, c.dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(LibOnnxTestData, OnnxModelTest, ::testing::ValuesIn(case_ids()),
