@@ -11,6 +11,7 @@ namespace {
 
 struct DistillArgs {
   std::string teacher, student, data, out, prefix = "teacher_";
+  ImageFlags image;
   std::vector<std::string> losses, maps;
   TrainFlags flags;
   double task_weight = 1.0;
@@ -27,6 +28,7 @@ void add_distill(CLI::App& app) {
   cmd->add_option("--teacher", a->teacher, "teacher ONNX file (frozen)")->required();
   cmd->add_option("--student", a->student, "student ONNX file to start from")->required();
   cmd->add_option("--data", a->data, "dataset: mnist:DIR, fashion:DIR or folder:DIR")->required();
+  add_image_flags(cmd, &a->image);
   cmd->add_option("-o,--output", a->out, "trained student ONNX file (written atomically)")
       ->required();
   cmd->add_option("--loss", a->losses,
@@ -67,7 +69,7 @@ void add_distill(CLI::App& app) {
     }
     Graph teacher = load_model(a->teacher);
     Graph student = load_model(a->student);
-    auto train_set = open_dataset(a->data, Split::kTrain);
+    auto train_set = open_data(a->data, Split::kTrain, student, a->image);
     DistillReport r = distill(teacher, student, train_set, o);
     onnx_save(student, a->out);
     nlohmann::json j;
@@ -80,7 +82,7 @@ void add_distill(CLI::App& app) {
       eo.batch_size = a->eval_batch;
       eo.threads = o.train.threads;
       eo.progress = o.train.progress;
-      j["eval"] = eval_json(evaluate(student, open_dataset(a->data, Split::kTest), eo));
+      j["eval"] = eval_json(evaluate(student, open_data(a->data, Split::kTest, student, a->image), eo));
     }
     if (a->json) {
       std::cout << j.dump() << "\n";

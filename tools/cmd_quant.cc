@@ -48,21 +48,6 @@ void add_quant_flags(CLI::App* cmd, QuantFlags* f, bool activations) {
                   "leave nodes whose name matches this regex in float");
 }
 
-/// Image folders are read at the model's input size and channel count (when the model fixes them),
-/// so `folder:DIR` calibrates any image model.
-FolderOptions folder_options_for(const Graph& g) {
-  FolderOptions f;
-  if (g.inputs.size() == 1 && g.inputs[0].has_shape && g.inputs[0].shape.size() == 4) {
-    const auto& s = g.inputs[0].shape;
-    if (s[1] == 1 || s[1] == 3) {
-      f.channels = s[1];
-      if (s[1] == 1) f.mean = {0.5f}, f.std = {0.5f};
-    }
-    if (s[2] > 0 && s[3] > 0) f.height = s[2], f.width = s[3];
-  }
-  return f;
-}
-
 int64_t file_size(const std::string& path) {
   std::error_code ec;
   auto s = std::filesystem::file_size(path, ec);
@@ -99,6 +84,7 @@ void report(const nlohmann::json& j, bool json) {
 
 struct PtqArgs {
   std::string model, data, out, table, algo = "hist";
+  ImageFlags image;
   QuantFlags quant;
   CalibOptions calib;
   bool bias_correction = false, no_fold_bn = false, eval = false, json = false;
@@ -115,6 +101,7 @@ void add_ptq(CLI::App* parent) {
                   "calibration data (train split, file order): mnist:DIR, fashion:DIR, folder:DIR "
                   "(images resized to the model's input); without it, --table must name an "
                   "existing table to apply");
+  add_image_flags(cmd, &a->image);
   cmd->add_option("-o,--output", a->out, "quantized QDQ ONNX file (written atomically)");
   cmd->add_option("--table", a->table,
                   "scale table JSON: written after calibration (with --data; without -o the "
@@ -160,12 +147,11 @@ void add_ptq(CLI::App* parent) {
     EvalOptions eo;
     eo.batch_size = a->eval_batch;
     eo.threads = a->calib.threads;
-    const FolderOptions folder = folder_options_for(g);
     if (a->eval)
-      j["eval"]["float"] = eval_json(evaluate(g, open_dataset(a->data, Split::kTest, folder), eo));
+      j["eval"]["float"] = eval_json(evaluate(g, open_data(a->data, Split::kTest, g, a->image), eo));
     ScaleTable table;
     if (!a->data.empty()) {
-      table = ptq_calibrate(g, open_dataset(a->data, Split::kTrain, folder), o);
+      table = ptq_calibrate(g, open_data(a->data, Split::kTrain, g, a->image), o);
       table.model = a->model;
       if (!a->table.empty()) {
         scale_table_save(table, a->table);
@@ -188,7 +174,7 @@ void add_ptq(CLI::App* parent) {
       print_size(j, a->model, a->out);
       if (a->eval)
         j["eval"]["quantized"] =
-            eval_json(evaluate(g, open_dataset(a->data, Split::kTest, folder), eo));
+            eval_json(evaluate(g, open_data(a->data, Split::kTest, g, a->image), eo));
     }
     report(j, a->json);
   });
@@ -196,6 +182,7 @@ void add_ptq(CLI::App* parent) {
 
 struct QatArgs {
   std::string model, data, out, fold_bn = "before";
+  ImageFlags image;
   QuantFlags quant;
   TrainFlags flags;
   bool json = false, no_eval = false;
@@ -209,6 +196,7 @@ void add_qat(CLI::App* parent) {
       "qat", "Quant-aware training: fake-quantize weights and activations, fine-tune, export QDQ");
   cmd->add_option("model", a->model, "trained float ONNX model")->required();
   cmd->add_option("--data", a->data, "dataset: mnist:DIR, fashion:DIR or folder:DIR")->required();
+  add_image_flags(cmd, &a->image);
   cmd->add_option("-o,--output", a->out, "quantized QDQ ONNX file (written atomically)")
       ->required();
   add_quant_flags(cmd, &a->quant, true);
@@ -236,10 +224,9 @@ void add_qat(CLI::App* parent) {
     eo.batch_size = a->eval_batch;
     eo.threads = o.train.threads;
     eo.progress = o.train.progress;
-    const FolderOptions folder = folder_options_for(g);
-    auto test = a->no_eval ? nullptr : open_dataset(a->data, Split::kTest, folder);
+    auto test = a->no_eval ? nullptr : open_data(a->data, Split::kTest, g, a->image);
     if (test) j["eval"]["float"] = eval_json(evaluate(g, test, eo));
-    QatReport r = quant_aware_train(g, open_dataset(a->data, Split::kTrain, folder), o);
+    QatReport r = quant_aware_train(g, open_data(a->data, Split::kTrain, g, a->image), o);
     onnx_save(g, a->out);
     j["output"] = a->out;
     j["epochs"] = epochs_json(r.epochs);

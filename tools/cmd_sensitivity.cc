@@ -15,6 +15,7 @@ namespace {
 
 struct SensitivityArgs {
   std::string model, data, params_regex, criterion = "l1_norm", shard;
+  ImageFlags image;
   std::vector<std::string> params;
   SensitivityOptions opts;
 };
@@ -58,6 +59,7 @@ void add_sensitivity(CLI::App& app) {
   // Not CLI-required: `slim sensitivity merge ...` has no model.
   cmd->add_option("model", a->model, "ONNX file");
   cmd->add_option("--data", a->data, "test data: mnist:DIR, fashion:DIR or folder:DIR");
+  add_image_flags(cmd, &a->image);
   auto* params =
       cmd->add_option("--params", a->params, "conv weights to analyse, a,b,...")->delimiter(',');
   auto* regex = cmd->add_option("--params-regex", a->params_regex,
@@ -103,7 +105,7 @@ void add_sensitivity(CLI::App& app) {
     a->opts.eval.progress = false;  // one line per evaluation instead
     Graph g = load_model_for_analysis(a->model);
     a->opts.params = a->params.empty() ? prunable_params_matching(g, a->params_regex) : a->params;
-    sensitivity(g, open_dataset(a->data, Split::kTest), a->opts);
+    sensitivity(g, open_data(a->data, Split::kTest, g, a->image), a->opts);
   });
 }
 

@@ -13,6 +13,7 @@ namespace {
 
 struct TrainArgs {
   std::string model, data, out;
+  ImageFlags image;
   TrainFlags flags;
   bool json = false, no_eval = false;
   int64_t eval_batch = 256;
@@ -20,6 +21,7 @@ struct TrainArgs {
 
 struct EvalArgs {
   std::string model, data;
+  ImageFlags image;
   EvalOptions opts;
   bool json = false;
 };
@@ -81,6 +83,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("model", a->model, "ONNX file to start from")->required();
   cmd->add_option("--data", a->data, "dataset: mnist:DIR, fashion:DIR or folder:DIR")->required();
   cmd->add_option("-o,--output", a->out, "trained ONNX file (written atomically)")->required();
+  add_image_flags(cmd, &a->image);
   add_train_flags(cmd, &a->flags);
   cmd->add_option("--eval-batch", a->eval_batch, "batch size of the final evaluation")
       ->check(CLI::PositiveNumber);
@@ -89,7 +92,7 @@ void add_train(CLI::App& app) {
   cmd->callback([a] {
     TrainOptions opts = a->flags.resolved();
     Graph g = load_model(a->model);
-    auto train_set = open_dataset(a->data, Split::kTrain);
+    auto train_set = open_data(a->data, Split::kTrain, g, a->image);
     auto stats = train(g, train_set, opts);
     onnx_save(g, a->out);
     nlohmann::json j;
@@ -100,7 +103,7 @@ void add_train(CLI::App& app) {
       eo.batch_size = a->eval_batch;
       eo.threads = opts.threads;
       eo.progress = opts.progress;
-      j["eval"] = eval_json(evaluate(g, open_dataset(a->data, Split::kTest), eo));
+      j["eval"] = eval_json(evaluate(g, open_data(a->data, Split::kTest, g, a->image), eo));
     }
     if (a->json) {
       std::cout << j.dump() << "\n";
@@ -120,6 +123,7 @@ void add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Top-1/top-5 accuracy and loss on a test split");
   cmd->add_option("model", a->model, "ONNX file")->required();
   cmd->add_option("--data", a->data, "dataset: mnist:DIR, fashion:DIR or folder:DIR")->required();
+  add_image_flags(cmd, &a->image);
   cmd->add_option("--batch", a->opts.batch_size, "batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--max-samples", a->opts.max_samples, "evaluate the first N samples only")
       ->check(CLI::NonNegativeNumber);
@@ -127,7 +131,7 @@ void add_eval(CLI::App& app) {
   add_threads_option(cmd, &a->opts.threads);
   cmd->callback([a] {
     Graph g = load_model(a->model);
-    EvalResult r = evaluate(g, open_dataset(a->data, Split::kTest), a->opts);
+    EvalResult r = evaluate(g, open_data(a->data, Split::kTest, g, a->image), a->opts);
     if (a->json)
       std::cout << eval_json(r).dump() << "\n";
     else

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "slim/data/dataset.h"
 #include "slim/ir/graph.h"
 #include "slim/train/trainer.h"
 
@@ -29,6 +30,20 @@ void add_quant(CLI::App& app);
 /// count or prune) and says in one line on stderr when its opset was upgraded.
 Graph load_model(const std::string& path);
 Graph load_model_for_analysis(const std::string& path, const std::string& input_shapes = "");
+
+/// How folder images are read for a model (`--image-size`, `--mean`, `--std`,
+/// `--channel-order`; tools/data_flags.cc): every command that reads data takes them.
+struct ImageFlags {
+  std::string size, mean, std, order = "rgb";
+  /// The model's input size and channel count where it fixes them (else 224x224 RGB), with
+  /// these flags applied. Errors name the flag and the value.
+  FolderOptions for_model(const Graph& g) const;
+};
+void add_image_flags(CLI::App* cmd, ImageFlags* f);
+/// open_dataset(spec, split, flags.for_model(g)); an error if the model's [N, K] output does not
+/// have one column per class of the data.
+std::shared_ptr<Dataset> open_data(const std::string& spec, Split split, const Graph& g,
+                                   const ImageFlags& flags);
 
 /// Adds --threads (LibTorch intra-op threads; 0 = all cores) and applies it before the command.
 void add_threads_option(CLI::App* cmd, int* threads);

@@ -104,6 +104,7 @@ const std::string& FolderDataset::file(int64_t i) const {
 
 at::Tensor FolderDataset::image(int64_t i) const {
   at::Tensor x = decode(file(i), opts_.channels);
+  if (opts_.bgr && opts_.channels == 3) x = x.flip(0).contiguous();
   if (x.size(1) != opts_.height || x.size(2) != opts_.width) {
     // Antialiased bilinear, as torchvision's Resize (and PIL) shrink images; plain bilinear
     // with half-pixel centres when enlarging.

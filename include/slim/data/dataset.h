@@ -35,6 +35,7 @@ struct FolderOptions {
   int64_t channels = 3;                             ///< 1 = grayscale, 3 = RGB
   std::vector<float> mean{0.485f, 0.456f, 0.406f};  ///< per channel, on [0,1] pixels
   std::vector<float> std{0.229f, 0.224f, 0.225f};
+  bool bgr = false;  ///< 3 channels in B, G, R order (mean and std in that order too)
 };
 
 /// Opens a dataset from a spec: "mnist:DIR", "fashion:DIR" (IDX files as MNIST ships them:
