@@ -10,6 +10,7 @@
 #include "slim/analysis/summary.h"
 #include "slim/exec/executor.h"
 #include "slim/exec/infer_shapes.h"
+#include "slim/ir/error.h"
 #include "slim/onnx/onnx_io.h"
 
 namespace slim::cli {
@@ -201,6 +202,9 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->callback([args] {
     Graph g = load_model_for_analysis(args->model, args->input);
+    if (args->opts.batch != 1)
+      SLIM_CHECK(allow_batches(g, args->model), args->model, ": its batch is fixed at 1 and ",
+                 "could not be made symbolic (see the note above); bench it with --batch 1");
     LatencyReport r = measure_latency(g, args->opts);
     const double runs = static_cast<double>(r.runs);
     if (args->json) {

@@ -142,6 +142,7 @@ void add_ptq(CLI::App* parent) {
     o.fold_bn = !a->no_fold_bn;
     o.bias_correction = a->bias_correction;
     Graph g = load_model(a->model);
+    if (!allow_batches(g, a->model)) o.calib.batch_size = 1, a->eval_batch = 1;
     nlohmann::json j;
     j["model"] = a->model;
     EvalOptions eo;
@@ -151,7 +152,7 @@ void add_ptq(CLI::App* parent) {
       j["eval"]["float"] = eval_json(evaluate(g, open_data(a->data, Split::kTest, g, a->image), eo));
     ScaleTable table;
     if (!a->data.empty()) {
-      table = ptq_calibrate(g, open_data(a->data, Split::kTrain, g, a->image), o);
+      table = ptq_calibrate(g, open_data(a->data, Split::kTrain, g, a->image, false), o);
       table.model = a->model;
       if (!a->table.empty()) {
         scale_table_save(table, a->table);
@@ -218,6 +219,7 @@ void add_qat(CLI::App* parent) {
     o.train = a->flags.resolved();
     o.fold_bn_before = a->fold_bn == "before";
     Graph g = load_model(a->model);
+    if (!allow_batches(g, a->model)) o.train.batch_size = 1, a->eval_batch = 1;
     nlohmann::json j;
     j["model"] = a->model;
     EvalOptions eo;

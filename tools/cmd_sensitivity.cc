@@ -104,6 +104,7 @@ void add_sensitivity(CLI::App& app) {
       std::tie(a->opts.shard_index, a->opts.shard_count) = parse_shard(a->shard);
     a->opts.eval.progress = false;  // one line per evaluation instead
     Graph g = load_model_for_analysis(a->model);
+    if (!allow_batches(g, a->model)) a->opts.eval.batch_size = 1;
     a->opts.params = a->params.empty() ? prunable_params_matching(g, a->params_regex) : a->params;
     sensitivity(g, open_data(a->data, Split::kTest, g, a->image), a->opts);
   });

@@ -92,6 +92,7 @@ void add_train(CLI::App& app) {
   cmd->callback([a] {
     TrainOptions opts = a->flags.resolved();
     Graph g = load_model(a->model);
+    if (!allow_batches(g, a->model)) opts.batch_size = 1, a->eval_batch = 1;
     auto train_set = open_data(a->data, Split::kTrain, g, a->image);
     auto stats = train(g, train_set, opts);
     onnx_save(g, a->out);
@@ -131,6 +132,7 @@ void add_eval(CLI::App& app) {
   add_threads_option(cmd, &a->opts.threads);
   cmd->callback([a] {
     Graph g = load_model(a->model);
+    if (!allow_batches(g, a->model)) a->opts.batch_size = 1;
     EvalResult r = evaluate(g, open_data(a->data, Split::kTest, g, a->image), a->opts);
     if (a->json)
       std::cout << eval_json(r).dump() << "\n";

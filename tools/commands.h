@@ -40,10 +40,16 @@ struct ImageFlags {
   FolderOptions for_model(const Graph& g) const;
 };
 void add_image_flags(CLI::App* cmd, ImageFlags* f);
-/// open_dataset(spec, split, flags.for_model(g)); an error if the model's [N, K] output does not
-/// have one column per class of the data.
+/// open_dataset(spec, split, flags.for_model(g)); with `labels` (training, evaluation), an error
+/// if the model's [N, K] output does not have one column per class of the data. Calibration
+/// reads images only: any class count.
 std::shared_ptr<Dataset> open_data(const std::string& spec, Split split, const Graph& g,
-                                   const ImageFlags& flags);
+                                   const ImageFlags& flags, bool labels = true);
+
+/// For commands that feed batches: a model whose inputs fix the batch at 1 gets a symbolic
+/// batch (relax_batch, checked at batch 2), saying so in one line. Returns false, after saying
+/// so, when that cannot be done safely: the caller then runs in batches of 1.
+bool allow_batches(Graph& g, const std::string& path);
 
 /// Adds --threads (LibTorch intra-op threads; 0 = all cores) and applies it before the command.
 void add_threads_option(CLI::App* cmd, int* threads);

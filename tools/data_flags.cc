@@ -2,8 +2,11 @@
 // normalised and ordered for the model, and the check that the data's classes fit the model.
 #include <sstream>
 
+#include <cstdio>
+
 #include "commands.h"
 #include "slim/ir/error.h"
+#include "slim/passes/relax_batch.h"
 
 namespace slim::cli {
 
@@ -98,9 +101,25 @@ FolderOptions ImageFlags::for_model(const Graph& g) const {
   return f;
 }
 
+bool allow_batches(Graph& g, const std::string& path) {
+  RelaxBatchReport r = relax_batch(g);
+  if (!r.applicable) return true;
+  if (r.relaxed) {
+    std::fprintf(stderr,
+                 "note: %s: batch fixed at 1 made symbolic (%d Reshape target(s) rewritten; "
+                 "checked at batch 2 against two batch-1 runs)\n",
+                 path.c_str(), r.reshapes);
+    return true;
+  }
+  std::fprintf(stderr, "note: %s: batch fixed at 1 and not safely relaxed (%s); running in "
+               "batches of 1\n", path.c_str(), r.reason.c_str());
+  return false;
+}
+
 std::shared_ptr<Dataset> open_data(const std::string& spec, Split split, const Graph& g,
-                                   const ImageFlags& flags) {
+                                   const ImageFlags& flags, bool labels) {
   auto data = open_dataset(spec, split, flags.for_model(g));
+  if (!labels) return data;
   // A model whose single output is [N, K] with K fixed must have one output per class.
   if (g.outputs.size() == 1 && g.outputs[0].has_shape && g.outputs[0].shape.size() == 2 &&
       g.outputs[0].shape[1] > 0) {

@@ -37,15 +37,17 @@ class DataCli : public ::testing::Test {
     save_means_model("rgb.onnx", 3, 3);
     save_means_model("gray.onnx", 1, 3);
     save_means_model("four_classes.onnx", 3, 4);
+    save_means_model("rgb_batch1.onnx", 3, 3, 1);
   }
   static void TearDownTestSuite() {
     delete dir_;
     dir_ = nullptr;
   }
   /// [N, C, 32, 32] -> per-channel means [N, C], then MatMul with ones [C, K] when K != C.
-  static void save_means_model(const std::string& file, int64_t c, int64_t k) {
+  static void save_means_model(const std::string& file, int64_t c, int64_t k,
+                               int64_t batch = kDynamicDim) {
     test::GraphBuilder b;
-    std::string x = b.input("x", {kDynamicDim, c, 32, 32});
+    std::string x = b.input("x", {batch, c, 32, 32});
     std::string y = b.node("Flatten", {b.node("GlobalAveragePool", {x})});
     if (k != c) y = b.node("MatMul", {y, b.init("ones", at::ones({c, k}))});
     b.output(y);
@@ -87,6 +89,16 @@ TEST_F(DataCli, FolderImagesFollowTheModelsInputSizeWithImagenetNormalisation) {
   auto named = eval("rgb.onnx", "--mean imagenet --std imagenet");
   ASSERT_EQ(named.code, 0) << named.err;
   EXPECT_EQ(nlohmann::json::parse(named.out)["loss"], j["loss"]);
+}
+
+TEST_F(DataCli, AModelWithItsBatchFixedAtOneGetsASymbolicBatch) {
+  // PyTorch's plain export fixes the batch at 1; eval's default batch is 256.
+  auto r = eval("rgb_batch1.onnx", "--batch 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("rgb_batch1.onnx: batch fixed at 1 made symbolic"), std::string::npos)
+      << r.err;
+  EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(),
+              expected_loss({0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}, {0, 1, 2}), 1e-5);
 }
 
 TEST_F(DataCli, MeanStdAndChannelOrderAreApplied) {
