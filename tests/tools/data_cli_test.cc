@@ -38,6 +38,16 @@ class DataCli : public ::testing::Test {
     save_means_model("gray.onnx", 1, 3);
     save_means_model("four_classes.onnx", 3, 4);
     save_means_model("rgb_batch1.onnx", 3, 3, 1);
+    {
+      // Batch 1 baked in where relaxing cannot help: the means go through a Transpose before a
+      // Reshape back to [1, 3], which at batch 2 would mix the samples.
+      test::GraphBuilder b;
+      std::string x = b.input("x", {1, 3, 32, 32});
+      std::string y = b.node("Flatten", {b.node("GlobalAveragePool", {x})});
+      y = b.node("Transpose", {y}, {{"perm", std::vector<int64_t>{1, 0}}});
+      b.output(b.node("Reshape", {y, b.init("target", at::tensor({int64_t{1}, int64_t{-1}}))}));
+      onnx_save(b.build(), path("rgb_batch1_mixing.onnx"));
+    }
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -98,6 +108,19 @@ TEST_F(DataCli, AModelWithItsBatchFixedAtOneGetsASymbolicBatch) {
   EXPECT_NE(r.err.find("rgb_batch1.onnx: batch fixed at 1 made symbolic"), std::string::npos)
       << r.err;
   EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(),
+              expected_loss({0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}, {0, 1, 2}), 1e-5);
+}
+
+TEST_F(DataCli, AFixedBatchThatCannotBeRelaxedRunsInBatchesOfOneAndSaysSo) {
+  auto r = eval("rgb_batch1_mixing.onnx", "--batch 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("rgb_batch1_mixing.onnx: batch fixed at 1 and not safely relaxed ("),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("running in batches of 1"), std::string::npos) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["samples"], 3);
+  EXPECT_NEAR(j["loss"].get<double>(),
               expected_loss({0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}, {0, 1, 2}), 1e-5);
 }
 

@@ -1,0 +1,78 @@
+// relax_batch on what users export: torchvision networks through PyTorch's plain
+// torch.onnx.export (batch fixed at 1; tests/fixtures/export_plain_models.py). At batch 4 the
+// relaxed model gives the outputs of four batch-1 runs of the original, in Slim and in ONNX
+// Runtime (which runs the file Slim saves).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "slim/exec/executor.h"
+#include "slim/exec/infer_shapes.h"
+#include "slim/onnx/onnx_io.h"
+#include "slim/passes/relax_batch.h"
+#include "test_util.h"
+
+namespace slim {
+namespace {
+
+const std::vector<std::string> kModels = {"resnet18",           "mobilenet_v2",
+                                          "mobilenet_v3_small", "shufflenet_v2_x1_0",
+                                          "densenet121",        "efficientnet_b0"};
+
+std::string plain_dir() { return test::binary_dir() + "/fixtures/plain"; }
+
+class RelaxBatchPlainExport : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() {
+    auto r = test::run_cmd("/usr/bin/python3 " +
+                           test::quote(test::source_dir() + "/tests/fixtures/export_plain_models.py") +
+                           " " + test::quote(plain_dir()));
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+  }
+};
+
+/// max |a - b| / max(1, max |b|).
+double rel_err(const at::Tensor& a, const at::Tensor& b) {
+  const double scale = std::max(1.0, b.abs().max().item<double>());
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>() / scale;
+}
+
+TEST_P(RelaxBatchPlainExport, FourSamplesAtOnceEqualFourBatchOneRunsInSlimAndOnnxRuntime) {
+  const std::string name = GetParam();
+  const std::string path = plain_dir() + "/" + name + ".onnx";
+  Graph original = onnx_load(path);
+  ASSERT_EQ(original.inputs.size(), 1u);
+  ASSERT_EQ(original.inputs[0].shape, (std::vector<int64_t>{1, 3, 64, 64}));
+  Graph g = original.clone();
+  RelaxBatchReport r = relax_batch(g);
+  ASSERT_TRUE(r.relaxed) << r.reason;
+  std::printf("[   info   ] %s: %d Reshape target(s) rewritten\n", name.c_str(), r.reshapes);
+
+  at::Tensor x = at::randn({4, 3, 64, 64}, at::detail::createCPUGenerator(7));
+  Executor one(original), four(g);
+  at::Tensor y4 = four.run({x})[0];
+  ASSERT_EQ(y4.sizes(), (std::vector<int64_t>{4, 10}));
+  std::vector<at::Tensor> singles;
+  for (int64_t i = 0; i < 4; ++i) singles.push_back(one.run({x.slice(0, i, i + 1)})[0]);
+  at::Tensor y1 = at::cat(singles, 0);
+  // oneDNN blocks a batch of 4 differently from a batch of 1: last-bit differences only.
+  EXPECT_LT(rel_err(y4, y1), 1e-5) << "Slim";
+
+  const std::string dir = test::temp_dir("relax_" + name);
+  onnx_save(g, dir + "/relaxed.onnx");
+  at::Tensor o4 = test::ort_run(dir + "/relaxed.onnx", x, dir);
+  ASSERT_TRUE(o4.defined());
+  ASSERT_EQ(o4.sizes(), (std::vector<int64_t>{4, 10}));
+  std::vector<at::Tensor> o1;
+  for (int64_t i = 0; i < 4; ++i) o1.push_back(test::ort_run(path, x.slice(0, i, i + 1), dir));
+  EXPECT_LT(rel_err(o4, at::cat(o1, 0)), 1e-5) << "ONNX Runtime";
+  EXPECT_LT(rel_err(y4, o4), 1e-4) << "Slim against ONNX Runtime";
+}
+
+INSTANTIATE_TEST_SUITE_P(Torchvision, RelaxBatchPlainExport, ::testing::ValuesIn(kModels),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+}  // namespace
+}  // namespace slim
