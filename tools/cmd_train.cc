@@ -1,10 +1,12 @@
 // slim train | eval
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <iostream>
 
 #include "commands.h"
 #include "slim/onnx/onnx_io.h"
+#include "slim/passes/reset_head.h"
 #include "slim/train/trainer.h"
 
 namespace slim::cli {
@@ -14,6 +16,7 @@ namespace {
 struct TrainArgs {
   std::string model, data, out;
   ImageFlags image;
+  bool reset_head = false;
   TrainFlags flags;
   bool json = false, no_eval = false;
   int64_t eval_batch = 256;
@@ -84,6 +87,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--data", a->data, "dataset: mnist:DIR, fashion:DIR or folder:DIR")->required();
   cmd->add_option("-o,--output", a->out, "trained ONNX file (written atomically)")->required();
   add_image_flags(cmd, &a->image);
+  cmd->add_flag("--reset-head", a->reset_head,
+                "replace the final fully-connected layer with a new one for the data's classes "
+                "(fine-tuning on data with another class count)");
   add_train_flags(cmd, &a->flags);
   cmd->add_option("--eval-batch", a->eval_batch, "batch size of the final evaluation")
       ->check(CLI::PositiveNumber);
@@ -93,6 +99,13 @@ void add_train(CLI::App& app) {
     TrainOptions opts = a->flags.resolved();
     Graph g = load_model(a->model);
     if (!allow_batches(g, a->model)) opts.batch_size = 1, a->eval_batch = 1;
+    if (a->reset_head) {
+      const int64_t classes =
+          open_dataset(a->data, Split::kTrain, a->image.for_model(g))->num_classes();
+      const std::string fc = reset_head(g, classes, opts.seed);
+      std::fprintf(stderr, "note: %s: final layer '%s' replaced for %lld classes\n",
+                   a->model.c_str(), fc.c_str(), static_cast<long long>(classes));
+    }
     auto train_set = open_data(a->data, Split::kTrain, g, a->image);
     auto stats = train(g, train_set, opts);
     onnx_save(g, a->out);

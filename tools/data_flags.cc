@@ -126,7 +126,8 @@ std::shared_ptr<Dataset> open_data(const std::string& spec, Split split, const G
     const int64_t k = g.outputs[0].shape[1];
     SLIM_CHECK(k == data->num_classes(), data->describe(), " has ", data->num_classes(),
                " classes but the model's output '", g.outputs[0].name, "' has ", k,
-               " (its shape is ", g.outputs[0].shape_str(), ")");
+               " (its shape is ", g.outputs[0].shape_str(),
+               "); `slim train --reset-head` gives it a new final layer for the data's classes");
   }
   return data;
 }

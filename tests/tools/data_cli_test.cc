@@ -39,6 +39,15 @@ class DataCli : public ::testing::Test {
     save_means_model("four_classes.onnx", 3, 4);
     save_means_model("rgb_batch1.onnx", 3, 3, 1);
     {
+      // An ImageNet-style head: 1000 classes from a Gemm.
+      test::GraphBuilder b;
+      std::string x = b.input("x", {kDynamicDim, 3, 32, 32});
+      std::string y = b.node("Flatten", {b.node("GlobalAveragePool", {x})});
+      b.output(b.node("Gemm", {y, b.init("fc_w", at::randn({1000, 3})), b.init("fc_b", at::zeros({1000}))},
+                      {{"transB", int64_t{1}}}, "fc"));
+      onnx_save(b.build(), path("head1000.onnx"));
+    }
+    {
       // Batch 1 baked in where relaxing cannot help: the means go through a Transpose before a
       // Reshape back to [1, 3], which at batch 2 would mix the samples.
       test::GraphBuilder b;
@@ -122,6 +131,23 @@ TEST_F(DataCli, AFixedBatchThatCannotBeRelaxedRunsInBatchesOfOneAndSaysSo) {
   EXPECT_EQ(j["samples"], 3);
   EXPECT_NEAR(j["loss"].get<double>(),
               expected_loss({0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}, {0, 1, 2}), 1e-5);
+}
+
+TEST_F(DataCli, TrainWithResetHeadFitsTheModelToTheFoldersClasses) {
+  const std::string train = test::slim_bin() + " train " + path("head1000.onnx") +
+                            " --data folder:" + path("images") + " --threads 1 --batch 3 -o " +
+                            path("head3.onnx");
+  auto r = test::run_cmd(train);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("3 classes but the model's output"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--reset-head"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(path("head3.onnx")));
+  r = test::run_cmd(train + " --reset-head --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("final layer 'fc' replaced for 3 classes"), std::string::npos) << r.err;
+  Graph g = onnx_load(path("head3.onnx"));
+  EXPECT_EQ(g.outputs[0].shape, (std::vector<int64_t>{kDynamicDim, 3}));
+  EXPECT_EQ(nlohmann::json::parse(r.out)["eval"]["samples"], 3);
 }
 
 TEST_F(DataCli, MeanStdAndChannelOrderAreApplied) {
