@@ -70,7 +70,8 @@ void add_distill(CLI::App& app) {
     Graph teacher = load_model(a->teacher);
     Graph student = load_model(a->student);
     const bool batches = allow_batches(teacher, a->teacher);
-    if (!allow_batches(student, a->student) || !batches) o.train.batch_size = 1, a->eval_batch = 1;
+    if (!allow_batches(student, a->student) || !batches)
+      o.train.batch_size = 1, a->eval_batch = 1;
     auto train_set = open_data(a->data, Split::kTrain, student, a->image);
     DistillReport r = distill(teacher, student, train_set, o);
     onnx_save(student, a->out);
@@ -84,7 +85,8 @@ void add_distill(CLI::App& app) {
       eo.batch_size = a->eval_batch;
       eo.threads = o.train.threads;
       eo.progress = o.train.progress;
-      j["eval"] = eval_json(evaluate(student, open_data(a->data, Split::kTest, student, a->image), eo));
+      j["eval"] =
+          eval_json(evaluate(student, open_data(a->data, Split::kTest, student, a->image), eo));
     }
     if (a->json) {
       std::cout << j.dump() << "\n";

@@ -149,7 +149,8 @@ void add_ptq(CLI::App* parent) {
     eo.batch_size = a->eval_batch;
     eo.threads = a->calib.threads;
     if (a->eval)
-      j["eval"]["float"] = eval_json(evaluate(g, open_data(a->data, Split::kTest, g, a->image), eo));
+      j["eval"]["float"] =
+          eval_json(evaluate(g, open_data(a->data, Split::kTest, g, a->image), eo));
     ScaleTable table;
     if (!a->data.empty()) {
       table = ptq_calibrate(g, open_data(a->data, Split::kTrain, g, a->image, false), o);

@@ -99,14 +99,14 @@ void add_train(CLI::App& app) {
     TrainOptions opts = a->flags.resolved();
     Graph g = load_model(a->model);
     if (!allow_batches(g, a->model)) opts.batch_size = 1, a->eval_batch = 1;
+    // With --reset-head the classes are checked against the new head (the test split's below).
+    auto train_set = open_data(a->data, Split::kTrain, g, a->image, !a->reset_head);
     if (a->reset_head) {
-      const int64_t classes =
-          open_dataset(a->data, Split::kTrain, a->image.for_model(g))->num_classes();
+      const int64_t classes = train_set->num_classes();
       const std::string fc = reset_head(g, classes, opts.seed);
       std::fprintf(stderr, "note: %s: final layer '%s' replaced for %lld classes\n",
                    a->model.c_str(), fc.c_str(), static_cast<long long>(classes));
     }
-    auto train_set = open_data(a->data, Split::kTrain, g, a->image);
     auto stats = train(g, train_set, opts);
     onnx_save(g, a->out);
     nlohmann::json j;

@@ -315,7 +315,8 @@ void upgrade_opset(onnx::ModelProto& mp, const std::string& origin) {
     for (const auto& n : mp.graph().node()) {
       if (!n.domain().empty() && n.domain() != "ai.onnx") continue;
       if (!onnx::OpSchemaRegistry::Schema(n.op_type(), static_cast<int>(kUpgradeOpset), ""))
-        gone.push_back(n.op_type() + " (node '" + (n.name().empty() ? n.output(0) : n.name()) + "')");
+        gone.push_back(n.op_type() + " (node '" + (n.name().empty() ? n.output(0) : n.name()) +
+                       "')");
     }
     std::string why = e.what();
     // ONNX's assertion messages start with the source location and end with a stack trace.
@@ -346,9 +347,10 @@ Graph onnx_parse(const std::string& bytes, const std::string& origin, const std:
   SLIM_CHECK(mp.has_graph() && mp.ir_version() > 0, origin,
              ": not a valid ONNX model (no graph or IR version; the file is of another format)");
   const int64_t file_opset = default_opset(mp);
-  if (file_opset > 0 && file_opset < kMinOpset) upgrade_opset(mp, origin);
+  const bool old_opset = file_opset > 0 && file_opset < kMinOpset;
+  if (old_opset) upgrade_opset(mp, origin);
   Graph g;
-  if (file_opset > 0 && file_opset < kMinOpset) g.upgraded_from_opset = file_opset;
+  if (old_opset) g.upgraded_from_opset = file_opset;
   g.ir_version = mp.ir_version();
   g.producer_name = mp.producer_name();
   g.producer_version = mp.producer_version();

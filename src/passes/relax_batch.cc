@@ -80,7 +80,9 @@ RelaxBatchReport relax_batch(Graph& g, uint64_t seed) {
     if (!in.has_shape || in.shape.empty() || in.shape[0] != 1) return rep;
   rep.applicable = true;
 
-  Graph r = g.clone();
+  // A shallow copy: the rewrite adds initializers and replaces Constant values, never writes a
+  // shared tensor, and the executors below only read them.
+  Graph r = g;
   for (auto& in : r.inputs) {
     in.shape[0] = kDynamicDim;
     in.dim_names.resize(in.shape.size());
@@ -110,8 +112,7 @@ RelaxBatchReport relax_batch(Graph& g, uint64_t seed) {
   for (size_t k = 0; k < a.size(); ++k) both.push_back(at::cat({a[k], b[k]}, 0));
   std::vector<at::Tensor> ya, yb, y2;
   try {
-    Graph original = g.clone();
-    Executor one(original);
+    Executor one(g);
     ya = one.run(a);
     yb = one.run(b);
     Executor two(r);

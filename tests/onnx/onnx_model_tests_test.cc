@@ -39,7 +39,8 @@ std::string non_float_reason(const onnx::ModelProto& mp) {
   for (const auto& t : mp.graph().initializer()) inits.insert(t.name());
   auto check = [&](const onnx::ValueInfoProto& v, const char* what) -> std::string {
     if (inits.count(v.name())) return "";
-    if (!v.type().has_tensor_type()) return std::string(what) + " '" + v.name() + "' is not a tensor";
+    if (!v.type().has_tensor_type())
+      return std::string(what) + " '" + v.name() + "' is not a tensor";
     const int et = v.type().tensor_type().elem_type();
     if (et != onnx::TensorProto::FLOAT && et != onnx::TensorProto::DOUBLE)
       return std::string(what) + " '" + v.name() + "' has element type " +

@@ -24,9 +24,9 @@ std::string plain_dir() { return test::binary_dir() + "/fixtures/plain"; }
 class RelaxBatchPlainExport : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
-    auto r = test::run_cmd("/usr/bin/python3 " +
-                           test::quote(test::source_dir() + "/tests/fixtures/export_plain_models.py") +
-                           " " + test::quote(plain_dir()));
+    const std::string script = test::source_dir() + "/tests/fixtures/export_plain_models.py";
+    auto r = test::run_cmd("/usr/bin/python3 " + test::quote(script) + " " +
+                           test::quote(plain_dir()));
     ASSERT_EQ(r.code, 0) << r.out << r.err;
   }
 };

@@ -30,7 +30,8 @@ class DataCli : public ::testing::Test {
         const std::string d = *dir_ + "/images/" + split + "/" + names[k];
         fs::create_directories(d);
         std::vector<unsigned char> px;
-        for (int i = 0; i < 64 * 48; ++i) px.insert(px.end(), kColours[k].begin(), kColours[k].end());
+        for (int i = 0; i < 64 * 48; ++i)
+          px.insert(px.end(), kColours[k].begin(), kColours[k].end());
         ASSERT_TRUE(stbi_write_png((d + "/1.png").c_str(), 64, 48, 3, px.data(), 64 * 3));
       }
     }
@@ -43,8 +44,9 @@ class DataCli : public ::testing::Test {
       test::GraphBuilder b;
       std::string x = b.input("x", {kDynamicDim, 3, 32, 32});
       std::string y = b.node("Flatten", {b.node("GlobalAveragePool", {x})});
-      b.output(b.node("Gemm", {y, b.init("fc_w", at::randn({1000, 3})), b.init("fc_b", at::zeros({1000}))},
-                      {{"transB", int64_t{1}}}, "fc"));
+      std::string w = b.init("fc_w", at::randn({1000, 3}));
+      b.output(b.node("Gemm", {y, w, b.init("fc_b", at::zeros({1000}))}, {{"transB", int64_t{1}}},
+                      "fc"));
       onnx_save(b.build(), path("head1000.onnx"));
     }
     {

@@ -10,7 +10,8 @@ namespace slim {
 /// a Gemm whose weight and bias are initializers, directly or through one Softmax or LogSoftmax.
 /// Its weight gets `classes` rows (columns with transB = 0) drawn as PyTorch's nn.Linear does,
 /// U(-1/sqrt(in), 1/sqrt(in)) from `seed`, and its bias too (zeros when the Gemm has none); the
-/// output's shape follows. Returns the Gemm's name (its label if unnamed). Errors name the node and what is missing.
+/// output's shape follows. Returns the Gemm's name (its label if unnamed). Errors name the node
+/// and what is missing.
 std::string reset_head(Graph& g, int64_t classes, uint64_t seed = 0);
 
 }  // namespace slim
