@@ -34,8 +34,8 @@ void add_distill(CLI::App& app) {
   cmd->add_option("--loss", a->losses,
                   "a loss term (repeatable): l2:teacher_VALUE,VALUE[:weight] | "
                   "soft_label:teacher_LOGITS,LOGITS[:T_t,T_s[,weight]] | "
-                  "fsp:teacher_A,teacher_B,A,B[:weight]")
-      ->required();
+                  "fsp:teacher_A,teacher_B,A,B[:weight] (default: soft_label between the "
+                  "teacher's and the student's outputs, when each has one)");
   cmd->add_option("--task-weight", a->task_weight,
                   "weight of the student's cross-entropy on the labels (0: distillation only)")
       ->check(CLI::NonNegativeNumber);
@@ -69,6 +69,19 @@ void add_distill(CLI::App& app) {
     }
     Graph teacher = load_model(a->teacher);
     Graph student = load_model(a->student);
+    if (o.losses.empty()) {
+      SLIM_CHECK(teacher.outputs.size() == 1 && student.outputs.size() == 1,
+                 "distill: give --loss (the teacher has ", teacher.outputs.size(),
+                 " outputs and the student ", student.outputs.size(),
+                 "; the default soft_label pairs a single output of each)");
+      DistillLoss l;
+      l.kind = DistillLossKind::kSoftLabel;
+      l.teacher = {a->prefix + teacher.outputs[0].name};
+      l.student = {student.outputs[0].name};
+      l.scale_t2 = a->t2;
+      o.losses.push_back(l);
+      std::cerr << "distill: loss " << l.describe() << " (the models' outputs; --loss sets it)\n";
+    }
     const bool batches = allow_batches(teacher, a->teacher);
     if (!allow_batches(student, a->student) || !batches)
       o.train.batch_size = 1, a->eval_batch = 1;

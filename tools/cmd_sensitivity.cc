@@ -60,8 +60,9 @@ void add_sensitivity(CLI::App& app) {
   cmd->add_option("model", a->model, "ONNX file");
   cmd->add_option("--data", a->data, "test data: mnist:DIR, fashion:DIR or folder:DIR");
   add_image_flags(cmd, &a->image);
-  auto* params =
-      cmd->add_option("--params", a->params, "conv weights to analyse, a,b,...")->delimiter(',');
+  auto* params = cmd->add_option("--params", a->params,
+                                 "conv weights to analyse, a,b,... (default: every prunable conv)")
+                     ->delimiter(',');
   auto* regex = cmd->add_option("--params-regex", a->params_regex,
                                 "analyse every prunable conv weight whose name matches (whole "
                                 "name, ECMAScript)");
@@ -97,15 +98,23 @@ void add_sensitivity(CLI::App& app) {
     SLIM_CHECK(!a->model.empty(), "sensitivity: give the ONNX model (or `sensitivity merge`)");
     SLIM_CHECK(!a->data.empty(), "sensitivity: --data is required");
     SLIM_CHECK(!a->opts.output.empty(), "sensitivity: -o/--output is required");
-    SLIM_CHECK(!a->params.empty() || !a->params_regex.empty(),
-               "sensitivity: give --params a,b or --params-regex RE");
     a->opts.criterion = criterion_from_string(a->criterion);
     if (!a->shard.empty())
       std::tie(a->opts.shard_index, a->opts.shard_count) = parse_shard(a->shard);
     a->opts.eval.progress = false;  // one line per evaluation instead
     Graph g = load_model_for_analysis(a->model);
     if (!allow_batches(g, a->model)) a->opts.eval.batch_size = 1;
-    a->opts.params = a->params.empty() ? prunable_params_matching(g, a->params_regex) : a->params;
+    if (!a->params.empty()) {
+      a->opts.params = a->params;
+    } else if (!a->params_regex.empty()) {
+      a->opts.params = prunable_params_matching(g, a->params_regex);
+    } else {
+      a->opts.params = prunable_params(g);
+      SLIM_CHECK(!a->opts.params.empty(), a->model,
+                 ": no prunable conv (sensitivity prunes the output channels of Conv nodes)");
+      std::cerr << "sensitivity: every prunable conv (" << a->opts.params.size()
+                << "); --params or --params-regex choose fewer\n";
+    }
     sensitivity(g, open_data(a->data, Split::kTest, g, a->image), a->opts);
   });
 }

@@ -53,8 +53,47 @@ FlopsTargetResult flops_target_by_sensitivity(const Graph& g, const Sensitivitie
              100.0 * (1 - static_cast<double>(best) / static_cast<double>(r.flops_before)),
              "% FLOPs reduction (every param at its largest analysed ratio), short of ",
              100.0 * reduction, "%: analyse larger ratios or more params");
-  r.threshold = bisect(0, 1, 30, [&](double loss) { return flops_at(loss) <= goal; });
-  r.ratios = ratios_by_loss(s, r.threshold);
+  // Bisect from below every loss in the table (nothing pruned there; losses can be negative)
+  // up to 1, keeping the bracket: below `lo` the target is missed, at `hi` it is reached.
+  double lo = -1e-3, hi = 1;
+  for (const auto& [param, points] : s)
+    for (const auto& [ratio, loss] : points) lo = std::min(lo, loss - 1e-3);
+  for (int i = 0; i < 40; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (flops_at(mid) <= goal ? hi : lo) = mid;
+  }
+  r.threshold = hi;
+  // Params whose losses tie (several at 0, say) reach the threshold together, and the FLOPs
+  // jump past the target at it: a model at chance has every loss 0 and would lose 90% of every
+  // conv for any target. Each param moves from its ratio below the bracket toward its ratio at
+  // the threshold by the same fraction, the smallest that reaches the target.
+  const auto below = ratios_by_loss(s, lo), at = ratios_by_loss(s, hi);
+  auto blend = [&](double f) {
+    std::map<std::string, double> out;
+    for (const auto& [param, ratio] : at) {
+      auto it = below.find(param);
+      const double from = it == below.end() ? 0.0 : it->second;
+      const double v = from + f * (ratio - from);
+      if (v > 0) out[param] = v;
+    }
+    return out;
+  };
+  auto reaches = [&](const std::map<std::string, double>& ratios) {
+    return static_cast<double>(flops_with(g, ratios, base.align)) <= goal;
+  };
+  double f_lo = 0, f = 1;
+  for (int i = 0; i < 30; ++i) {
+    const double mid = 0.5 * (f_lo + f);
+    (reaches(blend(mid)) ? f : f_lo) = mid;
+  }
+  // Channel rounding (align) moves the params that share a channel count in one step: take the
+  // step one param at a time, stopping at the first that reaches the target.
+  std::map<std::string, double> ratios = blend(f_lo);
+  for (const auto& [param, ratio] : blend(f)) {
+    if (reaches(ratios)) break;
+    ratios[param] = ratio;
+  }
+  r.ratios = reaches(ratios) ? ratios : blend(f);
   r.flops_after = flops_with(g, r.ratios, base.align);
   return r;
 }

@@ -128,6 +128,22 @@ TEST_F(DistillCli, BadInputIsAClearErrorAndLeavesTheOutputAlone) {
         "teacher_rgb.onnx");
   check("--loss soft_label:teacher_logits,logits --map img=image",
         "'img' is not an input of the teacher");
+  {
+    // Without --loss the single outputs are paired; a student with two cannot be.
+    Graph two = onnx_load(path("student.onnx"));
+    ValueInfo extra = two.outputs.at(0);
+    extra.name = "conv5_6_dw";
+    extra.has_shape = false;
+    two.outputs.push_back(extra);
+    onnx_save(two, path("two_outputs.onnx"));
+    auto r = slim("distill --teacher " + path("teacher.onnx") + " --student " +
+                  path("two_outputs.onnx") + " --data mnist:" + test::data_dir("mnist") +
+                  " -o " + out);
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.err.find("distill: give --loss (the teacher has 1 outputs and the student 2"),
+              std::string::npos)
+        << r.err;
+  }
   auto r = slim("distill --teacher " + path("nope.onnx") + " --student " + path("student.onnx") +
                 " --data mnist:" + test::data_dir("mnist") +
                 " --loss soft_label:teacher_logits,logits -o " + out);

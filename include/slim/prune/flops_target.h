@@ -17,10 +17,14 @@ struct FlopsTargetResult {
   int64_t flops_after = 0;  ///< FLOPs of the graph pruned with `ratios`
 };
 
-/// PaddleSlim's get_ratios_by_sensitivity: bisects the accepted loss on [0, 1] for the smallest
-/// loss whose ratios_by_loss() prune at least `reduction` of the FLOPs (e.g. 0.5 = half).
-/// `base` supplies align (its ratios are ignored). Errors say how far the sensitivities reach
-/// when even their largest ratios fall short. Precondition: shapes inferred.
+/// PaddleSlim's get_ratios_by_sensitivity: bisects the accepted loss for the smallest loss
+/// (`threshold`) whose ratios_by_loss() prune at least `reduction` of the FLOPs (e.g. 0.5 =
+/// half). Unlike PaddleSlim it does not overshoot where losses tie: when several params reach
+/// the threshold at once, each moves from its ratio just below the threshold toward its ratio at
+/// it by one common fraction, the smallest that reaches the target, so the FLOPs removed are the
+/// target up to one channel's rounding. `base` supplies align (its ratios are ignored). Errors
+/// say how far the sensitivities reach when even their largest ratios fall short.
+/// Precondition: shapes inferred.
 FlopsTargetResult flops_target_by_sensitivity(const Graph& g, const Sensitivities& s,
                                               double reduction, const PruneOptions& base);
 
