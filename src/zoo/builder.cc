@@ -1,10 +1,10 @@
-#include "builder.h"
+#include "slim/zoo/builder.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
 
-namespace slim::zoo_detail {
+namespace slim {
 
 namespace {
 
@@ -18,6 +18,7 @@ constexpr char kRelu6Max[] = "relu6_max";
 ZooBuilder::ZooBuilder(const std::string& model, const ZooOptions& options)
     : model_(model),
       input_(options.input),
+      draw_(options.draw_weights),
       gen_(at::make_generator<at::CPUGeneratorImpl>(options.seed)) {
   g_.name = model;
   g_.opset = 13;
@@ -42,11 +43,13 @@ at::Tensor ZooBuilder::kaiming_uniform(const Ints& shape, int64_t fan_in) {
 }
 
 at::Tensor ZooBuilder::kaiming_normal(const Ints& shape, int64_t fan_in) {
+  if (!draw_) return at::empty(shape, at::kFloat);
   return at::empty(shape, at::kFloat)
       .normal_(0.0, std::sqrt(2.0 / static_cast<double>(fan_in)), gen_);
 }
 
 at::Tensor ZooBuilder::uniform(const Ints& shape, double bound) {
+  if (!draw_) return at::empty(shape, at::kFloat);
   return at::empty(shape, at::kFloat).uniform_(-bound, bound, gen_);
 }
 
@@ -195,4 +198,4 @@ Graph ZooBuilder::finish(const std::string& output) {
   return std::move(g_);
 }
 
-}  // namespace slim::zoo_detail
+}  // namespace slim

@@ -9,7 +9,7 @@
 // U(-1/sqrt(fan_in), 1/sqrt(fan_in)); fc weights are [in, out] like the rest of the zoo.
 #include <cmath>
 
-#include "builder.h"
+#include "families.h"
 
 namespace slim::zoo_detail {
 

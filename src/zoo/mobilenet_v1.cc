@@ -1,7 +1,8 @@
 // MobileNetV1 exactly as PaddleSlim builds it (paddleslim/models/mobilenet.py): layer and
 // parameter names, width multiplier int(channels * scale), MSRA-uniform (KaimingUniform) conv
 // and fc weights. PaddleSlim's fc applies softmax; the zoo returns the raw logits.
-#include "builder.h"
+#include "families.h"
+#include "slim/zoo/arch.h"
 
 namespace slim::zoo_detail {
 
@@ -11,7 +12,7 @@ namespace {
 std::string conv_bn(ZooBuilder& b, const std::string& x, const std::string& name, int64_t filters,
                     int64_t k, int64_t stride, int64_t pad, int64_t groups) {
   int64_t cin = b.channels(x);
-  SLIM_CHECK(filters > 0, "mobilenet_v1: scale leaves layer '", name, "' with no channels");
+  SLIM_CHECK(filters > 0, b.model(), ": layer '", name, "' with no channels");
   int64_t fan_in = cin / groups * k * k;
   auto w = b.param(name + "_weights", b.kaiming_uniform({filters, cin / groups, k, k}, fan_in));
   auto y = b.conv(x, name, w, "", stride, pad, groups);
@@ -27,8 +28,8 @@ int64_t scaled(int64_t channels, double scale) {
 }  // namespace
 
 Graph zoo_mobilenet_v1(const ZooOptions& o) {
-  ZooBuilder b("mobilenet_v1", o);
-  auto y = conv_bn(b, b.image(), "conv1", scaled(32, o.scale), 3, 2, 1, 1);
+  MobileNetV1Arch arch;
+  arch.stem = scaled(32, o.scale);
   struct Block {
     const char* name;
     int64_t in, out, stride;
@@ -40,19 +41,34 @@ Graph zoo_mobilenet_v1(const ZooOptions& o) {
       {"conv5_1", 512, 512, 1}, {"conv5_2", 512, 512, 1}, {"conv5_3", 512, 512, 1},
       {"conv5_4", 512, 512, 1}, {"conv5_5", 512, 512, 1}, {"conv5_6", 512, 1024, 2},
       {"conv6", 1024, 1024, 1}};
-  for (const auto& blk : blocks) {
-    std::string name = blk.name;
-    // depthwise_separable: the depthwise conv has int(in * scale) filters in as many groups.
-    int64_t dw = scaled(blk.in, o.scale);
-    y = conv_bn(b, y, name + "_dw", dw, 3, blk.stride, 1, dw);
-    y = conv_bn(b, y, name + "_sep", scaled(blk.out, o.scale), 1, 1, 0, 1);
+  // depthwise_separable: the depthwise conv has int(in * scale) filters in as many groups.
+  for (const auto& blk : blocks)
+    arch.blocks.push_back(
+        {blk.name, scaled(blk.in, o.scale), scaled(blk.out, o.scale), blk.stride, 3});
+  return build_mobilenet_v1(arch, o);
+}
+
+}  // namespace slim::zoo_detail
+
+namespace slim {
+
+Graph build_mobilenet_v1(const MobileNetV1Arch& arch, const ZooOptions& o) {
+  using zoo_detail::conv_bn;
+  ZooBuilder b(arch.model, o);
+  auto y = conv_bn(b, b.image(), "conv1", arch.stem, 3, 2, 1, 1);
+  for (const auto& blk : arch.blocks) {
+    const int64_t in = b.channels(y);
+    SLIM_CHECK(blk.dw > 0, b.model(), ": layer '", blk.name, "_dw' with no channels");
+    const int64_t dw = blk.dw > in ? blk.dw - blk.dw % in : in;
+    y = conv_bn(b, y, blk.name + "_dw", dw, blk.kernel, blk.stride, (blk.kernel - 1) / 2, in);
+    y = conv_bn(b, y, blk.name + "_sep", blk.pw, 1, 1, 0, 1);
   }
   y = b.global_avg_pool(y, "pool");
   y = b.flatten(y, "flatten");
   int64_t in = b.dims(y)[0];
-  auto w = b.param("fc7_weights", b.kaiming_uniform({in, o.classes}, in));
-  auto bias = b.param("fc7_offset", at::zeros({o.classes}));
-  return b.finish(b.gemm(y, "fc7", w, bias, "logits"));
+  auto w = b.param(arch.fc + "_weights", b.kaiming_uniform({in, o.classes}, in));
+  auto bias = b.param(arch.fc + "_offset", at::zeros({o.classes}));
+  return b.finish(b.gemm(y, arch.fc, w, bias, "logits"));
 }
 
-}  // namespace slim::zoo_detail
+}  // namespace slim

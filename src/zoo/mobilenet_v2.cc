@@ -9,7 +9,8 @@
 // sqrt(C_in) times too small; the zoo uses fan_in = k*k*C_in/group as MSRA intends.
 #include <cmath>
 
-#include "builder.h"
+#include "families.h"
+#include "slim/zoo/arch.h"
 
 namespace slim::zoo_detail {
 
@@ -18,7 +19,7 @@ namespace {
 std::string conv_bn(ZooBuilder& b, const std::string& x, const std::string& name, int64_t filters,
                     int64_t k, int64_t stride, int64_t pad, int64_t groups, bool act) {
   int64_t cin = b.channels(x);
-  SLIM_CHECK(filters > 0, "mobilenet_v2: scale leaves layer '", name, "' with no channels");
+  SLIM_CHECK(filters > 0, b.model(), ": layer '", name, "' with no channels");
   int64_t fan_in = cin / groups * k * k;
   auto w = b.param(name + "_weights", b.kaiming_normal({filters, cin / groups, k, k}, fan_in));
   auto y = b.conv(x, name, w, "", stride, pad, groups);
@@ -27,12 +28,13 @@ std::string conv_bn(ZooBuilder& b, const std::string& x, const std::string& name
 }
 
 std::string inverted_residual_unit(ZooBuilder& b, const std::string& x, const std::string& name,
-                                   int64_t filters, int64_t stride, int64_t expansion,
-                                   bool shortcut) {
-  int64_t expanded = b.channels(x) * expansion;
-  auto y = conv_bn(b, x, name + "_expand", expanded, 1, 1, 0, 1, true);
-  y = conv_bn(b, y, name + "_dwise", expanded, 3, stride, 1, expanded, true);
-  y = conv_bn(b, y, name + "_linear", filters, 1, 1, 0, 1, false);
+                                   const MobileNetV2Arch::Group& grp, int64_t stride,
+                                   bool shortcut, bool expand) {
+  int64_t expanded = b.channels(x) * grp.expansion;
+  auto y = expand ? conv_bn(b, x, name + "_expand", expanded, 1, 1, 0, 1, true) : x;
+  y = conv_bn(b, y, name + "_dwise", expanded, grp.kernel, stride, (grp.kernel - 1) / 2, expanded,
+              true);
+  y = conv_bn(b, y, name + "_linear", grp.channels, 1, 1, 0, 1, false);
   return shortcut ? b.add(x, y, name + "_add") : y;
 }
 
@@ -43,31 +45,46 @@ int64_t scaled(int64_t channels, double scale) {
 }  // namespace
 
 Graph zoo_mobilenet_v2(const ZooOptions& o) {
-  ZooBuilder b("mobilenet_v2", o);
-  auto y = conv_bn(b, b.image(), "conv1_1", scaled(32, o.scale), 3, 2, 1, 1, true);
-  struct Group {
-    int64_t t, c, n, s;  // expansion, channels, units, stride of the first unit
-  };
-  const Group groups[] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
-                          {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
-  int i = 1;
-  for (const auto& grp : groups) {
-    ++i;
-    int64_t c = scaled(grp.c, o.scale);
-    for (int64_t j = 1; j <= grp.n; ++j) {
-      std::string name = "conv" + std::to_string(i) + "_" + std::to_string(j);
-      y = inverted_residual_unit(b, y, name, c, j == 1 ? grp.s : 1, grp.t, j > 1);
-    }
+  MobileNetV2Arch arch;
+  arch.stem = scaled(32, o.scale);
+  const MobileNetV2Arch::Group groups[] = {{1, 16, 1, 1, 3}, {6, 24, 2, 2, 3},  {6, 32, 3, 2, 3},
+                                           {6, 64, 4, 2, 3}, {6, 96, 3, 1, 3},  {6, 160, 3, 2, 3},
+                                           {6, 320, 1, 1, 3}};
+  for (auto grp : groups) {
+    grp.channels = scaled(grp.channels, o.scale);
+    arch.groups.push_back(grp);
   }
   // PaddleSlim widens the last conv only for scale > 1.
-  y = conv_bn(b, y, "conv9", o.scale > 1.0 ? scaled(1280, o.scale) : 1280, 1, 1, 0, 1, true);
+  arch.last = o.scale > 1.0 ? scaled(1280, o.scale) : 1280;
+  return build_mobilenet_v2(arch, o);
+}
+
+}  // namespace slim::zoo_detail
+
+namespace slim {
+
+Graph build_mobilenet_v2(const MobileNetV2Arch& arch, const ZooOptions& o) {
+  using zoo_detail::conv_bn;
+  ZooBuilder b(arch.model, o);
+  auto y = conv_bn(b, b.image(), "conv1_1", arch.stem, 3, 2, 1, 1, true);
+  int i = 1;
+  for (const auto& grp : arch.groups) {
+    ++i;
+    for (int64_t j = 1; j <= grp.repeats; ++j) {
+      std::string name = "conv" + std::to_string(i) + "_" + std::to_string(j);
+      y = zoo_detail::inverted_residual_unit(b, y, name, grp, j == 1 ? grp.stride : 1, j > 1,
+                                             grp.expansion != 1 || arch.expand_at_expansion_1);
+    }
+  }
+  y = conv_bn(b, y, "conv" + std::to_string(i + 1), arch.last, 1, 1, 0, 1, true);
   y = b.global_avg_pool(y, "pool");
   y = b.flatten(y, "flatten");
   int64_t in = b.dims(y)[0];
   double bound = std::sqrt(6.0 / static_cast<double>(in + o.classes));
-  auto w = b.param("fc10_weights", b.uniform({in, o.classes}, bound));
-  auto bias = b.param("fc10_offset", at::zeros({o.classes}));
-  return b.finish(b.gemm(y, "fc10", w, bias, "logits"));
+  const std::string fc = "fc" + std::to_string(i + 2);
+  auto w = b.param(fc + "_weights", b.uniform({in, o.classes}, bound));
+  auto bias = b.param(fc + "_offset", at::zeros({o.classes}));
+  return b.finish(b.gemm(y, fc, w, bias, "logits"));
 }
 
-}  // namespace slim::zoo_detail
+}  // namespace slim

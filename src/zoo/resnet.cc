@@ -10,7 +10,8 @@
 // Weights: conv MSRA normal (Paddle's conv2d default), fc U(-1/sqrt(in), 1/sqrt(in)), bias 0.
 #include <cmath>
 
-#include "builder.h"
+#include "families.h"
+#include "slim/zoo/arch.h"
 
 namespace slim::zoo_detail {
 
@@ -55,17 +56,32 @@ std::string bottleneck_block(ZooBuilder& b, const std::string& x, int64_t filter
 
 Graph zoo_resnet(const ZooOptions& o, int depth) {
   SLIM_ASSERT(depth == 34 || depth == 50, "zoo: resnet depth ", depth);
-  ZooBuilder b("resnet" + std::to_string(depth), o);
-  const int64_t blocks[] = {3, 4, 6, 3};
-  const int64_t filters[] = {64, 128, 256, 512};
-  auto y = conv_bn(b, b.image(), "conv1", 64, 7, 2, true);
-  y = b.max_pool(y, "pool1", 3, 2, 1);
-  for (int stage = 0; stage < 4; ++stage) {
-    for (int64_t i = 0; i < blocks[stage]; ++i) {
+  ResNetArch arch;
+  arch.model = "resnet" + std::to_string(depth);
+  arch.bottleneck = depth >= 50;
+  arch.stages = {{64, 3, 1}, {128, 4, 2}, {256, 6, 2}, {512, 3, 2}};
+  return build_resnet(arch, o);
+}
+
+}  // namespace slim::zoo_detail
+
+namespace slim {
+
+Graph build_resnet(const ResNetArch& arch, const ZooOptions& o) {
+  using namespace zoo_detail;
+  ZooBuilder b(arch.model, o);
+  auto y = conv_bn(b, b.image(), "conv1", arch.stem_filters, arch.stem_kernel, 2, true);
+  if (arch.max_pool) y = b.max_pool(y, "pool1", 3, 2, 1);
+  for (size_t stage = 0; stage < arch.stages.size(); ++stage) {
+    const auto& st = arch.stages[stage];
+    for (int64_t i = 0; i < st.blocks; ++i) {
+      SLIM_CHECK(i < 26, arch.model, ": stage ", stage + 1, " has ", st.blocks,
+                 " blocks; names run from 'a' to 'z'");
       std::string name = "res" + std::to_string(stage + 2) + static_cast<char>('a' + i);
-      int64_t stride = i == 0 && stage != 0 ? 2 : 1;
-      y = depth >= 50 ? bottleneck_block(b, y, filters[stage], stride, name)
-                      : basic_block(b, y, filters[stage], stride, stage == 0 && i == 0, name);
+      int64_t stride = i == 0 ? st.stride : 1;
+      y = arch.bottleneck
+              ? bottleneck_block(b, y, st.filters, stride, name)
+              : basic_block(b, y, st.filters, stride, stage == 0 && i == 0, name);
     }
   }
   y = b.global_avg_pool(y, "pool5");
@@ -76,4 +92,4 @@ Graph zoo_resnet(const ZooOptions& o, int depth) {
   return b.finish(b.gemm(y, "fc_0", w, bias, "logits"));
 }
 
-}  // namespace slim::zoo_detail
+}  // namespace slim

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <functional>
 
-#include "builder.h"
+#include "families.h"
 
 namespace slim {
 

@@ -28,6 +28,10 @@ struct ZooOptions {
   /// Seed of the generator all weights are drawn from, in build order: the same seed gives
   /// bit-identical weights.
   uint64_t seed = 0;
+  /// false: weights are allocated but not drawn (their values are undefined). For structure-only
+  /// uses that never run the graph: shapes, FLOPs, parameter counts of many candidates (NAS
+  /// limits), at a fraction of the cost for large networks.
+  bool draw_weights = true;
 };
 
 /// Builds the model `name` (one of zoo_names()). Unknown names, classes <= 0, scale <= 0 (or

@@ -1,6 +1,6 @@
 #pragma once
-// Internal to the zoo: the graph builder its model families share, and the families' entry
-// points (the registry in zoo.cc is the only caller).
+/// The builder the zoo's networks and NAS's search spaces share: appends nodes in order, tracks
+/// each value's per-sample shape, and draws weights from one seeded generator.
 #include <ATen/ATen.h>
 
 #include <map>
@@ -10,7 +10,7 @@
 #include "slim/ir/graph.h"
 #include "slim/zoo/zoo.h"
 
-namespace slim::zoo_detail {
+namespace slim {
 
 /// Appends nodes in topological order and tracks each value's per-sample shape, so a layer can
 /// say precisely when the input is too small and value_info is exact without a probe run.
@@ -23,6 +23,7 @@ class ZooBuilder {
   ZooBuilder(const std::string& model, const ZooOptions& options);
 
   const std::string& image() const { return image_; }
+  const std::string& model() const { return model_; }
   /// Per-sample shape of a value built so far: {C, H, W} or {features}.
   const std::vector<int64_t>& dims(const std::string& value) const;
   int64_t channels(const std::string& value) const { return dims(value).at(0); }
@@ -75,6 +76,7 @@ class ZooBuilder {
 
   std::string model_;
   std::vector<int64_t> input_;
+  bool draw_ = true;
   std::string image_ = "image";
   Graph g_;
   at::Generator gen_;
@@ -82,11 +84,4 @@ class ZooBuilder {
   std::vector<std::string> frozen_;  ///< initializers that are constants, not parameters
 };
 
-// The families, one per source file. Options are validated by zoo_build before these run.
-Graph zoo_lenet(const ZooOptions& options);
-Graph zoo_mobilenet_v1(const ZooOptions& options);
-Graph zoo_mobilenet_v2(const ZooOptions& options);
-/// depth 34 (basic blocks) or 50 (bottlenecks), both with stages [3, 4, 6, 3].
-Graph zoo_resnet(const ZooOptions& options, int depth);
-
-}  // namespace slim::zoo_detail
+}  // namespace slim
