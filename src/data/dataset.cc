@@ -83,4 +83,62 @@ bool DataLoader::next(Batch& batch) {
   return true;
 }
 
+namespace {
+
+class SubsetDataset : public Dataset {
+ public:
+  SubsetDataset(std::shared_ptr<Dataset> data, std::vector<int64_t> idx, std::string name)
+      : data_(std::move(data)), idx_(std::move(idx)), name_(std::move(name)) {}
+  int64_t size() const override { return static_cast<int64_t>(idx_.size()); }
+  at::Tensor image(int64_t i) const override { return data_->image(idx_.at(i)); }
+  int64_t label(int64_t i) const override { return data_->label(idx_.at(i)); }
+  int64_t num_classes() const override { return data_->num_classes(); }
+  std::vector<int64_t> image_shape() const override { return data_->image_shape(); }
+  std::pair<at::Tensor, at::Tensor> gather(const std::vector<int64_t>& idx) const override {
+    std::vector<int64_t> mapped(idx.size());
+    for (size_t k = 0; k < idx.size(); ++k) mapped[k] = idx_.at(idx[k]);
+    return data_->gather(mapped);
+  }
+  std::string describe() const override {
+    return name_ + " (" + std::to_string(idx_.size()) + " of " + data_->describe() + ")";
+  }
+
+ private:
+  std::shared_ptr<Dataset> data_;
+  std::vector<int64_t> idx_;
+  std::string name_;
+};
+
+}  // namespace
+
+std::shared_ptr<Dataset> dataset_subset(std::shared_ptr<Dataset> data, std::vector<int64_t> idx,
+                                        const std::string& name) {
+  SLIM_CHECK(data != nullptr, "subset of no dataset");
+  for (auto i : idx)
+    SLIM_CHECK(i >= 0 && i < data->size(), data->describe(), ": subset index ", i,
+               " out of range");
+  return std::make_shared<SubsetDataset>(std::move(data), std::move(idx), name);
+}
+
+std::pair<std::shared_ptr<Dataset>, std::shared_ptr<Dataset>> dataset_split_validation(
+    std::shared_ptr<Dataset> data, int64_t val_samples, uint64_t seed) {
+  SLIM_CHECK(data != nullptr, "validation split of no dataset");
+  const int64_t n = data->size();
+  SLIM_CHECK(val_samples >= 1 && val_samples < n, data->describe(), ": a validation split of ",
+             val_samples, " samples needs 1 to ", n - 1);
+  // A portable partial Fisher-Yates (as DataLoader's shuffle): the first val_samples of the
+  // permutation are the validation samples.
+  std::vector<int64_t> perm(n);
+  std::iota(perm.begin(), perm.end(), int64_t{0});
+  std::mt19937_64 rng(seed * 1000003ULL + 7919ULL);
+  for (int64_t i = 0; i < val_samples; ++i)
+    std::swap(perm[i], perm[i + static_cast<int64_t>(rng() % static_cast<uint64_t>(n - i))]);
+  std::vector<int64_t> val(perm.begin(), perm.begin() + val_samples);
+  std::vector<int64_t> rest(perm.begin() + val_samples, perm.end());
+  std::sort(val.begin(), val.end());
+  std::sort(rest.begin(), rest.end());
+  return {dataset_subset(data, std::move(rest), "train minus validation"),
+          dataset_subset(data, std::move(val), "validation")};
+}
+
 }  // namespace slim

@@ -79,6 +79,31 @@ TEST(DataLoader, ShuffleOrderIsPinned) {
   EXPECT_EQ(epoch(l, 0).first, (std::vector<int64_t>{2, 5, 6, 8, 7, 1, 9, 3, 4, 0}));
 }
 
+TEST(DatasetSplit, ValidationSplitIsDisjointSeededAndPinned) {
+  auto [rest, val] = dataset_split_validation(counting(20), 5, 3);
+  ASSERT_EQ(val->size(), 5);
+  ASSERT_EQ(rest->size(), 15);
+  std::set<int64_t> all;
+  std::vector<int64_t> val_ids;
+  for (int64_t i = 0; i < val->size(); ++i) {
+    val_ids.push_back(static_cast<int64_t>(val->image(i).item<float>()));
+    all.insert(val_ids.back());
+    EXPECT_EQ(val->label(i), val_ids.back() % 3);
+  }
+  for (int64_t i = 0; i < rest->size(); ++i)
+    all.insert(static_cast<int64_t>(rest->image(i).item<float>()));
+  EXPECT_EQ(all.size(), 20u);  // disjoint and complete
+  // The same on every platform (portable draws), in the original order.
+  EXPECT_EQ(val_ids, (std::vector<int64_t>{1, 4, 11, 15, 16}));
+  auto again = dataset_split_validation(counting(20), 5, 3).second;
+  EXPECT_TRUE(at::equal(again->gather({0, 1, 2, 3, 4}).first, val->gather({0, 1, 2, 3, 4}).first));
+  auto other = dataset_split_validation(counting(20), 5, 4).second;
+  EXPECT_FALSE(at::equal(other->gather({0, 1, 2, 3, 4}).first, val->gather({0, 1, 2, 3, 4}).first));
+  EXPECT_NE(val->describe().find("validation (5 of counting)"), std::string::npos);
+  EXPECT_THROW(dataset_split_validation(counting(20), 20, 3), Error);
+  EXPECT_THROW(dataset_split_validation(counting(20), 0, 3), Error);
+}
+
 TEST(DataLoader, NoShuffleKeepsDatasetOrder) {
   LoaderOptions o;
   o.batch_size = 4;

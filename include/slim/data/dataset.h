@@ -45,6 +45,16 @@ struct FolderOptions {
 std::shared_ptr<Dataset> open_dataset(const std::string& spec, Split split,
                                       const FolderOptions& folder = {});
 
+/// The samples `idx` of `data`, in that order, described as `name` (e.g. "validation").
+std::shared_ptr<Dataset> dataset_subset(std::shared_ptr<Dataset> data, std::vector<int64_t> idx,
+                                        const std::string& name);
+
+/// Carves a validation split of `val_samples` samples, drawn without replacement by `seed`
+/// (the same on any platform), out of `data`: {the rest, the validation split}, each in the
+/// original order. Errors when val_samples is not in [1, size).
+std::pair<std::shared_ptr<Dataset>, std::shared_ptr<Dataset>> dataset_split_validation(
+    std::shared_ptr<Dataset> data, int64_t val_samples, uint64_t seed);
+
 struct LoaderOptions {
   int64_t batch_size = 128;
   bool shuffle = true;

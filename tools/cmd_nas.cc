@@ -1,0 +1,171 @@
+// slim nas | nas export | nas spaces
+#include <iostream>
+
+#include "commands.h"
+#include "slim/exec/infer_shapes.h"
+#include "slim/nas/search.h"
+#include "slim/onnx/onnx_io.h"
+#include "slim/passes/fold_batch_norm.h"
+#include "slim/quant/quantize_weights.h"
+
+namespace slim::cli {
+
+namespace {
+
+struct NasArgs {
+  std::string input, data, size_format = "float";
+  ImageFlags image;
+  TrainFlags flags;
+  NasOptions opts;
+  int64_t classes = 0;
+  bool json = false;
+};
+
+struct ExportArgs {
+  std::string space, tokens, input = "1,28,28", out;
+  int64_t classes = 10;
+  uint64_t seed = 0;
+};
+
+std::vector<int64_t> parse_chw(const std::string& text) {
+  auto shapes = parse_input_shapes(text);
+  SLIM_CHECK(shapes.size() == 1 && shapes[0].size() == 3, "--input '", text,
+             "': expected C,H,W, e.g. 1,28,28");
+  return shapes[0];
+}
+
+/// Bytes of the int8 file a candidate would ship as: BN folded, weights int8 per channel.
+int64_t int8_size(const Graph& g) {
+  Graph q = g.clone();
+  fold_batch_norm(q);
+  quantize_weights(q, 8);
+  return static_cast<int64_t>(onnx_serialize(q).size());
+}
+
+}  // namespace
+
+void add_nas(CLI::App& app) {
+  auto a = std::make_shared<NasArgs>();
+  auto* cmd = app.add_subcommand(
+      "nas", "Simulated-annealing architecture search under FLOPs, size and latency limits");
+  NasOptions& o = a->opts;
+  cmd->add_option("--space", o.space, "search space (see `slim nas spaces`)");
+  cmd->add_option("--input", a->input, "input shape C,H,W, e.g. 1,28,28");
+  cmd->add_option("--classes", a->classes, "classes (default: the data's)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--data", a->data, "training data: mnist:DIR, fashion:DIR or folder:DIR");
+  add_image_flags(cmd, &a->image);
+  cmd->add_option("--steps", o.steps, "candidates to train, the initial tokens included")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-flops", o.limits.max_flops, "limit: FLOPs (multiply-accumulates)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-params", o.limits.max_params, "limit: weight elements")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-size", o.limits.max_size, "limit: bytes of the ONNX file")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--size-format", a->size_format,
+                  "what --max-size measures: float (the file as searched) or int8 (BN folded, "
+                  "weights int8)")
+      ->check(CLI::IsMember({"float", "int8"}));
+  cmd->add_option("--max-latency-ms", o.limits.max_latency_ms,
+                  "limit: median latency measured here with Slim's executor")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--latency-batch", o.latency_batch, "batch of the latency measurement")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--latency-threads", o.latency_threads,
+                  "threads of the latency measurement (default: --threads)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--latency-runs", o.latency_runs, "timed runs per candidate (median)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--latency-weight", o.latency_weight,
+                  "reward = val_top1 * (latency / target)^-W (MnasNet: 0.07); 0 = off")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--target-latency-ms", o.target_latency_ms,
+                  "target of --latency-weight (default --max-latency-ms)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--val-samples", o.val_samples,
+                  "training samples held out for the reward (drawn by --seed)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--eval-batch", o.eval_batch, "validation batch size")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--init-temperature", o.controller.init_temperature, "T0 (default 1)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--reduce-rate", o.controller.reduce_rate, "temperature factor per step")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--max-draws", o.max_draws,
+                  "candidates in a row over a limit before the search gives up")
+      ->check(CLI::PositiveNumber);
+  add_train_flags(cmd, &a->flags);
+  cmd->add_option("-o,--output", o.output_dir,
+                  "run directory: checkpoint.json (resumed), search.log, best.json, best.onnx");
+  cmd->add_flag("--json", a->json, "print one JSON object with every candidate");
+
+  auto e = std::make_shared<ExportArgs>();
+  auto* ex = cmd->add_subcommand("export", "Build one candidate of a space as ONNX");
+  ex->add_option("--space", e->space, "search space")->required();
+  ex->add_option("--tokens", e->tokens, "token vector, e.g. 4,4,5,1,0,...")->required();
+  ex->add_option("--input", e->input, "input shape C,H,W (default 1,28,28)");
+  ex->add_option("--classes", e->classes, "classes (default 10)")->check(CLI::PositiveNumber);
+  ex->add_option("--seed", e->seed, "seed of the weight initialisation (default 0)");
+  ex->add_option("-o,--output", e->out, "ONNX file (written atomically)")->required();
+  ex->callback([e] {
+    ZooOptions zo;
+    zo.input = parse_chw(e->input);
+    zo.classes = e->classes;
+    zo.seed = e->seed;
+    onnx_save(search_space_make(e->space)->build(tokens_parse(e->tokens), zo), e->out);
+  });
+
+  auto* spaces = cmd->add_subcommand("spaces", "List the search spaces with their tokens");
+  spaces->callback([] {
+    for (const auto& n : search_space_names()) {
+      auto s = search_space_make(n);
+      std::cout << n << "  " << s->describe() << "\n  init  " << tokens_to_string(s->init_tokens())
+                << "\n  range " << tokens_to_string(s->range_table()) << "\n";
+    }
+  });
+
+  cmd->callback([a, ex, spaces] {
+    if (ex->parsed() || spaces->parsed()) return;
+    NasOptions& o = a->opts;
+    SLIM_CHECK(!a->input.empty(), "nas: --input C,H,W is required");
+    SLIM_CHECK(!a->data.empty(), "nas: --data is required");
+    SLIM_CHECK(!o.output_dir.empty(), "nas: -o RUN_DIR is required");
+    o.input = parse_chw(a->input);
+    o.train = a->flags.resolved();
+    o.controller.seed = o.train.seed;
+    if (o.latency_threads == 0) o.latency_threads = o.train.threads;
+    o.size_format = a->size_format;
+    if (a->size_format == "int8") o.model_size = int8_size;
+    // The data is read at the search's input; a structure-only build of the initial tokens
+    // tells the folder reader the size and channels.
+    ZooOptions zo;
+    zo.input = o.input;
+    zo.classes = a->classes > 0 ? a->classes : 1;
+    zo.draw_weights = false;
+    auto space = search_space_make(o.space);
+    Graph probe = space->build(space->init_tokens(), zo);
+    auto data = open_data(a->data, Split::kTrain, probe, a->image, /*labels=*/false);
+    o.classes = a->classes > 0 ? a->classes : data->num_classes();
+    o.data_description = data->describe();
+    o.progress = true;
+    NasResult r = nas_search(o, data);
+    if (a->json) {
+      nlohmann::json j;
+      j["best_tokens"] = r.best_tokens;
+      j["best_reward"] = r.best_reward;
+      j["rewarded"] = r.rewarded;
+      j["rejected"] = r.rejected;
+      j["seconds"] = r.seconds;
+      j["candidates"] = nlohmann::json::array();
+      for (const auto& c : r.candidates) j["candidates"].push_back(nas_candidate_json(c));
+      std::cout << j.dump() << "\n";
+      return;
+    }
+    std::cout << "best " << tokens_to_string(r.best_tokens) << " reward " << r.best_reward
+              << " (" << r.rewarded << " trained, " << r.rejected << " rejected by limits)\n"
+              << "saved " << o.output_dir << "/best.onnx\n";
+  });
+}
+
+}  // namespace slim::cli
