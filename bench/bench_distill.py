@@ -26,7 +26,7 @@ import math
 import os
 import sys
 
-from common import REPO, run as run_command
+from common import REPO, emit_report, run as run_command
 
 
 def run(cmd):
@@ -142,11 +142,7 @@ def main():
                                               r["distilled_top1"], r["gain_points"]),
               file=sys.stderr)
     print("| mean (std) | | | %+.2f (%.2f) |" % (mean, std), file=sys.stderr)
-    text = json.dumps(result)
-    print(text)
-    if a.json_out:
-        with open(a.json_out, "w") as f:
-            f.write(text + "\n")
+    emit_report(result, a.json_out)
 
 
 if __name__ == "__main__":

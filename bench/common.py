@@ -26,3 +26,12 @@ def run_json(cmd):
     if not lines:
         raise RuntimeError("%s printed nothing on stdout" % " ".join(cmd))
     return json.loads(lines[-1])
+
+
+def emit_report(report, json_out=None):
+    """Prints the report as one JSON line on stdout and, with json_out, writes it there too."""
+    text = json.dumps(report)
+    print(text)
+    if json_out:
+        with open(json_out, "w") as f:
+            f.write(text + "\n")

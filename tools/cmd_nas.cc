@@ -1,9 +1,13 @@
 // slim nas | nas export | nas spaces
+#include <chrono>
+#include <fstream>
 #include <iostream>
 
 #include "commands.h"
 #include "slim/exec/infer_shapes.h"
+#include "slim/nas/latency_table.h"
 #include "slim/nas/search.h"
+#include "slim/train/progress.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/passes/fold_batch_norm.h"
 #include "slim/quant/quantize_weights.h"
@@ -13,12 +17,19 @@ namespace slim::cli {
 namespace {
 
 struct NasArgs {
-  std::string input, data, size_format = "float";
+  std::string input, data, size_format = "float", latency_table;
   ImageFlags image;
   TrainFlags flags;
   NasOptions opts;
   int64_t classes = 0;
   bool json = false;
+};
+
+struct TableArgs {
+  std::string space, input = "1,28,28", out;
+  std::vector<std::string> models;
+  int64_t classes = 10;
+  LatencyTableOptions opts;
 };
 
 struct ExportArgs {
@@ -77,6 +88,8 @@ void add_nas(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--latency-runs", o.latency_runs, "timed runs per candidate (median)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--latency-table", a->latency_table,
+                  "predict latency from this table (slim latency-table) instead of measuring");
   cmd->add_option("--latency-weight", o.latency_weight,
                   "reward = val_top1 * (latency / target)^-W (MnasNet: 0.07); 0 = off")
       ->check(CLI::NonNegativeNumber);
@@ -137,6 +150,11 @@ void add_nas(CLI::App& app) {
     if (o.latency_threads == 0) o.latency_threads = o.train.threads;
     o.size_format = a->size_format;
     if (a->size_format == "int8") o.model_size = int8_size;
+    if (!a->latency_table.empty()) {
+      auto t = std::make_shared<LatencyTable>(latency_table_load(a->latency_table));
+      o.latency_batch = t->batch;
+      o.latency_table = t;
+    }
     // The data is read at the search's input; a structure-only build of the initial tokens
     // tells the folder reader the size and channels.
     ZooOptions zo;
@@ -165,6 +183,83 @@ void add_nas(CLI::App& app) {
     std::cout << "best " << tokens_to_string(r.best_tokens) << " reward " << r.best_reward
               << " (" << r.rewarded << " trained, " << r.rejected << " rejected by limits)\n"
               << "saved " << o.output_dir << "/best.onnx\n";
+  });
+}
+
+void add_latency_table(CLI::App& app) {
+  auto a = std::make_shared<TableArgs>();
+  auto* cmd = app.add_subcommand(
+      "latency-table",
+      "Measure a latency table here: every step configuration of a search space or of models");
+  cmd->add_option("models", a->models, "ONNX files whose steps to add");
+  cmd->add_option("--space", a->space, "add every step configuration of this search space");
+  cmd->add_option("--input", a->input, "--space: input shape C,H,W (default 1,28,28)");
+  cmd->add_option("--classes", a->classes, "--space: classes (default 10)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", a->opts.batch, "batch (default 1)")->check(CLI::PositiveNumber);
+  cmd->add_option("--runs", a->opts.runs, "timed runs per entry (median; default 30)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", a->opts.warmup, "untimed runs first (default 5)")
+      ->check(CLI::NonNegativeNumber);
+  add_threads_option(cmd, &a->opts.threads);
+  cmd->add_option("-o,--output", a->out,
+                  "table JSON: an existing table is extended (same batch and threads), saved "
+                  "every second while measuring");
+  auto pred = std::make_shared<std::pair<std::string, std::vector<std::string>>>();
+  auto* predict = cmd->add_subcommand("predict", "Predict models' latency from a table");
+  predict->add_option("table", pred->first, "latency table JSON")->required();
+  predict->add_option("models", pred->second, "ONNX files")->required();
+  predict->callback([pred] {
+    LatencyTable t = latency_table_load(pred->first);
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& m : pred->second) j[m] = latency_predict(t, load_model_for_analysis(m));
+    std::cout << j.dump() << "\n";
+  });
+  cmd->callback([a, predict] {
+    if (predict->parsed()) return;
+    SLIM_CHECK(!a->space.empty() || !a->models.empty(),
+               "latency-table: give --space S or ONNX files");
+    SLIM_CHECK(!a->out.empty(), "latency-table: -o TABLE.json is required");
+    LatencyTable table;
+    if (std::ifstream(a->out).good()) table = latency_table_load(a->out);
+    auto last_save = std::chrono::steady_clock::now();
+    auto save_now_and_then = [&](bool force) {
+      const auto now = std::chrono::steady_clock::now();
+      if (force || now - last_save > std::chrono::seconds(1)) {
+        latency_table_save(table, a->out);
+        last_save = now;
+      }
+    };
+    std::vector<std::pair<std::string, Graph>> graphs;  // built one at a time below for spaces
+    int64_t added = 0;
+    auto add = [&](const Graph& g) {
+      added += latency_table_add(table, g, a->opts, [&](int64_t, int64_t) {
+        save_now_and_then(false);
+      });
+    };
+    for (const auto& m : a->models) add(load_model_for_analysis(m));
+    if (!a->space.empty()) {
+      auto space = search_space_make(a->space);
+      ZooOptions zo;
+      zo.input = parse_chw(a->input);
+      zo.classes = a->classes;
+      // The initial network with its weights drawn first: a whole network sets the fixed cost.
+      add(space->build(space->init_tokens(), zo));
+      zo.draw_weights = false;  // the steps are timed on weights of their own
+      const auto cover = space->cover_tokens();
+      Progress progress("latency-table " + a->space, static_cast<int64_t>(cover.size()), 100);
+      for (size_t i = 0; i < cover.size(); ++i) {
+        add(space->build(cover[i], zo));
+        progress.update(static_cast<int64_t>(i + 1), 0,
+                        std::to_string(table.entries.size()) + " entries");
+        save_now_and_then(false);
+      }
+      progress.finish(std::to_string(table.entries.size()) + " entries");
+    }
+    save_now_and_then(true);
+    std::printf("%s: %zu entries (%lld new), batch %lld, %d threads, fixed %.4f ms\n",
+                a->out.c_str(), table.entries.size(), static_cast<long long>(added),
+                static_cast<long long>(table.batch), table.threads, table.fixed_ms);
   });
 }
 

@@ -26,6 +26,7 @@ void add_ratios(CLI::App& app);
 void add_distill(CLI::App& app);
 void add_quant(CLI::App& app);
 void add_nas(CLI::App& app);
+void add_latency_table(CLI::App& app);
 
 /// Loads a model (onnx_load, or load_for_analysis with `input_shapes` for the commands that
 /// count or prune) and says in one line on stderr when its opset was upgraded.

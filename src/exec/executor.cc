@@ -103,6 +103,53 @@ std::vector<NodeTime> Executor::profile() const {
   return out;
 }
 
+std::vector<PlannedStep> Executor::plan() const {
+  std::vector<bool> kept(num_slots_, false);
+  for (int s : output_slots_) kept[s] = true;
+  std::vector<bool> absorbed(steps_.size(), false);
+  std::vector<PlannedStep> out;
+  std::vector<int> index(steps_.size(), -1);
+  // The same decisions as execute(): int8 steps whose inner values are not fetched, the
+  // DequantizeLinear steps all of whose readers run int8, activations fused into oneDNN convs.
+  std::vector<bool> int8_on(steps_.size(), false);
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    const Step& st = steps_[k];
+    int8_on[k] = int8_ && st.int8 &&
+                 std::none_of(st.int8_inner.begin(), st.int8_inner.end(),
+                              [&](int s) { return kept[s]; });
+  }
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    const Step& st = steps_[k];
+    if (!st.int8_readers.empty() && !kept[st.out[0]] &&
+        std::all_of(st.int8_readers.begin(), st.int8_readers.end(),
+                    [&](int r) { return int8_on[r]; }))
+      absorbed[k] = true;
+    if (int8_on[k])
+      for (int a : st.int8_after) absorbed[a] = true;
+    if (!int8_on[k] && st.onednn && st.act_step >= 0 && !kept[st.out[0]])
+      absorbed[st.act_step] = true;
+  }
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    const Step& st = steps_[k];
+    if (absorbed[k]) continue;
+    PlannedStep p;
+    p.node = st.node;
+    if (int8_on[k]) {
+      p.engine = "int8";
+      for (int b : st.int8_before)
+        if (absorbed[b]) p.fused.push_back(steps_[b].node);
+      for (int a : st.int8_after) p.fused.push_back(steps_[a].node);
+    } else if (st.onednn) {
+      p.engine = "onednn";
+      if (st.act_step >= 0 && absorbed[st.act_step]) p.fused.push_back(steps_[st.act_step].node);
+    } else {
+      p.engine = "aten";
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 void Executor::set_onednn(bool on) {
   if (on == onednn_) return;
   onednn_ = on;

@@ -86,15 +86,19 @@ Tokens SaController::next() {
     t = init_;
   } else {
     bool found = false;
-    for (int64_t i = 0; i < opts_.max_tries && !found; ++i) {
-      t = base_;
-      const size_t pos = draw_below(t.size());
-      t[pos] = static_cast<int64_t>(draw_below(static_cast<uint64_t>(range_[pos])));
-      found = !seen(t);
+    for (int positions = 1; positions <= 2 && !found; ++positions) {
+      for (int64_t i = 0; i < opts_.max_tries && !found; ++i) {
+        t = base_;
+        for (int k = 0; k < positions; ++k) {
+          const size_t pos = draw_below(t.size());
+          t[pos] = static_cast<int64_t>(draw_below(static_cast<uint64_t>(range_[pos])));
+        }
+        found = !seen(t);
+      }
     }
-    SLIM_CHECK(found, "search exhausted: ", opts_.max_tries,
-               " draws around the base ", tokens_to_string(base_),
-               " found no vector that was not searched already");
+    SLIM_CHECK(found, "search exhausted: ", 2 * opts_.max_tries, " draws around the base ",
+               tokens_to_string(base_), " found no vector one or two tokens away that was not ",
+               "searched already");
   }
   pending_.push_back(t);
   seen_.insert(t);
@@ -145,6 +149,12 @@ void SaController::discard(const Tokens& tokens) {
              ", which is not pending");
   pending_.erase(it);
   discarded_.insert(tokens);
+}
+
+void SaController::move_base(const Tokens& tokens) {
+  SLIM_CHECK(!has_reward(), "move_base after a reward: the base follows the rewards now");
+  SLIM_CHECK(seen(tokens), "move_base to ", tokens_to_string(tokens), ", never handed out");
+  base_ = tokens;
 }
 
 nlohmann::json SaController::to_json() const {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -36,6 +37,7 @@ Json options_json(const NasOptions& o) {
       {"latency_batch", o.latency_batch},
       {"latency_warmup", o.latency_warmup},
       {"latency_runs", o.latency_runs},
+      {"latency_table", o.latency_table ? "table" : "measured"},
       {"epochs", t.epochs},
       {"batch", t.batch_size},
       {"lr", t.lr},
@@ -70,6 +72,7 @@ nlohmann::json nas_candidate_json(const NasCandidate& c) {
          {"rejected", c.rejected}};
   if (c.rejected) {
     j["reason"] = c.reason;
+    j["violation"] = c.violation;
   } else {
     j["val_top1"] = c.val_top1;
     j["reward"] = c.reward;
@@ -93,6 +96,7 @@ NasCandidate candidate_from_json(const Json& j) {
   c.rejected = j.at("rejected").get<bool>();
   if (c.rejected) {
     c.reason = j.at("reason").get<std::string>();
+    c.violation = j.at("violation").get<double>();
   } else {
     c.val_top1 = j.at("val_top1").get<double>();
     c.reward = j.at("reward").get<double>();
@@ -142,6 +146,9 @@ void check_options(const NasOptions& o) {
              "nas: a latency weight needs a target latency (or a latency limit)");
   SLIM_CHECK(o.max_draws >= 1, "nas: max draws must be >= 1, got ", o.max_draws);
   SLIM_CHECK(o.eval_batch >= 1, "nas: eval batch must be >= 1, got ", o.eval_batch);
+  SLIM_CHECK(!o.latency_table || o.latency_table->batch == o.latency_batch, "nas: the latency ",
+             "table was measured at batch ", o.latency_table ? o.latency_table->batch : 0,
+             ", the search's latency batch is ", o.latency_batch);
 }
 
 }  // namespace
@@ -159,37 +166,45 @@ NasCandidate nas_measure(const SearchSpace& space, const Tokens& tokens, const N
   c.flops = count_flops(g).total;
   c.params = count_params(g).count;
   const NasLimits& l = o.limits;
-  auto reject = [&](const std::string& reason) {
+  auto reject = [&](const std::string& reason, double value, double limit) {
     c.rejected = true;
     c.reason = reason;
+    c.violation = value / limit;
     return c;
   };
   if (l.max_flops > 0 && c.flops > l.max_flops)
-    return reject("flops " + std::to_string(c.flops) + " > max " + std::to_string(l.max_flops));
+    return reject("flops " + std::to_string(c.flops) + " > max " + std::to_string(l.max_flops),
+                  c.flops, l.max_flops);
   if (l.max_params > 0 && c.params > l.max_params)
     return reject("params " + std::to_string(c.params) + " > max " +
-                  std::to_string(l.max_params));
+                      std::to_string(l.max_params),
+                  c.params, l.max_params);
   c.size = o.model_size ? o.model_size(g) : static_cast<int64_t>(onnx_serialize(g).size());
   if (l.max_size > 0 && c.size > l.max_size)
     return reject("size " + std::to_string(c.size) + " > max " + std::to_string(l.max_size) +
-                  " bytes (" + o.size_format + ")");
+                      " bytes (" + o.size_format + ")",
+                  c.size, l.max_size);
   // Measured for every candidate that is trained (the log's latency column), and before
   // training when it is limited or shapes the reward.
   const bool need_latency = l.max_latency_ms > 0 || o.latency_weight > 0 || graph != nullptr;
-  if (need_latency || graph) {
+  if (need_latency && o.latency_table) c.latency_ms = latency_predict(*o.latency_table, g);
+  if ((need_latency && !o.latency_table) || graph) {
     zo.draw_weights = true;
     g = space.build(tokens, zo);
   }
   if (need_latency) {
-    LatencyOptions lo;
-    lo.batch = o.latency_batch;
-    lo.threads = o.latency_threads;
-    lo.warmup = o.latency_warmup;
-    lo.runs = o.latency_runs;
-    c.latency_ms = measure_latency(g, lo).median_ms;
+    if (!o.latency_table) {
+      LatencyOptions lo;
+      lo.batch = o.latency_batch;
+      lo.threads = o.latency_threads;
+      lo.warmup = o.latency_warmup;
+      lo.runs = o.latency_runs;
+      c.latency_ms = measure_latency(g, lo).median_ms;
+    }
     if (l.max_latency_ms > 0 && c.latency_ms > l.max_latency_ms)
       return reject("latency " + fmt_ms(c.latency_ms) + " ms > max " + fmt_ms(l.max_latency_ms) +
-                    " ms");
+                        " ms",
+                    c.latency_ms, l.max_latency_ms);
   }
   if (graph) *graph = std::move(g);
   return c;
@@ -255,9 +270,11 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
   NasResult result;
   int64_t rewarded = 0, rejected_in_a_row = 0, trained_images = 0;
   std::map<std::string, int64_t> reasons;  // of the current run of rejections
+  double base_violation = std::numeric_limits<double>::infinity();
   for (const auto& c : cands) {
     rewarded += !c.rejected;
     rejected_in_a_row = c.rejected ? rejected_in_a_row + 1 : 0;
+    if (c.rejected && rewarded == 0) base_violation = std::min(base_violation, c.violation);
   }
   Progress progress("nas", o.steps, 1);
   progress.set_enabled(o.progress);
@@ -276,6 +293,10 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
     c.step = rewarded;
     if (c.rejected) {
       ctl->discard(t);
+      if (!ctl->has_reward() && c.violation < base_violation) {
+        ctl->move_base(t);
+        base_violation = c.violation;
+      }
       cands.push_back(c);
       ++rejected_in_a_row;
       ++reasons[c.reason.substr(0, c.reason.find(' '))];

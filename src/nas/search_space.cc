@@ -1,6 +1,7 @@
 #include "slim/nas/search_space.h"
 
 #include <functional>
+#include <set>
 
 #include "slim/zoo/arch.h"
 
@@ -71,6 +72,17 @@ class MobileNetV2Space : public SearchSpace {
     }
     return build_mobilenet_v2(arch, o);
   }
+
+ protected:
+  // A unit depends on the channels before it (the head or the previous group's) and its
+  // group's expansion, channels and kernel; two repeats give the repeated units' configuration.
+  std::vector<CoverGroup> cover_groups() const override {
+    std::vector<CoverGroup> groups;
+    for (size_t g = 0; g < 6; ++g)
+      groups.push_back({{g == 0 ? size_t{0} : 2 + 4 * (g - 1), 1 + 4 * g, 2 + 4 * g, 4 + 4 * g},
+                        {{3 + 4 * g, 1}}});
+    return groups;
+  }
 };
 
 // ---- mobilenet_v1: 29 tokens ------------------------------------------------------------------
@@ -127,6 +139,19 @@ class MobileNetV1Space : public SearchSpace {
     arch.fc = "fc" + std::to_string(block);
     return build_mobilenet_v1(arch, o);
   }
+
+ protected:
+  // A block depends on the pointwise channels before it and its own depthwise, pointwise and
+  // kernel tokens; two repeats of the repeated block give its second configuration.
+  std::vector<CoverGroup> cover_groups() const override {
+    std::vector<CoverGroup> groups;
+    for (size_t b = 0; b < 6; ++b)
+      groups.push_back({{b == 0 ? size_t{0} : 2 + 3 * (b - 1), 1 + 3 * b, 2 + 3 * b, 3 + 3 * b}, {}});
+    groups.push_back({{17, 20, 21, 22}, {{19, 1}}});
+    groups.push_back({{21, 23, 24, 25}, {}});
+    groups.push_back({{24, 26, 27, 28}, {}});
+    return groups;
+  }
 };
 
 // ---- resnet: 8 tokens -------------------------------------------------------------------------
@@ -164,6 +189,13 @@ class ResNetSpace : public SearchSpace {
           {kResFilters[s][t[2 * s]], kResRepeats[s][t[2 * s + 1]], map.stride(s == 0 ? 1 : 2)});
     return build_resnet(arch, o);
   }
+
+ protected:
+  // The stem and the first stage depend on the first width; a later stage's first block on
+  // its own width and the previous one's (every stage has at least two blocks).
+  std::vector<CoverGroup> cover_groups() const override {
+    return {{{0}, {}}, {{0, 2}, {}}, {{2, 4}, {}}, {{4, 6}, {}}};
+  }
 };
 
 const std::vector<std::pair<std::string, std::function<std::unique_ptr<SearchSpace>()>>>&
@@ -184,6 +216,28 @@ void SearchSpace::check_tokens(const Tokens& t) const {
   for (size_t i = 0; i < t.size(); ++i)
     SLIM_CHECK(t[i] >= 0 && t[i] < range[i], name(), ": token ", i, " is ", t[i],
                ", outside [0, ", range[i], ")");
+}
+
+std::vector<Tokens> SearchSpace::cover_tokens() const {
+  const Tokens range = range_table();
+  std::set<Tokens> out;
+  for (const auto& grp : cover_groups()) {
+    Tokens t = init_tokens();
+    for (const auto& [pos, value] : grp.fixed) t[pos] = value;
+    // Odometer over the group's positions.
+    for (size_t pos : grp.positions) t[pos] = 0;
+    while (true) {
+      out.insert(t);
+      size_t i = 0;
+      for (; i < grp.positions.size(); ++i) {
+        const size_t pos = grp.positions[i];
+        if (++t[pos] < range[pos]) break;
+        t[pos] = 0;
+      }
+      if (i == grp.positions.size()) break;
+    }
+  }
+  return {out.begin(), out.end()};
 }
 
 std::vector<std::string> search_space_names() {

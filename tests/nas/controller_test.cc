@@ -168,6 +168,42 @@ TEST(SaController, DiscardedCandidatesAreNeverHandedOutAgain) {
   EXPECT_NE(err.find("search exhausted"), std::string::npos) << err;
 }
 
+TEST(SaController, BeforeAnyRewardTheBaseCanWalkToADiscardedVector) {
+  SaController c(kRange, kInit, SaOptions{});
+  c.discard(c.next());      // the initial tokens break a limit
+  Tokens nearer = c.next();  // so does this one, by less
+  c.discard(nearer);
+  c.move_base(nearer);
+  EXPECT_EQ(c.base_tokens(), nearer);
+  for (int i = 0; i < 10; ++i) {
+    Tokens t = c.next();
+    int changed = 0;
+    for (size_t k = 0; k < t.size(); ++k) changed += t[k] != nearer[k];
+    EXPECT_EQ(changed, 1) << tokens_to_string(t);
+    c.discard(t);
+  }
+  Tokens t = c.next();
+  c.update(t, 0.3);
+  EXPECT_THROW(c.move_base(nearer), Error);  // rewards lead from now on
+  EXPECT_THROW(SaController(kRange, kInit, SaOptions{}).move_base(nearer), Error);  // unseen
+}
+
+TEST(SaController, WhenEveryNeighbourWasSearchedTwoPositionsChange) {
+  SaOptions cold;
+  cold.init_temperature = 1e-9;  // worse rewards are never accepted: the base stays put
+  SaController c({2, 2, 2}, {0, 0, 0}, cold);
+  c.update(c.next(), 1.0);
+  for (int i = 0; i < 3; ++i) c.update(c.next(), 0.0);  // the three one-position neighbours
+  EXPECT_EQ(c.base_tokens(), (Tokens{0, 0, 0}));
+  // PaddleSlim would stop here; two positions change instead.
+  for (int i = 0; i < 3; ++i) {
+    Tokens t = c.next();
+    EXPECT_EQ(std::count(t.begin(), t.end(), 1), 2) << tokens_to_string(t);
+    c.update(t, 0.0);
+  }
+  EXPECT_NE(test::error_of([&] { c.next(); }).find("one or two tokens away"), std::string::npos);
+}
+
 TEST(SaController, BadInputIsAClearError) {
   EXPECT_NE(test::error_of([] { SaController({3, 3}, {0, 3}, SaOptions{}); })
                 .find("initial tokens: token 1 is 3, outside [0, 3)"),

@@ -13,6 +13,7 @@
 #include "slim/analysis/flops.h"
 #include "slim/analysis/model_stats.h"
 #include "slim/exec/executor.h"
+#include "slim/nas/latency_table.h"
 #include "slim/nas/search_space.h"
 #include "slim/onnx/onnx_io.h"
 #include "test_util.h"
@@ -180,6 +181,43 @@ TEST_F(NasCli, ExportBuildsAnyCandidateAndSpacesAreListed) {
   for (const char* n : {"mobilenet_v2", "mobilenet_v1", "resnet"})
     EXPECT_NE(list.out.find(n), std::string::npos) << list.out;
   EXPECT_NE(list.out.find(tokens_to_string(space->init_tokens())), std::string::npos);
+}
+
+TEST_F(NasCli, LatencyTableOfModelsIsExtendedAndPredicts) {
+  const std::string a = path("lt_a.onnx"), b = path("lt_b.onnx"), t = path("lt.json");
+  ASSERT_EQ(slim("nas export --space resnet --tokens 1,1,2,2,3,4,3,1 --input 1,16,16 -o " + a)
+                .code,
+            0);
+  ASSERT_EQ(slim("nas export --space resnet --tokens 2,1,2,2,3,4,3,1 --input 1,16,16 -o " + b)
+                .code,
+            0);
+  const std::string flags = " --runs 3 --warmup 0 --threads 1 -o " + t;
+  auto r = slim("latency-table " + a + flags);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json first = read_json(t);
+  EXPECT_EQ(first["batch"], 1);
+  EXPECT_EQ(first["threads"], 1);
+  ASSERT_TRUE(first.contains("fixed_ms"));
+  auto p = slim("latency-table predict " + t + " " + a);
+  ASSERT_EQ(p.code, 0) << p.err;
+  double sum = first["fixed_ms"].get<double>();
+  Graph g = onnx_load(a);
+  for (const auto& s : latency_signatures(g, 1)) sum += first["entries"].at(s).get<double>();
+  EXPECT_NEAR(Json::parse(p.out)[a].get<double>(), sum, 1e-9);
+  // b has a wider stem and first stage: missing from the table until added.
+  auto missing = slim("latency-table predict " + t + " " + b);
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.err.find("latency table has no entry for the step"), std::string::npos)
+      << missing.err;
+  ASSERT_EQ(slim("latency-table " + b + flags).code, 0);
+  const Json second = read_json(t);
+  EXPECT_GT(second["entries"].size(), first["entries"].size());
+  EXPECT_EQ(second["fixed_ms"], first["fixed_ms"]);  // from the first network
+  for (const auto& [sig, ms] : first["entries"].items()) EXPECT_EQ(second["entries"][sig], ms);
+  EXPECT_EQ(slim("latency-table predict " + t + " " + b).code, 0);
+  auto other = slim("latency-table " + b + " --batch 2 --runs 3 --threads 1 -o " + t);
+  EXPECT_NE(other.code, 0);
+  EXPECT_NE(other.err.find("measured at batch 1"), std::string::npos) << other.err;
 }
 
 TEST_F(NasCli, BadInputIsAClearErrorAndOverwritesNothing) {

@@ -30,6 +30,17 @@ struct NodeTime {
   int64_t runs = 0;
 };
 
+/// A step as the executor runs it in inference when only the graph outputs are fetched: its
+/// node, the nodes whose work it does too (an activation fused into a oneDNN conv; the
+/// DequantizeLinear inputs, activation and QuantizeLinear of an int8 step), and the engine it
+/// is planned on ("int8", "onednn" or "aten"; a step can still fall back at run time, e.g. a
+/// oneDNN conv on an input it cannot take).
+struct PlannedStep {
+  const Node* node = nullptr;
+  std::vector<const Node*> fused;
+  std::string engine;
+};
+
 /// True if the executor implements this default-domain op type.
 bool has_kernel(const std::string& op_type);
 /// Op types the executor implements, sorted.
@@ -85,6 +96,9 @@ class Executor {
   void set_profiling(bool on);
   /// Times since profiling was switched on, in graph order.
   std::vector<NodeTime> profile() const;
+  /// The inference steps, in order, as a run fetching only the graph outputs executes them:
+  /// fused and skipped nodes appear only in the `fused` list of the step that does their work.
+  std::vector<PlannedStep> plan() const;
 
  private:
   struct Step {

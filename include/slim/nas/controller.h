@@ -40,8 +40,10 @@ class SaController {
 
   /// The next vector to evaluate: the initial tokens first; then the base with one position,
   /// drawn uniformly, set to a uniform value below its range (possibly its old value), drawn
-  /// again while the vector was searched or is pending (up to max_tries, then an error saying
-  /// the neighbourhood is exhausted). The vector is pending until update() gets its reward.
+  /// again while the vector was searched or is pending, up to max_tries. When every such
+  /// neighbour was searched (PaddleSlim stops there), up to max_tries draws change two
+  /// positions; then an error says the neighbourhood is exhausted. The vector is pending until
+  /// update() gets its reward.
   Tokens next();
 
   /// Reports the reward of a vector next() handed out: with T = T0 * reduce_rate^(workers *
@@ -69,6 +71,10 @@ class SaController {
   /// Drops a pending vector without a reward (a candidate that broke a limit): it stays seen,
   /// so it is never handed out again, and the temperature does not move.
   void discard(const Tokens& tokens);
+  /// Before the first reward only: makes a searched (e.g. discarded) vector the base, so that
+  /// the search can walk toward the limits when the initial tokens and all their neighbours
+  /// break them. Errors after a reward or for a vector never handed out.
+  void move_base(const Tokens& tokens);
 
   /// Everything needed to continue exactly where this controller is: options, random state,
   /// base, best, history, pending. `from_json(to_json())` behaves identically from then on.

@@ -11,6 +11,7 @@
 
 #include "slim/data/dataset.h"
 #include "slim/nas/controller.h"
+#include "slim/nas/latency_table.h"
 #include "slim/nas/search_space.h"
 #include "slim/train/trainer.h"
 
@@ -40,6 +41,10 @@ struct NasOptions {
   int latency_threads = 0;
   int latency_warmup = 3;
   int latency_runs = 20;
+  /// When set, latency is predicted from this table (its batch and threads) instead of measured:
+  /// no candidate is run to check the limit, and the search's result does not depend on how
+  /// busy the machine is.
+  std::shared_ptr<const LatencyTable> latency_table;
   /// Per-candidate training (epochs, batch, lr, max_samples, seed, threads...). The candidate's
   /// weights are drawn from train.seed.
   TrainOptions train;
@@ -70,6 +75,10 @@ struct NasCandidate {
   double latency_ms = 0;  ///< 0 when not measured (rejected by a limit checked before latency)
   bool rejected = false;
   std::string reason;  ///< why rejected: "flops 12345 > max 10000"
+  /// Rejected: value / limit of the limit it broke (> 1). Until a candidate meets the limits,
+  /// the controller's base moves to the least violating rejected candidate, so a search whose
+  /// initial tokens and all their neighbours break a limit walks toward it.
+  double violation = 0;
   double val_top1 = 0, reward = 0, temperature = 0, seconds = 0;
   bool accepted = false;  ///< became the controller's base
 };

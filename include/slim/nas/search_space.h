@@ -40,6 +40,20 @@ class SearchSpace {
   virtual Graph build(const Tokens& tokens, const ZooOptions& options) const = 0;
   /// Errors unless `tokens` has one in-range value per position (naming the first that is not).
   void check_tokens(const Tokens& tokens) const;
+  /// Token vectors whose networks together contain every layer configuration (input and output
+  /// channels, kernel, stride, map size) that any vector of the space builds at a given input:
+  /// for each group of positions a layer depends on, every combination of their values, the
+  /// other positions at their initial values. What `slim latency-table --space` measures.
+  std::vector<Tokens> cover_tokens() const;
+
+ protected:
+  /// The position groups cover_tokens() enumerates, each with positions set to a fixed value in
+  /// its vectors (e.g. a repeat count of 2, so that the repeated units' configuration appears).
+  struct CoverGroup {
+    std::vector<size_t> positions;
+    std::vector<std::pair<size_t, int64_t>> fixed;
+  };
+  virtual std::vector<CoverGroup> cover_groups() const = 0;
 };
 
 /// "mobilenet_v2", "mobilenet_v1" or "resnet"; others are errors listing the names.

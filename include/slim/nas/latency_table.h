@@ -1,0 +1,58 @@
+#pragma once
+/// Latency tables (Light-NAS, PaddleSlim's TableLatencyPredictor), measured on this machine:
+/// one entry per distinct step the executor runs (op type, engine, input and weight shapes at
+/// the table's batch, attributes, the activation or QDQ nodes fused into it), timed alone with
+/// Slim's executor; a model's latency is predicted as the sum of its steps' entries plus a fixed
+/// per-run cost measured on a whole network. PaddleSlim ships tables for three phone SoCs and
+/// cannot measure one; any machine Slim runs on can build its own.
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "slim/ir/graph.h"
+
+namespace slim {
+
+struct LatencyTableOptions {
+  int64_t batch = 1;
+  int threads = 0;  ///< <= 0: all cores (the table records the count used)
+  int warmup = 5;
+  int runs = 30;  ///< entry = median of the step's time over these runs
+};
+
+struct LatencyTable {
+  int64_t batch = 1;
+  int threads = 1;
+  int warmup = 5, runs = 30;
+  /// Per run of a whole network beyond its steps (input checks, layout of the output, slot
+  /// bookkeeping): measured median minus the sum of the entries, on the first network added.
+  double fixed_ms = 0;
+  bool has_fixed = false;
+  std::map<std::string, double> entries;  ///< step signature -> median ms
+};
+
+/// The signature of every step the executor runs for `g` at the table's batch, in order,
+/// after Conv+BN folding (as slim bench and the NAS latency limit measure). E.g.
+/// "Conv[onednn] x=1x16x14x14 w=96x16x1x1 b=96 group=1 kernel_shape=1,1 pads=0,0,0,0
+/// strides=1,1 +Clip".
+std::vector<std::string> latency_signatures(const Graph& g, int64_t batch);
+
+/// Times every step of `g` whose signature is not in `table` yet (each alone, in a graph of
+/// its node and the nodes fused into it, inputs in the layout the network gives them) and, if
+/// the table has no fixed cost yet, measures `g` whole to set it. `table` must be empty or
+/// have the options' batch and threads. `on_progress(done, todo)` is called after each entry.
+/// Returns the number of entries added.
+int64_t latency_table_add(LatencyTable& table, const Graph& g, const LatencyTableOptions& o,
+                          const std::function<void(int64_t, int64_t)>& on_progress = {});
+
+/// Predicted latency of `g` in ms: the sum of its steps' entries plus the fixed cost. Errors
+/// name the first step missing from the table.
+double latency_predict(const LatencyTable& table, const Graph& g);
+
+/// JSON: {"version", "batch", "threads", "warmup", "runs", "fixed_ms", "entries"}, written
+/// atomically. Load errors name the file.
+void latency_table_save(const LatencyTable& t, const std::string& path);
+LatencyTable latency_table_load(const std::string& path);
+
+}  // namespace slim
