@@ -2,6 +2,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <random>
 
 #include "commands.h"
 #include "slim/exec/infer_shapes.h"
@@ -237,7 +238,12 @@ void add_latency_table(CLI::App& app) {
         save_now_and_then(false);
       });
     };
-    for (const auto& m : a->models) add(load_model_for_analysis(m));
+    const bool calibrated = table.has_fixed;
+    std::vector<Graph> calibration;
+    for (const auto& m : a->models) {
+      calibration.push_back(load_model_for_analysis(m));
+      add(calibration.back());
+    }
     if (!a->space.empty()) {
       auto space = search_space_make(a->space);
       ZooOptions zo;
@@ -255,11 +261,23 @@ void add_latency_table(CLI::App& app) {
         save_now_and_then(false);
       }
       progress.finish(std::to_string(table.entries.size()) + " entries");
+      // Calibrated on networks of several sizes: the initial one and five seeded members.
+      zo.draw_weights = true;
+      calibration.push_back(space->build(space->init_tokens(), zo));
+      std::mt19937_64 rng(zo.seed);
+      const Tokens range = space->range_table();
+      for (int i = 0; i < 5; ++i) {
+        Tokens t(range.size());
+        for (size_t k = 0; k < t.size(); ++k) t[k] = static_cast<int64_t>(rng() % range[k]);
+        calibration.push_back(space->build(t, zo));
+      }
     }
+    if (!calibrated && calibration.size() > 1)
+      latency_table_calibrate(table, calibration, a->opts);
     save_now_and_then(true);
-    std::printf("%s: %zu entries (%lld new), batch %lld, %d threads, fixed %.4f ms\n",
+    std::printf("%s: %zu entries (%lld new), batch %lld, %d threads, scale %.3f, fixed %.4f ms\n",
                 a->out.c_str(), table.entries.size(), static_cast<long long>(added),
-                static_cast<long long>(table.batch), table.threads, table.fixed_ms);
+                static_cast<long long>(table.batch), table.threads, table.scale, table.fixed_ms);
   });
 }
 

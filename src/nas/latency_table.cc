@@ -183,6 +183,45 @@ double time_step(const Prepared& p, size_t k, int64_t batch, const LatencyTableO
   return median(ms);
 }
 
+/// A chain of n Relu nodes on a [1, 1] tensor.
+Graph relu_chain(int n) {
+  Graph g;
+  g.name = "relu_chain";
+  g.opset = 13;
+  ValueInfo in;
+  in.name = "x0";
+  in.has_shape = true;
+  in.shape = {1, 1};
+  in.dim_names = {"", ""};
+  g.inputs.push_back(in);
+  for (int i = 0; i < n; ++i) {
+    Node node;
+    node.name = "relu" + std::to_string(i);
+    node.op_type = "Relu";
+    node.inputs = {"x" + std::to_string(i)};
+    node.outputs = {"x" + std::to_string(i + 1)};
+    g.nodes.push_back(node);
+  }
+  ValueInfo out = in;
+  out.name = "x" + std::to_string(n);
+  g.outputs.push_back(out);
+  return g;
+}
+
+double step_overhead_ms(const LatencyOptions& lo) {
+  Graph one = relu_chain(1), many = relu_chain(101);
+  const double per_step =
+      (measure_latency(many, lo).median_ms - measure_latency(one, lo).median_ms) / 100;
+  // Less what the tiny kernel itself takes (an entry of its own in a table).
+  Executor ex(many);
+  ex.set_profiling(true);
+  for (int i = 0; i < lo.runs; ++i) ex.run({at::zeros({1, 1})});
+  double kernel = 0;
+  int64_t n = 0;
+  for (const auto& t : ex.profile()) kernel += t.total_ms, n += t.runs;
+  return std::max(0.0, per_step - kernel / static_cast<double>(std::max<int64_t>(n, 1)));
+}
+
 }  // namespace
 
 std::vector<std::string> latency_signatures(const Graph& g, int64_t batch) {
@@ -214,38 +253,67 @@ int64_t latency_table_add(LatencyTable& table, const Graph& g, const LatencyTabl
     table.entries[p.sigs[k]] = time_step(p, k, o.batch, o);
     if (on_progress) on_progress(++done, static_cast<int64_t>(todo.size()));
   }
-  if (!table.has_fixed) {
-    LatencyOptions lo;
-    lo.batch = o.batch;
-    lo.threads = o.threads;
-    lo.warmup = o.warmup;
-    lo.runs = o.runs;
-    Graph whole = g.clone();
-    const double measured = measure_latency(whole, lo).median_ms;
-    double steps = 0;
-    for (const auto& s : p.sigs) steps += table.entries.at(s);
-    table.fixed_ms = measured - steps;
-    table.has_fixed = true;
-  }
+  if (!table.has_fixed) latency_table_calibrate(table, {g}, o);
   return done;
+}
+
+void latency_table_calibrate(LatencyTable& table, const std::vector<Graph>& networks,
+                             const LatencyTableOptions& o) {
+  SLIM_CHECK(!networks.empty(), "latency table: no network to calibrate on");
+  LatencyOptions lo;
+  lo.batch = table.batch;
+  lo.threads = o.threads;
+  lo.warmup = std::max(o.warmup, 5);
+  lo.runs = std::max(o.runs, 30);
+  table.step_ms = step_overhead_ms(lo);
+  std::vector<double> x, y;  // sum of entries, measured minus step overhead
+  for (const auto& net : networks) {
+    double sum = 0;
+    const auto sigs = latency_signatures(net, table.batch);
+    for (const auto& s : sigs) {
+      auto it = table.entries.find(s);
+      SLIM_CHECK(it != table.entries.end(), "latency table: calibration network ", net.name,
+                 " has a step the table lacks: '", s, "'");
+      sum += it->second;
+    }
+    Graph whole = net.clone();
+    x.push_back(sum);
+    y.push_back(measure_latency(whole, lo).median_ms -
+                table.step_ms * static_cast<double>(sigs.size()));
+  }
+  const double n = static_cast<double>(x.size());
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < x.size(); ++i) mx += x[i] / n, my += y[i] / n;
+  double sxx = 0, sxy = 0;
+  for (size_t i = 0; i < x.size(); ++i) sxx += (x[i] - mx) * (x[i] - mx), sxy += (x[i] - mx) * (y[i] - my);
+  // One network (or networks of one size): the entries as they are, the rest fixed.
+  table.scale = x.size() >= 2 && sxx > 1e-12 * mx * mx ? sxy / sxx : 1.0;
+  table.fixed_ms = my - table.scale * mx;
+  table.has_fixed = true;
 }
 
 double latency_predict(const LatencyTable& table, const Graph& g) {
   SLIM_CHECK(table.has_fixed, "latency table has no fixed cost yet: add a whole network to it");
-  double sum = table.fixed_ms;
-  for (const auto& s : latency_signatures(g, table.batch)) {
+  const auto sigs = latency_signatures(g, table.batch);
+  double entries = 0;
+  for (const auto& s : sigs) {
     auto it = table.entries.find(s);
     SLIM_CHECK(it != table.entries.end(), "latency table has no entry for the step '", s,
                "' of ", g.name, ": add the model (or its search space) with slim latency-table");
-    sum += it->second;
+    entries += it->second;
   }
-  return sum;
+  return table.scale * entries + table.step_ms * static_cast<double>(sigs.size()) +
+         table.fixed_ms;
 }
 
 void latency_table_save(const LatencyTable& t, const std::string& path) {
   Json j{{"version", 1},      {"batch", t.batch}, {"threads", t.threads},
          {"warmup", t.warmup}, {"runs", t.runs},   {"entries", t.entries}};
-  if (t.has_fixed) j["fixed_ms"] = t.fixed_ms;
+  if (t.has_fixed) {
+    j["fixed_ms"] = t.fixed_ms;
+    j["step_ms"] = t.step_ms;
+    j["scale"] = t.scale;
+  }
   write_file_atomic(path, j.dump(1) + "\n");
 }
 
@@ -264,6 +332,8 @@ LatencyTable latency_table_load(const std::string& path) {
     t.entries = j.at("entries").get<std::map<std::string, double>>();
     if (j.contains("fixed_ms")) {
       t.fixed_ms = j.at("fixed_ms").get<double>();
+      t.step_ms = j.at("step_ms").get<double>();
+      t.scale = j.at("scale").get<double>();
       t.has_fixed = true;
     }
     return t;

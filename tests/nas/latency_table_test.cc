@@ -71,7 +71,9 @@ TEST(LatencyTable, PredictsTheSumOfItsEntriesAndRoundTripsThroughItsFile) {
   EXPECT_EQ(added, static_cast<int64_t>(std::set<std::string>(sigs.begin(), sigs.end()).size()));
   EXPECT_EQ(calls, added);
   ASSERT_TRUE(t.has_fixed);
-  double sum = t.fixed_ms;
+  EXPECT_GE(t.step_ms, 0);
+  EXPECT_LT(t.step_ms, 0.05);  // microseconds per step, not a conv's time
+  double sum = t.fixed_ms + t.step_ms * static_cast<double>(sigs.size());
   for (const auto& s : sigs) {
     ASSERT_TRUE(t.entries.count(s)) << s;
     EXPECT_GT(t.entries.at(s), 0) << s;
@@ -84,6 +86,7 @@ TEST(LatencyTable, PredictsTheSumOfItsEntriesAndRoundTripsThroughItsFile) {
   LatencyTable back = latency_table_load(dir + "/t.json");
   EXPECT_EQ(back.entries, t.entries);
   EXPECT_DOUBLE_EQ(back.fixed_ms, t.fixed_ms);
+  EXPECT_DOUBLE_EQ(back.step_ms, t.step_ms);
   EXPECT_DOUBLE_EQ(latency_predict(back, g), sum);
   // Another candidate has steps the table lacks: the error names one.
   Tokens other = space->init_tokens();
