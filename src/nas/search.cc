@@ -274,6 +274,8 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
   for (const auto& c : cands) {
     rewarded += !c.rejected;
     rejected_in_a_row = c.rejected ? rejected_in_a_row + 1 : 0;
+    if (!c.rejected) reasons.clear();
+    if (c.rejected) ++reasons[c.reason.substr(0, c.reason.find(' '))];
     if (c.rejected && rewarded == 0) base_violation = std::min(base_violation, c.violation);
   }
   Progress progress("nas", o.steps, 1);
@@ -308,7 +310,8 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
         SLIM_FAIL("nas: ", rejected_in_a_row, " candidates in a row broke a limit (", why,
                   "; the last: ", c.reason, "): no candidate near ",
                   tokens_to_string(ctl->base_tokens()),
-                  " meets the limits; raise them or start from smaller tokens");
+                  " meets the limits; raise them (in a new output directory) or start from "
+                  "smaller tokens");
       }
       continue;
     }
