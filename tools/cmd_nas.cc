@@ -231,8 +231,9 @@ void add_latency_table(CLI::App& app) {
         last_save = now;
       }
     };
-    std::vector<std::pair<std::string, Graph>> graphs;  // built one at a time below for spaces
     int64_t added = 0;
+    // Calibrated once at the end, on every network of several sizes this run has.
+    a->opts.calibrate = false;
     auto add = [&](const Graph& g) {
       added += latency_table_add(table, g, a->opts, [&](int64_t, int64_t) {
         save_now_and_then(false);
@@ -249,8 +250,16 @@ void add_latency_table(CLI::App& app) {
       ZooOptions zo;
       zo.input = parse_chw(a->input);
       zo.classes = a->classes;
-      // The initial network with its weights drawn first: a whole network sets the fixed cost.
-      add(space->build(space->init_tokens(), zo));
+      // Networks of several sizes to calibrate on, with their weights drawn: the initial one
+      // and five seeded members (the cover below holds all their steps).
+      calibration.push_back(space->build(space->init_tokens(), zo));
+      std::mt19937_64 rng(zo.seed);
+      const Tokens range = space->range_table();
+      for (int i = 0; i < 5; ++i) {
+        Tokens t(range.size());
+        for (size_t k = 0; k < t.size(); ++k) t[k] = static_cast<int64_t>(rng() % range[k]);
+        calibration.push_back(space->build(t, zo));
+      }
       zo.draw_weights = false;  // the steps are timed on weights of their own
       const auto cover = space->cover_tokens();
       Progress progress("latency-table " + a->space, static_cast<int64_t>(cover.size()), 100);
@@ -261,19 +270,8 @@ void add_latency_table(CLI::App& app) {
         save_now_and_then(false);
       }
       progress.finish(std::to_string(table.entries.size()) + " entries");
-      // Calibrated on networks of several sizes: the initial one and five seeded members.
-      zo.draw_weights = true;
-      calibration.push_back(space->build(space->init_tokens(), zo));
-      std::mt19937_64 rng(zo.seed);
-      const Tokens range = space->range_table();
-      for (int i = 0; i < 5; ++i) {
-        Tokens t(range.size());
-        for (size_t k = 0; k < t.size(); ++k) t[k] = static_cast<int64_t>(rng() % range[k]);
-        calibration.push_back(space->build(t, zo));
-      }
     }
-    if (!calibrated && calibration.size() > 1)
-      latency_table_calibrate(table, calibration, a->opts);
+    if (!calibrated) latency_table_calibrate(table, calibration, a->opts);
     save_now_and_then(true);
     std::printf("%s: %zu entries (%lld new), batch %lld, %d threads, scale %.3f, fixed %.4f ms\n",
                 a->out.c_str(), table.entries.size(), static_cast<long long>(added),

@@ -69,13 +69,6 @@ const ValueInfo* info_of(const Graph& g, const std::string& v) {
   return it == g.value_info.end() || !it->second.has_shape ? nullptr : &it->second;
 }
 
-std::string value_text(const Graph& g, const std::string& v, int64_t batch) {
-  if (g.initializers.count(v)) return shape_to_string(g.initializers.at(v).sizes().vec());
-  const ValueInfo* info = info_of(g, v);
-  SLIM_ASSERT(info, "latency table: value '", v, "' has no shape");
-  return shape_to_string(at_batch(info->shape, batch));
-}
-
 Prepared prepare(const Graph& model, int64_t batch) {
   Prepared p;
   p.g = model.clone();
@@ -83,7 +76,7 @@ Prepared prepare(const Graph& model, int64_t batch) {
   bool known = true;
   for (const auto& n : p.g.nodes)
     for (const auto& v : n.inputs)
-      known = known && (v.empty() || p.g.initializers.count(v) || info_of(p.g, v));
+      known = known && (v.empty() || p.g.shape_of(v));
   if (!known) infer_shapes(p.g);
   for (const auto& in : p.g.inputs) p.graph_inputs.insert(in.name);
   Executor ex(p.g);
@@ -93,20 +86,16 @@ Prepared prepare(const Graph& model, int64_t batch) {
     std::string s = n.op_type + "[" + st.engine + "]";
     for (size_t i = 0; i < n.inputs.size(); ++i) {
       if (n.inputs[i].empty()) continue;
-      s += std::string(p.g.initializers.count(n.inputs[i]) ? " w" : " x") + std::to_string(i) +
-           "=" + value_text(p.g, n.inputs[i], batch);
+      const auto shape = p.g.shape_of(n.inputs[i]);
+      SLIM_ASSERT(shape, "latency table: value '", n.inputs[i], "' has no shape");
+      s += std::string(p.g.is_initializer(n.inputs[i]) ? " w" : " x") + std::to_string(i) + "=" +
+           shape_to_string(at_batch(*shape, batch));
     }
     s += attrs_text(n);
     for (const Node* f : st.fused) s += " +" + f->op_type + attrs_text(*f);
     p.sigs.push_back(s);
   }
   return p;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /// Times planned step k of `p` alone: a graph of its node and the nodes fused into it, fed
@@ -171,16 +160,17 @@ double time_step(const Prepared& p, size_t k, int64_t batch, const LatencyTableO
   }
   Executor ex(m);
   for (int i = 0; i < o.warmup; ++i) ex.run(inputs);
-  std::vector<double> ms;
+  LatencyReport r;
   for (int i = 0; i < o.runs; ++i) {
     ex.set_profiling(true);
     ex.run(inputs);
     double total = 0;
     for (const auto& t : ex.profile()) total += t.total_ms;
-    ms.push_back(total);
+    r.samples_ms.push_back(total);
   }
   ex.set_profiling(false);
-  return median(ms);
+  latency_summarize(r);
+  return r.median_ms;
 }
 
 /// A chain of n Relu nodes on a [1, 1] tensor.
@@ -253,7 +243,7 @@ int64_t latency_table_add(LatencyTable& table, const Graph& g, const LatencyTabl
     table.entries[p.sigs[k]] = time_step(p, k, o.batch, o);
     if (on_progress) on_progress(++done, static_cast<int64_t>(todo.size()));
   }
-  if (!table.has_fixed) latency_table_calibrate(table, {g}, o);
+  if (!table.has_fixed && o.calibrate) latency_table_calibrate(table, {g}, o);
   return done;
 }
 

@@ -271,13 +271,22 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
   int64_t rewarded = 0, rejected_in_a_row = 0, trained_images = 0;
   std::map<std::string, int64_t> reasons;  // of the current run of rejections
   double base_violation = std::numeric_limits<double>::infinity();
-  for (const auto& c : cands) {
-    rewarded += !c.rejected;
-    rejected_in_a_row = c.rejected ? rejected_in_a_row + 1 : 0;
-    if (!c.rejected) reasons.clear();
-    if (c.rejected) ++reasons[c.reason.substr(0, c.reason.find(' '))];
-    if (c.rejected && rewarded == 0) base_violation = std::min(base_violation, c.violation);
-  }
+  // The counts above after candidate c, whether replayed from the checkpoint or new. Returns
+  // true when a rejected c is the least violating so far before any reward: the base walks there.
+  auto tally = [&](const NasCandidate& c) {
+    if (!c.rejected) {
+      ++rewarded;
+      rejected_in_a_row = 0;
+      reasons.clear();
+      return false;
+    }
+    ++rejected_in_a_row;
+    ++reasons[c.reason.substr(0, c.reason.find(' '))];
+    if (rewarded > 0 || !(c.violation < base_violation)) return false;
+    base_violation = c.violation;
+    return true;
+  };
+  for (const auto& c : cands) tally(c);
   Progress progress("nas", o.steps, 1);
   progress.set_enabled(o.progress);
   TrainOptions topts = o.train;
@@ -295,13 +304,8 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
     c.step = rewarded;
     if (c.rejected) {
       ctl->discard(t);
-      if (!ctl->has_reward() && c.violation < base_violation) {
-        ctl->move_base(t);
-        base_violation = c.violation;
-      }
+      if (tally(c)) ctl->move_base(t);
       cands.push_back(c);
-      ++rejected_in_a_row;
-      ++reasons[c.reason.substr(0, c.reason.find(' '))];
       save();
       if (rejected_in_a_row >= o.max_draws) {
         std::string why;
@@ -315,8 +319,6 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
       }
       continue;
     }
-    rejected_in_a_row = 0;
-    reasons.clear();
     train(g, train_part, topts);
     c.val_top1 = evaluate(g, val_part, eo).top1;
     c.reward = c.val_top1;
@@ -332,7 +334,7 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
     c.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     cands.push_back(c);
-    ++rewarded;
+    tally(c);
     if (best) {
       onnx_save(g, o.output_dir + "/best.onnx");
       Json b = nas_candidate_json(c);

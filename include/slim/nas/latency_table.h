@@ -19,6 +19,9 @@ struct LatencyTableOptions {
   int threads = 0;  ///< <= 0: all cores (the table records the count used)
   int warmup = 5;
   int runs = 30;  ///< entry = median of the step's time over these runs
+  /// latency_table_add calibrates a table that is not calibrated yet on the network it adds;
+  /// false leaves that to a later latency_table_calibrate on several networks.
+  bool calibrate = true;
 };
 
 struct LatencyTable {
@@ -49,7 +52,7 @@ std::vector<std::string> latency_signatures(const Graph& g, int64_t batch);
 
 /// Times every step of `g` whose signature is not in `table` yet (each alone, in a graph of
 /// its node and the nodes fused into it, inputs in the layout the network gives them) and, if
-/// the table is not calibrated yet, calibrates it on `g` alone. `table` must be empty or
+/// the table is not calibrated yet (and o.calibrate), calibrates it on `g` alone. `table` must be empty or
 /// have the options' batch and threads. `on_progress(done, todo)` is called after each entry.
 /// Returns the number of entries added.
 int64_t latency_table_add(LatencyTable& table, const Graph& g, const LatencyTableOptions& o,
