@@ -153,6 +153,17 @@ std::string ZooBuilder::global_avg_pool(const std::string& x, const std::string&
   return add_node("GlobalAveragePool", name, {x}, "", {channels(x), 1, 1}).outputs[0];
 }
 
+std::string ZooBuilder::classifier(const std::string& x, const std::string& pool,
+                                   const std::string& fc, const std::string& weight,
+                                   const std::string& bias, int64_t classes,
+                                   const std::function<double(int64_t)>& bound) {
+  auto y = flatten(global_avg_pool(x, pool), "flatten");
+  const int64_t in = dims(y)[0];
+  auto w = param(weight, uniform({in, classes}, bound(in)));
+  auto b = param(bias, at::zeros({classes}));
+  return gemm(y, fc, w, b, "logits");
+}
+
 std::string ZooBuilder::flatten(const std::string& x, const std::string& name) {
   int64_t features = 1;
   for (auto d : dims(x)) features *= d;

@@ -1,6 +1,8 @@
 // MobileNetV1 exactly as PaddleSlim builds it (paddleslim/models/mobilenet.py): layer and
 // parameter names, width multiplier int(channels * scale), MSRA-uniform (KaimingUniform) conv
 // and fc weights. PaddleSlim's fc applies softmax; the zoo returns the raw logits.
+#include <cmath>
+
 #include "families.h"
 #include "slim/zoo/arch.h"
 
@@ -63,12 +65,10 @@ Graph build_mobilenet_v1(const MobileNetV1Arch& arch, const ZooOptions& o) {
     y = conv_bn(b, y, blk.name + "_dw", dw, blk.kernel, blk.stride, (blk.kernel - 1) / 2, in);
     y = conv_bn(b, y, blk.name + "_sep", blk.pw, 1, 1, 0, 1);
   }
-  y = b.global_avg_pool(y, "pool");
-  y = b.flatten(y, "flatten");
-  int64_t in = b.dims(y)[0];
-  auto w = b.param(arch.fc + "_weights", b.kaiming_uniform({in, o.classes}, in));
-  auto bias = b.param(arch.fc + "_offset", at::zeros({o.classes}));
-  return b.finish(b.gemm(y, arch.fc, w, bias, "logits"));
+  // KaimingUniform over the fc's inputs.
+  return b.finish(b.classifier(y, "pool", arch.fc, arch.fc + "_weights", arch.fc + "_offset",
+                               o.classes,
+                               [](int64_t in) { return std::sqrt(6.0 / static_cast<double>(in)); }));
 }
 
 }  // namespace slim

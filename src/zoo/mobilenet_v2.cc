@@ -77,14 +77,12 @@ Graph build_mobilenet_v2(const MobileNetV2Arch& arch, const ZooOptions& o) {
     }
   }
   y = conv_bn(b, y, "conv" + std::to_string(i + 1), arch.last, 1, 1, 0, 1, true);
-  y = b.global_avg_pool(y, "pool");
-  y = b.flatten(y, "flatten");
-  int64_t in = b.dims(y)[0];
-  double bound = std::sqrt(6.0 / static_cast<double>(in + o.classes));
   const std::string fc = "fc" + std::to_string(i + 2);
-  auto w = b.param(fc + "_weights", b.uniform({in, o.classes}, bound));
-  auto bias = b.param(fc + "_offset", at::zeros({o.classes}));
-  return b.finish(b.gemm(y, fc, w, bias, "logits"));
+  // Xavier uniform.
+  return b.finish(b.classifier(y, "pool", fc, fc + "_weights", fc + "_offset", o.classes,
+                               [&](int64_t in) {
+                                 return std::sqrt(6.0 / static_cast<double>(in + o.classes));
+                               }));
 }
 
 }  // namespace slim

@@ -84,12 +84,8 @@ Graph build_resnet(const ResNetArch& arch, const ZooOptions& o) {
               : basic_block(b, y, st.filters, stride, stage == 0 && i == 0, name);
     }
   }
-  y = b.global_avg_pool(y, "pool5");
-  y = b.flatten(y, "flatten");
-  int64_t in = b.dims(y)[0];
-  auto w = b.param("fc_0.w_0", b.uniform({in, o.classes}, 1.0 / std::sqrt(double(in))));
-  auto bias = b.param("fc_0.b_0", at::zeros({o.classes}));
-  return b.finish(b.gemm(y, "fc_0", w, bias, "logits"));
+  return b.finish(b.classifier(y, "pool5", "fc_0", "fc_0.w_0", "fc_0.b_0", o.classes,
+                               [](int64_t in) { return 1.0 / std::sqrt(double(in)); }));
 }
 
 }  // namespace slim

@@ -3,6 +3,7 @@
 /// each value's per-sample shape, and draws weights from one seeded generator.
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -60,6 +61,13 @@ class ZooBuilder {
   /// not `name` (the final "logits").
   std::string gemm(const std::string& x, const std::string& name, const std::string& weight,
                    const std::string& bias, const std::string& output = "");
+
+  /// The head every family ends in: global average pool `pool`, "flatten", and the fc `fc` to
+  /// `classes` with weights [in, classes] drawn U(-bound(in), bound(in)) as `weight` and a zero
+  /// bias `bias`. Returns its output, "logits".
+  std::string classifier(const std::string& x, const std::string& pool, const std::string& fc,
+                         const std::string& weight, const std::string& bias, int64_t classes,
+                         const std::function<double(int64_t)>& bound);
 
   /// Declares `output` as the graph output, marks trainable parameters, fills value_info and
   /// verifies the graph.
