@@ -256,8 +256,7 @@ void add_latency_table(CLI::App& app) {
       std::mt19937_64 rng(zo.seed);
       const Tokens range = space->range_table();
       for (int i = 0; i < 5; ++i) {
-        Tokens t(range.size());
-        for (size_t k = 0; k < t.size(); ++k) t[k] = static_cast<int64_t>(rng() % range[k]);
+        Tokens t = tokens_random(range, rng);
         calibration.push_back(space->build(t, zo));
       }
       zo.draw_weights = false;  // the steps are timed on weights of their own

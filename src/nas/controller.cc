@@ -21,6 +21,12 @@ void check_in_range(const Tokens& range, const Tokens& t, const char* what) {
 
 }  // namespace
 
+Tokens tokens_random(const Tokens& range, std::mt19937_64& rng) {
+  Tokens t(range.size());
+  for (size_t k = 0; k < t.size(); ++k) t[k] = static_cast<int64_t>(rng() % range[k]);
+  return t;
+}
+
 std::string tokens_to_string(const Tokens& t) {
   std::string s = "[";
   for (size_t i = 0; i < t.size(); ++i) s += (i ? ", " : "") + std::to_string(t[i]);

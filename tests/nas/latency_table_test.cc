@@ -147,8 +147,7 @@ TEST_P(LatencyCover, CoverVectorsContainEveryStepOfRandomMembers) {
   const Tokens range = space->range_table();
   std::mt19937_64 rng(3);
   for (int i = 0; i < 20; ++i) {
-    Tokens t(range.size());
-    for (size_t k = 0; k < t.size(); ++k) t[k] = static_cast<int64_t>(rng() % range[k]);
+    Tokens t = tokens_random(range, rng);
     for (const auto& s : latency_signatures(space->build(t, options({1, 28, 28}, false)), 1))
       ASSERT_TRUE(covered.count(s)) << tokens_to_string(t) << ": " << s;
   }

@@ -164,8 +164,7 @@ TEST_P(SearchSpaceRandom, EveryVectorBuildsAndRunsInSlimAndOnnxRuntime) {
   std::vector<at::Tensor> ours;
   std::set<Tokens> distinct;
   for (int i = 0; i < n; ++i) {
-    Tokens t(range.size());
-    for (size_t k = 0; k < t.size(); ++k) t[k] = static_cast<int64_t>(rng() % range[k]);
+    Tokens t = tokens_random(range, rng);
     distinct.insert(t);
     ZooOptions o = options(input, 10, i);
     o.draw_weights = i < run;

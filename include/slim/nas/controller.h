@@ -102,6 +102,10 @@ class SaController {
   std::set<Tokens> discarded_;
 };
 
+/// A vector drawn uniformly in `range` (token k: rng() % range[k], in order; the same on any
+/// platform).
+Tokens tokens_random(const Tokens& range, std::mt19937_64& rng);
+
 /// "[4, 4, 5, 1]".
 std::string tokens_to_string(const Tokens& t);
 /// Parses "4,4,5,1" (spaces and brackets allowed); errors quote the text.
