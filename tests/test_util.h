@@ -1,19 +1,20 @@
 #pragma once
 // Helpers shared by tests: a small graph builder and paths to fixtures.
+#include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
-
-#include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <filesystem>
+#include <thread>
 
 #include "slim/data/npy.h"
 #include "slim/ir/graph.h"
@@ -104,6 +105,30 @@ inline CmdResult run_cmd(const std::string& cmd) {
   return r;
 }
 
+/// Starts `cmd` (stdout and stderr to `log`), polls `ready()` every 20 ms and kills the process
+/// with SIGKILL once it returns true (or after `timeout`). Returns true if the process was
+/// killed, false if it ended by itself first. For tests of resuming after kill -9.
+template <typename Ready>
+bool run_and_kill(const std::string& cmd, const std::string& log, Ready ready,
+                  std::chrono::seconds timeout = std::chrono::seconds(180)) {
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd + " > '" + log + "' 2>&1").c_str(), nullptr);
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (waitpid(pid, &status, WNOHANG) == pid) return false;  // ended by itself
+    if (ready()) break;
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status);
+}
+
 /// `s` in single quotes for a shell command line.
 inline std::string quote(const std::string& s) { return "'" + s + "'"; }
 
@@ -130,7 +155,8 @@ inline at::Tensor ort_run(const std::string& model, const at::Tensor& x, const s
 
 /// A fresh empty directory under the build tree for one test's files.
 inline std::string temp_dir(const std::string& name) {
-  std::string d = std::string(SLIM_BINARY_DIR) + "/test_tmp/" + name + "_" + std::to_string(::getpid());
+  std::string d =
+      std::string(SLIM_BINARY_DIR) + "/test_tmp/" + name + "_" + std::to_string(::getpid());
   std::system(("rm -rf '" + d + "' && mkdir -p '" + d + "'").c_str());
   return d;
 }

@@ -70,21 +70,12 @@ void add_distill(CLI::App& app) {
     Graph teacher = load_model(a->teacher);
     Graph student = load_model(a->student);
     if (o.losses.empty()) {
-      SLIM_CHECK(teacher.outputs.size() == 1 && student.outputs.size() == 1,
-                 "distill: give --loss (the teacher has ", teacher.outputs.size(),
-                 " outputs and the student ", student.outputs.size(),
-                 "; the default soft_label pairs a single output of each)");
-      DistillLoss l;
-      l.kind = DistillLossKind::kSoftLabel;
-      l.teacher = {a->prefix + teacher.outputs[0].name};
-      l.student = {student.outputs[0].name};
-      l.scale_t2 = a->t2;
+      DistillLoss l = distill_default_loss(teacher, student, a->prefix, a->t2);
       o.losses.push_back(l);
       std::cerr << "distill: loss " << l.describe() << " (the models' outputs; --loss sets it)\n";
     }
     const bool batches = allow_batches(teacher, a->teacher);
-    if (!allow_batches(student, a->student) || !batches)
-      o.train.batch_size = 1, a->eval_batch = 1;
+    if (!allow_batches(student, a->student) || !batches) o.train.batch_size = 1, a->eval_batch = 1;
     auto train_set = open_data(a->data, Split::kTrain, student, a->image);
     DistillReport r = distill(teacher, student, train_set, o);
     onnx_save(student, a->out);

@@ -8,10 +8,10 @@
 #include "slim/exec/infer_shapes.h"
 #include "slim/nas/latency_table.h"
 #include "slim/nas/search.h"
-#include "slim/train/progress.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/passes/fold_batch_norm.h"
 #include "slim/quant/quantize_weights.h"
+#include "slim/train/progress.h"
 
 namespace slim::cli {
 
@@ -181,8 +181,8 @@ void add_nas(CLI::App& app) {
       std::cout << j.dump() << "\n";
       return;
     }
-    std::cout << "best " << tokens_to_string(r.best_tokens) << " reward " << r.best_reward
-              << " (" << r.rewarded << " trained, " << r.rejected << " rejected by limits)\n"
+    std::cout << "best " << tokens_to_string(r.best_tokens) << " reward " << r.best_reward << " ("
+              << r.rewarded << " trained, " << r.rejected << " rejected by limits)\n"
               << "saved " << o.output_dir << "/best.onnx\n";
   });
 }
@@ -202,6 +202,10 @@ void add_latency_table(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", a->opts.warmup, "untimed runs first (default 5)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--rounds", a->opts.rounds,
+                  "passes over every step, each entry the smallest of its rounds' medians "
+                  "(default 1; 3 on a machine whose speed drifts; extends an existing table)")
+      ->check(CLI::PositiveNumber);
   add_threads_option(cmd, &a->opts.threads);
   cmd->add_option("-o,--output", a->out,
                   "table JSON: an existing table is extended (same batch and threads), saved "
@@ -231,23 +235,23 @@ void add_latency_table(CLI::App& app) {
         last_save = now;
       }
     };
-    int64_t added = 0;
-    // Calibrated once at the end, on every network of several sizes this run has.
+    int64_t added = 0, timed = 0;
+    // Calibrated at the end of each round on every network of several sizes this run has.
+    const int rounds = a->opts.rounds;
     a->opts.calibrate = false;
     auto add = [&](const Graph& g) {
-      added += latency_table_add(table, g, a->opts, [&](int64_t, int64_t) {
-        save_now_and_then(false);
-      });
+      const size_t before = table.entries.size();
+      timed +=
+          latency_table_add(table, g, a->opts, [&](int64_t, int64_t) { save_now_and_then(false); });
+      added += static_cast<int64_t>(table.entries.size() - before);
     };
-    const bool calibrated = table.has_fixed;
     std::vector<Graph> calibration;
-    for (const auto& m : a->models) {
-      calibration.push_back(load_model_for_analysis(m));
-      add(calibration.back());
-    }
+    std::vector<Tokens> cover;
+    std::unique_ptr<SearchSpace> space;
+    ZooOptions zo;
+    for (const auto& m : a->models) calibration.push_back(load_model_for_analysis(m));
     if (!a->space.empty()) {
-      auto space = search_space_make(a->space);
-      ZooOptions zo;
+      space = search_space_make(a->space);
       zo.input = parse_chw(a->input);
       zo.classes = a->classes;
       // Networks of several sizes to calibrate on, with their weights drawn: the initial one
@@ -260,17 +264,33 @@ void add_latency_table(CLI::App& app) {
         calibration.push_back(space->build(t, zo));
       }
       zo.draw_weights = false;  // the steps are timed on weights of their own
-      const auto cover = space->cover_tokens();
-      Progress progress("latency-table " + a->space, static_cast<int64_t>(cover.size()), 100);
-      for (size_t i = 0; i < cover.size(); ++i) {
-        add(space->build(cover[i], zo));
-        progress.update(static_cast<int64_t>(i + 1), 0,
-                        std::to_string(table.entries.size()) + " entries");
-        save_now_and_then(false);
-      }
-      progress.finish(std::to_string(table.entries.size()) + " entries");
+      cover = space->cover_tokens();
     }
-    if (!calibrated) latency_table_calibrate(table, calibration, a->opts);
+    const std::string what = a->space.empty() ? std::string("models") : a->space;
+    for (int r = 1; r <= rounds; ++r) {
+      a->opts.rounds = r;
+      const int64_t timed_before = timed;
+      for (size_t i = 0; i < a->models.size(); ++i) add(calibration[i]);
+      if (!cover.empty()) {
+        Progress progress(
+            "latency-table " + what +
+                (rounds > 1 ? " round " + std::to_string(r) + "/" + std::to_string(rounds) : ""),
+            static_cast<int64_t>(cover.size()), 100);
+        for (size_t i = 0; i < cover.size(); ++i) {
+          add(space->build(cover[i], zo));
+          progress.update(static_cast<int64_t>(i + 1), 0,
+                          std::to_string(table.entries.size()) + " entries");
+          save_now_and_then(false);
+        }
+        progress.finish(std::to_string(table.entries.size()) + " entries");
+      }
+      // A table extended by a new model keeps its calibration; a new table or a new round of
+      // the table's own entries is calibrated again (the networks' times kept as their minimum).
+      if (!table.has_fixed || (r > 1 && timed > timed_before)) {
+        latency_table_calibrate(table, calibration, a->opts);
+        save_now_and_then(true);
+      }
+    }
     save_now_and_then(true);
     std::printf("%s: %zu entries (%lld new), batch %lld, %d threads, scale %.3f, fixed %.4f ms\n",
                 a->out.c_str(), table.entries.size(), static_cast<long long>(added),

@@ -8,9 +8,8 @@
 #include "slim/analysis/summary.h"
 #include "slim/ir/parse.h"
 #include "slim/onnx/onnx_io.h"
-#include "slim/prune/flops_target.h"
 #include "slim/prune/prune_channels.h"
-#include "slim/prune/sensitivity.h"
+#include "slim/prune/select_ratios.h"
 
 namespace slim::cli {
 
@@ -75,36 +74,21 @@ void add_prune(CLI::App& app) {
     Graph g = load_model_for_analysis(a->model, a->input);
     const int64_t flops_before = count_flops(g).total;
     const int64_t params_before = count_params(g).count;
-    double threshold = -1;
-    if (!a->ratios.empty()) {
-      for (const auto& r : a->ratios) {
-        auto [name, ratio] = parse_ratio(r);
-        SLIM_CHECK(!a->opts.ratios.count(name), "--ratios names '", name, "' twice");
-        a->opts.ratios[name] = ratio;
-      }
-    } else if (a->uniform >= 0) {
-      for (const auto& p : a->params_regex.empty() ? prunable_params(g)
-                                                   : prunable_params_matching(g, a->params_regex))
-        a->opts.ratios[p] = a->uniform;
-    } else if (a->flops_target >= 0) {
-      FlopsTargetResult t =
-          a->sens.empty()
-              ? flops_target_global(g, a->flops_target, a->opts,
-                                    a->params_regex.empty()
-                                        ? std::vector<std::string>{}
-                                        : prunable_params_matching(g, a->params_regex),
-                                    a->max_ratio)
-              : flops_target_by_sensitivity(g, sensitivity_load(a->sens), a->flops_target, a->opts);
-      a->opts.ratios = t.ratios;
-      threshold = t.threshold;
-    } else if (!a->sens.empty()) {
-      SLIM_CHECK(a->loss >= 0, "--sens needs --loss (or --flops-target)");
-      a->opts.ratios = ratios_by_loss(sensitivity_load(a->sens), a->loss);
-      SLIM_CHECK(!a->opts.ratios.empty(), "no param of ", a->sens, " has a loss <= ", a->loss,
-                 " at any analysed ratio: nothing to prune");
-    } else {
-      SLIM_FAIL("say what to prune: --ratios, --sens with --loss, --flops-target or --uniform");
+    PruneSelection sel;
+    for (const auto& r : a->ratios) {
+      auto [name, ratio] = parse_ratio(r);
+      SLIM_CHECK(!sel.ratios.count(name), "--ratios names '", name, "' twice");
+      sel.ratios[name] = ratio;
     }
+    sel.sens = a->sens;
+    sel.loss = a->loss;
+    sel.flops_target = a->flops_target;
+    sel.uniform = a->uniform;
+    sel.params_regex = a->params_regex;
+    sel.max_ratio = a->max_ratio;
+    const SelectedRatios chosen = select_prune_ratios(g, sel, a->opts);
+    a->opts.ratios = chosen.ratios;
+    const double threshold = chosen.threshold;
     PruneReport rep = prune_channels(g, a->opts);
     const int64_t flops_after = count_flops(g).total;
     onnx_save(g, a->out);

@@ -1,8 +1,7 @@
 // slim train | eval
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "slim/onnx/onnx_io.h"
@@ -31,17 +30,10 @@ struct EvalArgs {
 
 }  // namespace
 
-nlohmann::json eval_json(const EvalResult& r) {
-  return {{"top1", r.top1}, {"top5", r.top5}, {"loss", r.loss}, {"samples", r.samples},
-          {"seconds", r.seconds}};
-}
-
 TrainOptions TrainFlags::resolved() const {
   TrainOptions o = opts;
-  o.optimizer = optimizer == "adam" ? OptimizerKind::kAdam : OptimizerKind::kMomentum;
-  o.schedule = schedule == "cosine"      ? LrSchedule::kCosine
-               : schedule == "piecewise" ? LrSchedule::kPiecewise
-                                         : LrSchedule::kConstant;
+  o.optimizer = optimizer_from_string(optimizer);
+  o.schedule = lr_schedule_from_string(schedule);
   return o;
 }
 
@@ -67,17 +59,6 @@ void add_train_flags(CLI::App* cmd, TrainFlags* f) {
                 "keep the file order (PaddleSlim's tutorial reader) instead of reshuffling");
   cmd->add_flag("--drop-last", f->opts.drop_last, "skip a last batch smaller than --batch");
   add_threads_option(cmd, &f->opts.threads);
-}
-
-nlohmann::json epochs_json(const std::vector<EpochStats>& stats) {
-  nlohmann::json a = nlohmann::json::array();
-  for (const auto& s : stats)
-    a.push_back({{"epoch", s.epoch},
-                 {"train_loss", s.train_loss},
-                 {"train_top1", s.train_top1},
-                 {"samples", s.samples},
-                 {"seconds", s.seconds}});
-  return a;
 }
 
 void add_train(CLI::App& app) {
@@ -150,8 +131,8 @@ void add_eval(CLI::App& app) {
     if (a->json)
       std::cout << eval_json(r).dump() << "\n";
     else
-      std::printf("top1 %.4f top5 %.4f loss %.4f (%lld samples, %.1f s)\n", r.top1, r.top5,
-                  r.loss, static_cast<long long>(r.samples), r.seconds);
+      std::printf("top1 %.4f top5 %.4f loss %.4f (%lld samples, %.1f s)\n", r.top1, r.top5, r.loss,
+                  static_cast<long long>(r.samples), r.seconds);
   });
 }
 

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   slim::cli::add_quant(app);
   slim::cli::add_nas(app);
   slim::cli::add_latency_table(app);
+  slim::cli::add_compress(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

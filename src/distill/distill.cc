@@ -147,4 +147,18 @@ DistillReport distill(const Graph& teacher, Graph& student, const std::shared_pt
   return report;
 }
 
+DistillLoss distill_default_loss(const Graph& teacher, const Graph& student,
+                                 const std::string& prefix, bool scale_t2) {
+  SLIM_CHECK(teacher.outputs.size() == 1 && student.outputs.size() == 1,
+             "distill: give --loss (the teacher has ", teacher.outputs.size(),
+             " outputs and the student ", student.outputs.size(),
+             "; the default soft_label pairs a single output of each)");
+  DistillLoss l;
+  l.kind = DistillLossKind::kSoftLabel;
+  l.teacher = {prefix + teacher.outputs[0].name};
+  l.student = {student.outputs[0].name};
+  l.scale_t2 = scale_t2;
+  return l;
+}
+
 }  // namespace slim

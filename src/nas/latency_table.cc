@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "slim/analysis/model_stats.h"
 #include "slim/exec/executor.h"
@@ -75,8 +76,7 @@ Prepared prepare(const Graph& model, int64_t batch) {
   fold_batch_norm(p.g);
   bool known = true;
   for (const auto& n : p.g.nodes)
-    for (const auto& v : n.inputs)
-      known = known && (v.empty() || p.g.shape_of(v));
+    for (const auto& v : n.inputs) known = known && (v.empty() || p.g.shape_of(v));
   if (!known) infer_shapes(p.g);
   for (const auto& in : p.g.inputs) p.graph_inputs.insert(in.name);
   Executor ex(p.g);
@@ -121,9 +121,10 @@ double time_step(const Prepared& p, size_t k, int64_t batch, const LatencyTableO
         // drawing its weights: small constants (Clip bounds, shapes) are kept, weights drawn.
         const at::Tensor& w = p.g.initializers.at(v);
         at::Generator wg = at::detail::createCPUGenerator(m.initializers.size());
-        m.initializers[v] = w.numel() <= 16                  ? w
-                            : at::isFloatingType(w.scalar_type()) ? at::randn(w.sizes(), wg).to(w.scalar_type())
-                                                                  : at::randint(-100, 100, w.sizes(), wg).to(w.scalar_type());
+        m.initializers[v] = w.numel() <= 16 ? w
+                            : at::isFloatingType(w.scalar_type())
+                                ? at::randn(w.sizes(), wg).to(w.scalar_type())
+                                : at::randint(-100, 100, w.sizes(), wg).to(w.scalar_type());
       } else if (std::none_of(m.inputs.begin(), m.inputs.end(),
                               [&](const ValueInfo& i) { return i.name == v; })) {
         ValueInfo in = *info_of(p.g, v);
@@ -233,15 +234,26 @@ int64_t latency_table_add(LatencyTable& table, const Graph& g, const LatencyTabl
   SLIM_CHECK(table.batch == o.batch && table.threads == threads, "latency table: measured at ",
              "batch ", table.batch, " with ", table.threads, " threads; this run has batch ",
              o.batch, " and ", threads, " threads");
+  SLIM_CHECK(o.rounds >= 1, "latency table: rounds must be >= 1, not ", o.rounds);
   Prepared p = prepare(g, o.batch);
+  auto rounds_of = [&](const std::string& sig) {
+    if (!table.entries.count(sig)) return 0;
+    auto it = table.entry_rounds.find(sig);
+    return it == table.entry_rounds.end() ? 1 : it->second;
+  };
   std::vector<size_t> todo;
   std::set<std::string> planned;
   for (size_t k = 0; k < p.sigs.size(); ++k)
-    if (!table.entries.count(p.sigs[k]) && planned.insert(p.sigs[k]).second) todo.push_back(k);
+    if (rounds_of(p.sigs[k]) < o.rounds && planned.insert(p.sigs[k]).second) todo.push_back(k);
   int64_t done = 0;
   for (size_t k : todo) {
-    table.entries[p.sigs[k]] = time_step(p, k, o.batch, o);
-    if (on_progress) on_progress(++done, static_cast<int64_t>(todo.size()));
+    const std::string& sig = p.sigs[k];
+    const int had = rounds_of(sig);
+    const double ms = time_step(p, k, o.batch, o);
+    table.entries[sig] = had ? std::min(table.entries.at(sig), ms) : ms;
+    if (had) table.entry_rounds[sig] = had + 1;
+    ++done;
+    if (on_progress) on_progress(done, static_cast<int64_t>(todo.size()));
   }
   if (!table.has_fixed && o.calibrate) latency_table_calibrate(table, {g}, o);
   return done;
@@ -266,16 +278,24 @@ void latency_table_calibrate(LatencyTable& table, const std::vector<Graph>& netw
                  " has a step the table lacks: '", s, "'");
       sum += it->second;
     }
+    std::string joined;
+    for (const auto& s : sigs) joined += s + "\n";
+    char digest[17];
+    std::snprintf(digest, sizeof digest, "%016llx",
+                  static_cast<unsigned long long>(std::hash<std::string>{}(joined)));
     Graph whole = net.clone();
+    double ms = measure_latency(whole, lo).median_ms;
+    auto [it, fresh] = table.network_ms.emplace(digest, ms);
+    if (!fresh) it->second = ms = std::min(it->second, ms);
     x.push_back(sum);
-    y.push_back(measure_latency(whole, lo).median_ms -
-                table.step_ms * static_cast<double>(sigs.size()));
+    y.push_back(ms - table.step_ms * static_cast<double>(sigs.size()));
   }
   const double n = static_cast<double>(x.size());
   double mx = 0, my = 0;
   for (size_t i = 0; i < x.size(); ++i) mx += x[i] / n, my += y[i] / n;
   double sxx = 0, sxy = 0;
-  for (size_t i = 0; i < x.size(); ++i) sxx += (x[i] - mx) * (x[i] - mx), sxy += (x[i] - mx) * (y[i] - my);
+  for (size_t i = 0; i < x.size(); ++i)
+    sxx += (x[i] - mx) * (x[i] - mx), sxy += (x[i] - mx) * (y[i] - my);
   // One network (or networks of one size): the entries as they are, the rest fixed.
   table.scale = x.size() >= 2 && sxx > 1e-12 * mx * mx ? sxy / sxx : 1.0;
   table.fixed_ms = my - table.scale * mx;
@@ -288,17 +308,18 @@ double latency_predict(const LatencyTable& table, const Graph& g) {
   double entries = 0;
   for (const auto& s : sigs) {
     auto it = table.entries.find(s);
-    SLIM_CHECK(it != table.entries.end(), "latency table has no entry for the step '", s,
-               "' of ", g.name, ": add the model (or its search space) with slim latency-table");
+    SLIM_CHECK(it != table.entries.end(), "latency table has no entry for the step '", s, "' of ",
+               g.name, ": add the model (or its search space) with slim latency-table");
     entries += it->second;
   }
-  return table.scale * entries + table.step_ms * static_cast<double>(sigs.size()) +
-         table.fixed_ms;
+  return table.scale * entries + table.step_ms * static_cast<double>(sigs.size()) + table.fixed_ms;
 }
 
 void latency_table_save(const LatencyTable& t, const std::string& path) {
-  Json j{{"version", 1},      {"batch", t.batch}, {"threads", t.threads},
+  Json j{{"version", 1},       {"batch", t.batch}, {"threads", t.threads},
          {"warmup", t.warmup}, {"runs", t.runs},   {"entries", t.entries}};
+  if (!t.entry_rounds.empty()) j["entry_rounds"] = t.entry_rounds;
+  if (!t.network_ms.empty()) j["network_ms"] = t.network_ms;
   if (t.has_fixed) {
     j["fixed_ms"] = t.fixed_ms;
     j["step_ms"] = t.step_ms;
@@ -320,6 +341,10 @@ LatencyTable latency_table_load(const std::string& path) {
     t.warmup = j.at("warmup").get<int>();
     t.runs = j.at("runs").get<int>();
     t.entries = j.at("entries").get<std::map<std::string, double>>();
+    if (j.contains("entry_rounds"))
+      t.entry_rounds = j.at("entry_rounds").get<std::map<std::string, int>>();
+    if (j.contains("network_ms"))
+      t.network_ms = j.at("network_ms").get<std::map<std::string, double>>();
     if (j.contains("fixed_ms")) {
       t.fixed_ms = j.at("fixed_ms").get<double>();
       t.step_ms = j.at("step_ms").get<double>();

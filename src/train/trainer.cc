@@ -51,9 +51,10 @@ double lr_at(const TrainOptions& o, int64_t step, int64_t steps_per_epoch, int64
       return o.lr;
     case LrSchedule::kPiecewise: {
       SLIM_CHECK(o.values.size() == o.boundaries.size() + 1, "piecewise schedule needs ",
-                 o.boundaries.size() + 1, " values for ", o.boundaries.size(),
-                 " boundaries, got ", o.values.size());
-      double epoch = static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, steps_per_epoch));
+                 o.boundaries.size() + 1, " values for ", o.boundaries.size(), " boundaries, got ",
+                 o.values.size());
+      double epoch =
+          static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, steps_per_epoch));
       size_t i = 0;
       while (i < o.boundaries.size() && epoch >= o.boundaries[i]) ++i;
       return o.values[i];
@@ -124,8 +125,7 @@ std::vector<EpochStats> train(Graph& g, const std::shared_ptr<Dataset>& data,
                  logits_name, "' has shape ", shape_to_string(logits.sizes().vec()),
                  "; training needs [batch, classes]");
       SLIM_CHECK(logits.size(1) >= data->num_classes(), "model output '", logits_name, "' has ",
-                 logits.size(1), " classes but ", data->describe(), " has ",
-                 data->num_classes());
+                 logits.size(1), " classes but ", data->describe(), " has ", data->num_classes());
       at::Tensor loss = at::nll_loss(at::log_softmax(logits, 1), b.labels);
       if (terms) {
         at::Tensor extra = terms->extra(out);
@@ -147,7 +147,8 @@ std::vector<EpochStats> train(Graph& g, const std::shared_ptr<Dataset>& data,
       ++batches;
       ++step;
       char info[96];
-      std::snprintf(info, sizeof info, "loss %.4f acc %.4f lr %.4g", loss_sum / static_cast<double>(seen),
+      std::snprintf(info, sizeof info, "loss %.4f acc %.4f lr %.4g",
+                    loss_sum / static_cast<double>(seen),
                     static_cast<double>(correct) / static_cast<double>(seen), lr);
       bar.update(batches, seen, info);
     }
@@ -192,8 +193,8 @@ EvalResult evaluate(Graph& g, const std::shared_ptr<Dataset>& data, const EvalOp
     SLIM_CHECK(logits.dim() == 2 && logits.size(1) >= data->num_classes(), "model output '",
                logits_name, "' has shape ", shape_to_string(logits.sizes().vec()), " but ",
                data->describe(), " has ", data->num_classes(), " classes");
-    loss_sum += at::nll_loss(at::log_softmax(logits, 1), b.labels, {}, at::Reduction::Sum)
-                    .item<double>();
+    loss_sum +=
+        at::nll_loss(at::log_softmax(logits, 1), b.labels, {}, at::Reduction::Sum).item<double>();
     top1 += correct_topk(logits, b.labels, 1);
     top5 += correct_topk(logits, b.labels, 5);
     r.samples += b.labels.size(0);
@@ -212,6 +213,19 @@ EvalResult evaluate(Graph& g, const std::shared_ptr<Dataset>& data, const EvalOp
   std::snprintf(info, sizeof info, "top1 %.4f top5 %.4f loss %.4f", r.top1, r.top5, r.loss);
   bar.finish(info);
   return r;
+}
+
+OptimizerKind optimizer_from_string(const std::string& name) {
+  if (name == "momentum") return OptimizerKind::kMomentum;
+  if (name == "adam") return OptimizerKind::kAdam;
+  SLIM_FAIL("optimizer '", name, "': expected momentum or adam");
+}
+
+LrSchedule lr_schedule_from_string(const std::string& name) {
+  if (name == "constant") return LrSchedule::kConstant;
+  if (name == "piecewise") return LrSchedule::kPiecewise;
+  if (name == "cosine") return LrSchedule::kCosine;
+  SLIM_FAIL("lr schedule '", name, "': expected constant, piecewise or cosine");
 }
 
 }  // namespace slim

@@ -105,6 +105,50 @@ TEST(LatencyTable, PredictsTheSumOfItsEntriesAndRoundTripsThroughItsFile) {
             std::string::npos);
 }
 
+TEST(LatencyTable, RoundsKeepEachEntrysSmallestMedianAndResumeByRound) {
+  auto space = search_space_make("resnet");
+  Graph g = space->build(space->init_tokens(), options({1, 16, 16}));
+  LatencyTableOptions o;
+  o.threads = 1;
+  o.runs = 3;
+  o.warmup = 0;
+  LatencyTable t;
+  const int64_t steps = latency_table_add(t, g, o);
+  ASSERT_GT(steps, 0);
+  EXPECT_TRUE(t.entry_rounds.empty());  // one round: nothing recorded beyond the entries
+  ASSERT_EQ(t.network_ms.size(), 1u);
+  const auto first = t.entries;
+  const double first_network = t.network_ms.begin()->second;
+  // A second round times every entry once more and keeps the smaller median.
+  o.rounds = 2;
+  int64_t calls = 0;
+  EXPECT_EQ(latency_table_add(t, g, o, [&](int64_t done, int64_t todo) {
+              ++calls;
+              EXPECT_EQ(todo, steps);
+              EXPECT_EQ(done, calls);
+            }),
+            steps);
+  EXPECT_EQ(t.entries.size(), first.size());
+  for (const auto& [sig, ms] : first) {
+    EXPECT_LE(t.entries.at(sig), ms) << sig;
+    EXPECT_EQ(t.entry_rounds.at(sig), 2) << sig;
+  }
+  EXPECT_EQ(latency_table_add(t, g, o), 0);  // round 2 done: nothing to time
+  // Calibrating again keeps the network's smaller time, and the file keeps the rounds.
+  latency_table_calibrate(t, {g}, o);
+  EXPECT_LE(t.network_ms.begin()->second, first_network);
+  const std::string dir = test::temp_dir("latency_rounds");
+  latency_table_save(t, dir + "/t.json");
+  LatencyTable back = latency_table_load(dir + "/t.json");
+  EXPECT_EQ(back.entry_rounds, t.entry_rounds);
+  EXPECT_EQ(back.network_ms, t.network_ms);
+  o.rounds = 3;
+  EXPECT_EQ(latency_table_add(back, g, o), steps);  // resumed: round 3 times each once
+  o.rounds = 0;
+  EXPECT_NE(test::error_of([&] { latency_table_add(back, g, o); }).find("rounds must be >= 1"),
+            std::string::npos);
+}
+
 TEST(LatencyTable, TheSearchReadsLatencyFromATableInsteadOfTimingCandidates) {
   auto space = search_space_make("resnet");
   Graph g = space->build(space->init_tokens(), options({1, 16, 16}));

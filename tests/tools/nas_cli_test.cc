@@ -2,13 +2,10 @@
 // run directory's files, a kill -9 mid-search that resumes into the uninterrupted run's exact
 // sequence, `nas export`, and bad input.
 #include <gtest/gtest.h>
-#include <signal.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "slim/analysis/flops.h"
 #include "slim/analysis/model_stats.h"
@@ -118,32 +115,21 @@ TEST_F(NasCli, SearchesUnderLimitsAndResumesAfterAKillExactlyAsIfNeverStopped) {
 
   // The same search killed (SIGKILL) once three candidates are in its checkpoint, then run
   // again: the same candidates, rewards and decisions as the uninterrupted run.
-  const std::string cmd = test::slim_bin() + " " + search_args(path("killed"), steps);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + cmd + " > " + path("killed.log") + " 2>&1").c_str(),
-          nullptr);
-    _exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
   int done = 0;
-  while (done < 3 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    try {
-      const Json now = read_json(path("killed/checkpoint.json"));
-      done = 0;
-      for (const auto& c : now.at("candidates")) done += !c.at("rejected").get<bool>();
-    } catch (...) {
-      // not written yet
-    }
-  }
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  const bool killed = test::run_and_kill(
+      test::slim_bin() + " " + search_args(path("killed"), steps), path("killed.log"), [&] {
+        try {
+          const Json now = read_json(path("killed/checkpoint.json"));
+          done = 0;
+          for (const auto& c : now.at("candidates")) done += !c.at("rejected").get<bool>();
+        } catch (...) {
+          // not written yet
+        }
+        return done >= 3;
+      });
   std::ifstream klog(path("killed.log"));
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the search ended before it was killed: "
-                                   << std::string((std::istreambuf_iterator<char>(klog)), {});
+  ASSERT_TRUE(killed) << "the search ended before it was killed: "
+                      << std::string((std::istreambuf_iterator<char>(klog)), {});
   ASSERT_GE(done, 3);
   const int before = done;
   auto resumed = slim(search_args(path("killed"), steps) + " --json");
@@ -167,8 +153,10 @@ TEST_F(NasCli, SearchesUnderLimitsAndResumesAfterAKillExactlyAsIfNeverStopped) {
 
 TEST_F(NasCli, ExportBuildsAnyCandidateAndSpacesAreListed) {
   auto space = search_space_make("resnet");
-  auto r = slim("nas export --space resnet --tokens 0,0,0,0,0,0,0,0 --input 3,32,32 --classes 5 "
-                "-o " + path("r.onnx"));
+  auto r = slim(
+      "nas export --space resnet --tokens 0,0,0,0,0,0,0,0 --input 3,32,32 --classes 5 "
+      "-o " +
+      path("r.onnx"));
   ASSERT_EQ(r.code, 0) << r.err;
   Graph g = onnx_load(path("r.onnx"));
   EXPECT_EQ(g.outputs.at(0).shape, (std::vector<int64_t>{kDynamicDim, 5}));
@@ -185,11 +173,9 @@ TEST_F(NasCli, ExportBuildsAnyCandidateAndSpacesAreListed) {
 
 TEST_F(NasCli, LatencyTableOfModelsIsExtendedAndPredicts) {
   const std::string a = path("lt_a.onnx"), b = path("lt_b.onnx"), t = path("lt.json");
-  ASSERT_EQ(slim("nas export --space resnet --tokens 1,1,2,2,3,4,3,1 --input 1,16,16 -o " + a)
-                .code,
+  ASSERT_EQ(slim("nas export --space resnet --tokens 1,1,2,2,3,4,3,1 --input 1,16,16 -o " + a).code,
             0);
-  ASSERT_EQ(slim("nas export --space resnet --tokens 2,1,2,2,3,4,3,1 --input 1,16,16 -o " + b)
-                .code,
+  ASSERT_EQ(slim("nas export --space resnet --tokens 2,1,2,2,3,4,3,1 --input 1,16,16 -o " + b).code,
             0);
   const std::string flags = " --runs 3 --warmup 0 --threads 1 -o " + t;
   auto r = slim("latency-table " + a + flags);
@@ -259,7 +245,8 @@ TEST_F(NasCli, BadInputIsAClearErrorAndOverwritesNothing) {
   { std::ofstream(path("corrupt/checkpoint.json")) << "{\"version\": 1, \"options\": "; }
   check(search_args(path("corrupt"), 3), "corrupt/checkpoint.json: not a NAS checkpoint");
   std::ifstream ck(path("corrupt/checkpoint.json"));
-  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(ck)), {}), "{\"version\": 1, \"options\": ");
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(ck)), {}),
+            "{\"version\": 1, \"options\": ");
   check("nas --space mobilenet_v2 --input 1,28 --data fashion:" + test::data_dir("fashion") +
             " -o " + path("x"),
         "--input '1,28': expected C,H,W");

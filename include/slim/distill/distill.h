@@ -34,6 +34,12 @@ struct DistillReport {
 void check_distill_losses(const Graph& merged, const std::vector<DistillLoss>& losses,
                           const std::string& prefix, bool adapters);
 
+/// The loss distill() uses when none is given: soft_label between the teacher's and the
+/// student's single outputs (teacher value named with `prefix`). Errors when either has several
+/// outputs, asking for explicit losses.
+DistillLoss distill_default_loss(const Graph& teacher, const Graph& student,
+                                 const std::string& prefix, bool scale_t2);
+
 /// Trains `student` in place (its initializers, running statistics included) against `teacher`,
 /// which is not changed. Gradients reach only the student's weights (and adapters).
 DistillReport distill(const Graph& teacher, Graph& student, const std::shared_ptr<Dataset>& data,

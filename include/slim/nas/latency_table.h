@@ -19,6 +19,13 @@ struct LatencyTableOptions {
   int threads = 0;  ///< <= 0: all cores (the table records the count used)
   int warmup = 5;
   int runs = 30;  ///< entry = median of the step's time over these runs
+  /// Timing rounds per entry: latency_table_add times each step until it has this many
+  /// rounds, once per call, and keeps the smallest median. A shared machine drifts over
+  /// minutes (on this project's VM the same network's median moved 20% between two runs ten
+  /// minutes apart); calling add once per round over all networks spreads every entry's rounds
+  /// over the whole measurement, and the minimum is the machine's unloaded state, which the
+  /// same rule applied to the networks being predicted also measures.
+  int rounds = 1;
   /// latency_table_add calibrates a table that is not calibrated yet on the network it adds;
   /// false leaves that to a later latency_table_calibrate on several networks.
   bool calibrate = true;
@@ -40,8 +47,12 @@ struct LatencyTable {
   double scale = 1;
   /// Per run of a whole network beyond its steps (input checks, the output's layout).
   double fixed_ms = 0;
-  bool has_fixed = false;  ///< calibrated: scale and fixed_ms set
-  std::map<std::string, double> entries;  ///< step signature -> median ms
+  bool has_fixed = false;                   ///< calibrated: scale and fixed_ms set
+  std::map<std::string, double> entries;    ///< step signature -> median ms (min over rounds)
+  std::map<std::string, int> entry_rounds;  ///< step signature -> rounds timed (absent: 1)
+  /// Calibration networks' whole-network medians (min over the calibrations that timed them),
+  /// by a digest of their steps.
+  std::map<std::string, double> network_ms;
 };
 
 /// The signature of every step the executor runs for `g` at the table's batch, in order,
@@ -50,15 +61,17 @@ struct LatencyTable {
 /// strides=1,1 +Clip".
 std::vector<std::string> latency_signatures(const Graph& g, int64_t batch);
 
-/// Times every step of `g` whose signature is not in `table` yet (each alone, in a graph of
-/// its node and the nodes fused into it, inputs in the layout the network gives them) and, if
-/// the table is not calibrated yet (and o.calibrate), calibrates it on `g` alone. `table` must be empty or
-/// have the options' batch and threads. `on_progress(done, todo)` is called after each entry.
-/// Returns the number of entries added.
+/// Times every step of `g` whose signature is not in `table` yet, or has fewer than o.rounds
+/// rounds (once more, keeping the smaller median), each alone in a graph of its node and the
+/// nodes fused into it, inputs in the layout the network gives them; then, if the table is not
+/// calibrated yet (and o.calibrate), calibrates it on `g` alone. `table` must be empty or have
+/// the options' batch and threads. `on_progress(done, todo)` is called after each timing.
+/// Returns the number of steps timed.
 int64_t latency_table_add(LatencyTable& table, const Graph& g, const LatencyTableOptions& o,
                           const std::function<void(int64_t, int64_t)>& on_progress = {});
 
-/// Fits scale and fixed_ms (above) to `networks`, each timed whole (median of the table's runs);
+/// Fits scale and fixed_ms (above) to `networks`, each timed whole (median of the table's runs,
+/// the smaller of that and an earlier calibration's time of the same network in network_ms);
 /// every step of each must be in the table (errors name the first that is not).
 void latency_table_calibrate(LatencyTable& table, const std::vector<Graph>& networks,
                              const LatencyTableOptions& o);
@@ -68,8 +81,8 @@ void latency_table_calibrate(LatencyTable& table, const std::vector<Graph>& netw
 double latency_predict(const LatencyTable& table, const Graph& g);
 
 /// JSON: {"version", "batch", "threads", "warmup", "runs", "step_ms", "scale", "fixed_ms",
-/// "entries"}, written
-/// atomically. Load errors name the file.
+/// "entries", "entry_rounds" (entries timed more than once), "network_ms"}, written atomically.
+/// Load errors name the file.
 void latency_table_save(const LatencyTable& t, const std::string& path);
 LatencyTable latency_table_load(const std::string& path);
 

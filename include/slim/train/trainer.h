@@ -15,23 +15,27 @@ namespace slim {
 enum class OptimizerKind { kMomentum, kAdam };
 enum class LrSchedule { kConstant, kPiecewise, kCosine };
 
+/// "momentum" or "adam"; "constant", "piecewise" or "cosine". Errors name the value.
+OptimizerKind optimizer_from_string(const std::string& name);
+LrSchedule lr_schedule_from_string(const std::string& name);
+
 struct TrainOptions {
   int64_t epochs = 1;
-  int64_t batch_size = 128;     ///< PaddleSlim's tutorial
-  double lr = 0.1;              ///< PaddleSlim's tutorial
+  int64_t batch_size = 128;  ///< PaddleSlim's tutorial
+  double lr = 0.1;           ///< PaddleSlim's tutorial
   OptimizerKind optimizer = OptimizerKind::kMomentum;
   double momentum = 0.9;
-  double weight_decay = 0.0;    ///< L2, applied to every trainable initializer
+  double weight_decay = 0.0;  ///< L2, applied to every trainable initializer
   LrSchedule schedule = LrSchedule::kConstant;
   std::vector<double> boundaries;  ///< piecewise: epoch boundaries (may be fractional)
   std::vector<double> values;      ///< piecewise: boundaries.size() + 1 learning rates
-  uint64_t seed = 0;            ///< shuffling, dropout and anything random
-  int64_t max_samples = 0;      ///< > 0: train on the first N samples only
-  bool shuffle = true;          ///< reshuffle every epoch (seeded); false = file order, as
-                                ///< PaddleSlim's tutorial reader (paddle.dataset.mnist.train)
-  bool drop_last = false;       ///< skip a last batch smaller than batch_size (tutorial: true)
-  int threads = 0;              ///< LibTorch threads; <= 0 all cores
-  bool progress = true;         ///< progress bar / log lines on stderr
+  uint64_t seed = 0;               ///< shuffling, dropout and anything random
+  int64_t max_samples = 0;         ///< > 0: train on the first N samples only
+  bool shuffle = true;             ///< reshuffle every epoch (seeded); false = file order, as
+                                   ///< PaddleSlim's tutorial reader (paddle.dataset.mnist.train)
+  bool drop_last = false;          ///< skip a last batch smaller than batch_size (tutorial: true)
+  int threads = 0;                 ///< LibTorch threads; <= 0 all cores
+  bool progress = true;            ///< progress bar / log lines on stderr
 };
 
 struct EvalResult {

@@ -1,0 +1,176 @@
+// Pipeline configs: what a valid file becomes, and a clear error (file:line:column, the key, what
+// is allowed) for each kind of mistake.
+#include "slim/pipeline/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "test_util.h"
+
+namespace slim {
+namespace {
+
+class PipelineConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = test::temp_dir("pipeline_config");
+    path_ = dir_ + "/c.yaml";
+    std::ofstream(dir_ + "/teacher.onnx") << "x";  // existence is all the parser checks
+  }
+  PipelineConfig parse(const std::string& text) { return pipeline_config_parse(text, path_); }
+  /// The error for `text`, which must start with "c.yaml:LINE:COLUMN: " and contain `needle`.
+  void expect_error(const std::string& text, int line, int column, const std::string& needle) {
+    const std::string err = test::error_of([&] { parse(text); });
+    const std::string where =
+        path_ + ":" + std::to_string(line) + ":" + std::to_string(column) + ": ";
+    EXPECT_EQ(err.rfind(where, 0), 0u) << "expected at " << where << "\n" << err;
+    EXPECT_NE(err.find(needle), std::string::npos) << err;
+    EXPECT_EQ(err.find('\n'), std::string::npos) << err;  // one line
+  }
+  std::string dir_, path_;
+};
+
+const char* kHead =
+    "model: {zoo: mobilenet_v1, input: [1, 28, 28], classes: 10}\n"
+    "data: mnist:data/mnist\n";
+
+TEST_F(PipelineConfigTest, AValidConfigBecomesTypedStagesWithAbsolutePaths) {
+  PipelineConfig c = parse(std::string(kHead) +
+                           "threads: 2\n"
+                           "measure: {latency-runs: 10, eval-batch: 500}\n"
+                           "stages:\n"
+                           "  - train: {epochs: 2, lr: 0.05, lr-schedule: cosine, no-shuffle: "
+                           "true, boundaries: '1,2', values: [0.1, 0.01, 0.001]}\n"
+                           "  - sensitivity:\n"
+                           "      params: [conv2_1_sep_weights, conv2_2_sep_weights]\n"
+                           "      ratios: 0.1,0.2\n"
+                           "  - prune: {loss: 0.01, align: 8}\n"
+                           "  - train: {name: fine-tune, epochs: 1}\n"
+                           "  - distill: {teacher: train, epochs: 1}\n"
+                           "  - distill: {teacher: teacher.onnx}\n"
+                           "  - quant: {mode: ptq, algo: kl, batches: 4}\n"
+                           "  - quant: {mode: qat, epochs: 1, act-algo: abs_max}\n"
+                           "  - bench: {batch: 4}\n");
+  EXPECT_EQ(c.model.zoo, "mobilenet_v1");
+  EXPECT_EQ(c.model.input, (std::vector<int64_t>{1, 28, 28}));
+  EXPECT_EQ(c.data, "mnist:" + dir_ + "/data/mnist");  // from the config's folder
+  EXPECT_EQ(c.threads, 2);
+  EXPECT_EQ(c.measure.latency_runs, 10);
+  EXPECT_EQ(c.measure.eval_batch, 500);
+  EXPECT_TRUE(c.measure.eval);
+  ASSERT_EQ(c.stages.size(), 9u);
+  std::vector<std::string> names;
+  for (const auto& s : c.stages) names.push_back(s.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"train", "sensitivity", "prune", "fine-tune",
+                                             "distill", "distill-2", "quant", "quant-2", "bench"}));
+  const auto& t = c.stages[0].params;
+  EXPECT_EQ(t["epochs"], 2);
+  EXPECT_DOUBLE_EQ(t["lr"].get<double>(), 0.05);
+  EXPECT_EQ(t["no-shuffle"], true);
+  EXPECT_EQ(t["boundaries"], nlohmann::json({1.0, 2.0}));
+  EXPECT_EQ(t["values"].size(), 3u);
+  EXPECT_EQ(c.stages[0].keys.at("lr").line, 6);
+  EXPECT_EQ(c.stages[1].params["ratios"], nlohmann::json({0.1, 0.2}));
+  EXPECT_EQ(c.stages[1].params["params"].size(), 2u);
+  EXPECT_EQ(c.stages[4].params["teacher_stage"], "train");
+  EXPECT_EQ(c.stages[5].params["teacher"], dir_ + "/teacher.onnx");
+  EXPECT_EQ(c.stages[6].params["algo"], "kl");
+  EXPECT_EQ(c.stages[7].params["act-algo"], "abs_max");
+  EXPECT_EQ(c.stages[6].pos.line, 14);
+  // The settings hash covers what changes results, paths included.
+  EXPECT_EQ(c.settings()["threads"], 2);
+  EXPECT_EQ(c.settings()["model"]["zoo"], "mobilenet_v1");
+  // Prune ratios as a map or in the CLI's NAME=R form.
+  PipelineConfig r = parse(std::string(kHead) +
+                           "stages:\n  - prune: {ratios: {a: 0.5, b: 0.25}}\n"
+                           "  - prune: {ratios: 'a=0.5,b=0.25'}\n");
+  EXPECT_EQ(r.stages[0].params["ratios"], r.stages[1].params["ratios"]);
+}
+
+TEST_F(PipelineConfigTest, EachMistakeIsAnErrorAtItsLineAndColumn) {
+  const std::string s = std::string(kHead) + "stages:\n";  // stages start on line 4
+  // 1. Not YAML.
+  expect_error(s + "  - train: {epochs: 1\n", 5, 1, "not valid YAML");
+  // 2. Unknown top-level key.
+  expect_error(std::string(kHead) + "thread: 2\nstages:\n  - eval:\n", 3, 1,
+               "unknown key 'thread'; allowed: model, data, threads, image, measure, stages");
+  // 3. Unknown stage.
+  expect_error(s + "  - trian: {epochs: 1}\n", 4, 5,
+               "unknown stage 'trian'; allowed: train, eval, sensitivity, prune, distill, quant");
+  // 4. Unknown key in a stage, with the keys allowed.
+  expect_error(s + "  - train: {epochs: 1, learning-rate: 0.1}\n", 4, 24,
+               "train: unknown key 'learning-rate'; allowed: name, from, epochs, batch, lr,");
+  // 5. Wrong type.
+  expect_error(s + "  - train: {epochs: one}\n", 4, 21, "epochs: 'one' is not an integer");
+  // 6. Out of range.
+  expect_error(s + "  - train:\n      lr: -0.1\n", 5, 11, "lr: -0.1 is out of range; allowed > 0");
+  // 7. Not one of the allowed values.
+  expect_error(s + "  - quant: {mode: ptq, algo: entropy}\n", 4, 30,
+               "algo: 'entropy' is not one of hist, kl, mse, avg, abs_max");
+  // 8. A key of another quant mode.
+  expect_error(
+      s + "  - quant: {mode: ptq, epochs: 3}\n", 4, 24,
+      "quant ptq: key 'epochs' applies to mode qat only; allowed here: name, from, mode, algo");
+  // 9. Quant without a mode.
+  expect_error(s + "  - quant: {algo: hist}\n", 4, 5, "quant: 'mode' is missing");
+  // 10. Prune with two ways of choosing.
+  expect_error(s + "  - prune: {uniform: 0.3, flops-target: 0.5}\n", 4, 5,
+               "prune: give one of ratios, loss");
+  // 11. Prune by loss without any sensitivity.
+  expect_error(s + "  - prune: {loss: 0.01}\n", 4, 13,
+               "loss needs a sensitivity stage before it or sens: FILE");
+  // 12. Distill from a teacher that is neither a stage nor a file.
+  expect_error(s + "  - distill: {teacher: nothere.onnx}\n", 4, 15,
+               "teacher 'nothere.onnx' is neither an earlier stage's name nor an existing file");
+  // 13. Two stages with one name.
+  expect_error(s + "  - train: {epochs: 1}\n  - train: {name: train}\n", 5, 5,
+               "stage name 'train' is used twice");
+  // 14. A key given twice.
+  expect_error(s + "  - train: {epochs: 1, epochs: 2}\n", 4, 24, "key 'epochs' given twice");
+  // 15. A pruning ratio of 1.
+  expect_error(s + "  - prune: {ratios: {conv1_weights: 1}}\n", 4, 37,
+               "is out of range; allowed [0, 1)");
+  // 16. Unknown zoo model.
+  expect_error("model: {zoo: resnet5}\ndata: mnist:d\nstages:\n  - eval:\n", 1, 14,
+               "model.zoo: 'resnet5' is not one of");
+  // 17. A model file that does not exist.
+  expect_error("model: {file: none.onnx}\ndata: mnist:d\nstages:\n  - eval:\n", 1, 8,
+               "model: file '" + dir_ + "/none.onnx' does not exist");
+  // 18. No stages; no data where the stages need it.
+  expect_error(std::string(kHead) + "stages: []\n", 3, 9, "stages: expected a list of stages");
+  expect_error("model: {zoo: mobilenet_v1}\nstages:\n  - train:\n", 1, 1, "'data' is missing");
+  // 19. A bool that is not one.
+  expect_error(s + "  - train: {no-shuffle: yes please}\n", 4, 25,
+               "no-shuffle: 'yes please' is not true or false");
+  // 20. Piecewise schedule without its lists.
+  expect_error(s + "  - train: {lr-schedule: piecewise}\n", 4, 13,
+               "piecewise needs boundaries and values");
+  // 21. A comma inside a flow map starts a new key: said so.
+  expect_error("model: {zoo: mobilenet_v1, input: 1,28,28}\ndata: mnist:d\nstages:\n  - eval:\n", 1,
+               37,
+               "unknown key '28'; allowed: file, zoo, input, classes, scale, seed (inside "
+               "{...} a comma starts a new key");
+  // A missing file names it.
+  EXPECT_NE(test::error_of([&] {
+              pipeline_config_load(dir_ + "/none.yaml");
+            }).find("cannot read config '" + dir_ + "/none.yaml'"),
+            std::string::npos);
+}
+
+TEST_F(PipelineConfigTest, StageKeysListedPerKindAndQuantMode) {
+  EXPECT_EQ(pipeline_stage_kinds(),
+            (std::vector<std::string>{"train", "eval", "sensitivity", "prune", "distill", "quant",
+                                      "bench"}));
+  const auto ptq = pipeline_stage_keys("quant ptq");
+  EXPECT_NE(std::find(ptq.begin(), ptq.end(), "algo"), ptq.end());
+  EXPECT_EQ(std::find(ptq.begin(), ptq.end(), "epochs"), ptq.end());
+  const auto qat = pipeline_stage_keys("quant qat");
+  EXPECT_NE(std::find(qat.begin(), qat.end(), "epochs"), qat.end());
+  EXPECT_NE(std::find(qat.begin(), qat.end(), "max-samples"), qat.end());
+  EXPECT_NE(test::error_of([] { pipeline_stage_keys("nas"); }).find("unknown stage 'nas'"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace slim
