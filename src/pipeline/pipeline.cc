@@ -12,6 +12,7 @@
 #include "slim/ir/error.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/passes/reset_head.h"
+#include "slim/pipeline/report.h"
 #include "slim/prune/importance.h"
 #include "slim/prune/prune_channels.h"
 #include "slim/prune/select_ratios.h"
@@ -155,12 +156,12 @@ class Runner {
                           {"reused", r.reused},
                           {"metrics", r.metrics}});
       }
-      write_file_atomic(dir_ + "/summary.json", Json{{"config", c_.path},
-                                                     {"run_dir", dir_},
-                                                     {"final_model", result.final_model},
-                                                     {"stages", stages}}
-                                                        .dump(1) +
-                                                    "\n");
+      const Json summary{{"config", c_.path},
+                         {"run_dir", dir_},
+                         {"final_model", result.final_model},
+                         {"stages", stages}};
+      write_file_atomic(dir_ + "/summary.json", summary.dump(1) + "\n");
+      write_file_atomic(dir_ + "/report.html", pipeline_report_html(summary));
     }
     return result;
   }

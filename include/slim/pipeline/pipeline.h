@@ -6,6 +6,7 @@
 ///   RUN_DIR/NN-NAME/metrics.json        the stage's results and the measurements of its model
 ///   RUN_DIR/NN-NAME/sens.json           sensitivity stages' table (resumable)
 ///   RUN_DIR/summary.json                every stage's metrics, in order
+///   RUN_DIR/report.html                 tables and charts of the run (slim/pipeline/report.h)
 ///
 /// Each stage's fingerprint covers the settings, its own keys and everything it reads (the
 /// stages before it, a teacher or a sensitivity file by content). A stage whose metrics.json
