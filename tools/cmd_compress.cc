@@ -13,7 +13,9 @@ namespace {
 
 struct CompressArgs {
   std::string config, out;
-  bool dry_run = false, json = false;
+  bool dry_run = false, json = false, auto_stage = false;
+  double max_latency_ms = 0, max_loss = 0.01;
+  int64_t max_size = 0;
 };
 
 std::string with_commas(int64_t v) {
@@ -62,8 +64,40 @@ void add_compress(CLI::App& app) {
   cmd->add_flag("--dry-run", a->dry_run,
                 "validate the config and print each stage as run, done (reused) or re-measure");
   cmd->add_flag("--json", a->json, "print summary.json instead of the table");
+  auto* auto_flag = cmd->add_flag(
+      "--auto", a->auto_stage,
+      "end with an auto stage: compress the last model to the budget by a ladder of strategies "
+      "(PTQ with each calibration, QAT distilled from the float model, pruning to 30/50/70% "
+      "fewer FLOPs with fine-tuning and QAT) and keep the most accurate model that meets it");
+  cmd->add_option("--max-latency-ms", a->max_latency_ms,
+                  "--auto: latency budget at the config's measure latency-batch")
+      ->check(CLI::PositiveNumber)
+      ->needs(auto_flag);
+  cmd->add_option("--max-size", a->max_size, "--auto: file size budget in bytes")
+      ->check(CLI::PositiveNumber)
+      ->needs(auto_flag);
+  cmd->add_option("--max-loss", a->max_loss,
+                  "--auto: top-1 loss allowed, relative to the float model's (default 0.01)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->needs(auto_flag);
   cmd->callback([a] {
-    const PipelineConfig c = pipeline_config_load(a->config);
+    PipelineConfig c = pipeline_config_load(a->config);
+    if (a->auto_stage) {
+      SLIM_CHECK(a->max_latency_ms > 0 || a->max_size > 0,
+                 "compress --auto: give the budget: --max-latency-ms and/or --max-size");
+      for (const auto& s : c.stages)
+        SLIM_CHECK(s.name != "auto", a->config,
+                   ": has a stage named auto already; --auto adds "
+                   "one (or use the config's auto stage alone)");
+      PipelineStage s;
+      s.kind = s.name = "auto";
+      s.pos = {a->config, 0, 0};
+      s.params["max-loss"] = a->max_loss;
+      if (a->max_latency_ms > 0) s.params["max-latency-ms"] = a->max_latency_ms;
+      if (a->max_size > 0) s.params["max-size"] = a->max_size;
+      c.stages.push_back(s);
+      pipeline_config_check(c);
+    }
     PipelineRunOptions o;
     o.dry_run = a->dry_run;
     PipelineResult r = pipeline_run(c, a->out, o);

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "slim/exec/executor.h"
 #include "slim/onnx/onnx_io.h"
+#include "slim/pipeline/compose.h"
 #include "slim/quant/post_training.h"
 #include "slim/quant/qat.h"
 #include "slim/quant/quantize_embedding.h"
@@ -74,7 +75,8 @@ void report(const nlohmann::json& j, bool json) {
                 static_cast<long long>(j["size_out"].get<int64_t>()),
                 100.0 * j["size_ratio"].get<double>());
   if (j.contains("skipped"))
-    for (const auto& s : j["skipped"]) std::cout << "left in float: " << s.get<std::string>() << "\n";
+    for (const auto& s : j["skipped"])
+      std::cout << "left in float: " << s.get<std::string>() << "\n";
   for (const char* k : {"float", "quantized"})
     if (j.contains("eval") && j["eval"].contains(k))
       std::printf("%s test top1 %.4f top5 %.4f (%lld samples)\n", k,
@@ -94,8 +96,9 @@ struct PtqArgs {
 void add_ptq(CLI::App* parent) {
   auto a = std::make_shared<PtqArgs>();
   auto* cmd = parent->add_subcommand(
-      "ptq", "Post-training static int8 quantization: calibrate activation scales on data, "
-             "write the scale table and/or the QDQ model");
+      "ptq",
+      "Post-training static int8 quantization: calibrate activation scales on data, "
+      "write the scale table and/or the QDQ model");
   cmd->add_option("model", a->model, "float ONNX model")->required();
   cmd->add_option("--data", a->data,
                   "calibration data (train split, file order): mnist:DIR, fashion:DIR, folder:DIR "
@@ -183,7 +186,10 @@ void add_ptq(CLI::App* parent) {
 }
 
 struct QatArgs {
-  std::string model, data, out, fold_bn = "before";
+  std::string model, data, out, fold_bn = "before", teacher;
+  std::vector<std::string> losses;
+  double task_weight = 1.0;
+  bool t2 = false;
   ImageFlags image;
   QuantFlags quant;
   TrainFlags flags;
@@ -209,12 +215,24 @@ void add_qat(CLI::App* parent) {
   cmd->add_option("--fold-bn", a->fold_bn,
                   "fold BatchNormalization into convs before training (default) or after")
       ->check(CLI::IsMember({"before", "after"}));
+  cmd->add_option("--teacher", a->teacher,
+                  "train with distillation from this float model (e.g. the model before "
+                  "quantization): QAT with distillation");
+  cmd->add_option("--loss", a->losses,
+                  "with --teacher: a loss term as slim distill's --loss (default: soft_label "
+                  "between the two models' outputs)");
+  cmd->add_option("--task-weight", a->task_weight,
+                  "with --teacher: weight of the cross-entropy on the labels")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--t2-scale", a->t2, "with --teacher: multiply soft_label losses by T_s^2");
   add_train_flags(cmd, &a->flags);
   cmd->add_option("--eval-batch", a->eval_batch, "evaluation batch size")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-eval", a->no_eval, "skip evaluating on the test split");
   cmd->add_flag("--json", a->json, "print one JSON object with the results");
   cmd->callback([a] {
+    SLIM_CHECK(!a->teacher.empty() || (a->losses.empty() && !a->t2 && a->task_weight == 1.0),
+               "slim quant qat: --loss, --task-weight and --t2-scale need --teacher");
     QatOptions o;
     o.quant = a->quant.resolved();
     o.train = a->flags.resolved();
@@ -229,7 +247,22 @@ void add_qat(CLI::App* parent) {
     eo.progress = o.train.progress;
     auto test = a->no_eval ? nullptr : open_data(a->data, Split::kTest, g, a->image);
     if (test) j["eval"]["float"] = eval_json(evaluate(g, test, eo));
-    QatReport r = quant_aware_train(g, open_data(a->data, Split::kTrain, g, a->image), o);
+    QatReport r;
+    if (a->teacher.empty()) {
+      r = quant_aware_train(g, open_data(a->data, Split::kTrain, g, a->image), o);
+    } else {
+      Graph teacher = load_model(a->teacher);
+      if (!allow_batches(teacher, a->teacher)) o.train.batch_size = 1;
+      DistillOptions d;
+      d.train = o.train;
+      d.task_weight = a->task_weight;
+      for (const auto& spec : a->losses) {
+        d.losses.push_back(DistillLoss::parse(spec));
+        d.losses.back().scale_t2 = a->t2;
+      }
+      r = quant_aware_distill(g, teacher, open_data(a->data, Split::kTrain, g, a->image), o, d,
+                              a->t2);
+    }
     onnx_save(g, a->out);
     j["output"] = a->out;
     j["epochs"] = epochs_json(r.epochs);

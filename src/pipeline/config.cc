@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -128,7 +129,11 @@ std::vector<Key> keys_of(const std::string& kind) {
          {"moving-rate", T::kNum, {0, 1, true, true}, {}, "qat"},
          {"window-size", T::kInt, kPositive, {}, "qat"},
          {"fold-bn", T::kStr, kAny, {"before", "after"}, "qat"},
-         {"bits", T::kInt, {2, 16}, {}, "weight"}});
+         {"bits", T::kInt, {2, 16}, {}, "weight"},
+         {"teacher", T::kStr, kAny, {}, "qat"},
+         {"loss", T::kStrList, kAny, {}, "qat"},
+         {"task-weight", T::kNum, kNonNegative, {}, "qat"},
+         {"t2-scale", T::kBool, kAny, {}, "qat"}});
     for (Key t : train_keys()) {
       t.modes = "qat";
       k.push_back(t);
@@ -140,12 +145,37 @@ std::vector<Key> keys_of(const std::string& kind) {
     add({{"batch", T::kInt, kPositive},
          {"runs", T::kInt, kPositive},
          {"warmup", T::kInt, kNonNegative}});
+  } else if (kind == "auto") {  // auto-compression to a budget (pipeline.h)
+    add({{"max-latency-ms", T::kNum, kPositive},
+         {"max-size", T::kInt, kPositive},
+         {"max-loss", T::kNum, kUnit},
+         {"algos", T::kStrList, kAny, {"hist", "kl", "mse", "avg", "abs_max"}},
+         {"calib-batches", T::kInt, kNonNegative},
+         {"qat-epochs", T::kInt, kPositive},
+         {"qat-lr", T::kNum, kPositive},
+         {"finetune-epochs", T::kInt, kPositive},
+         {"lr", T::kNum, kPositive},
+         {"batch", T::kInt, kPositive},
+         {"max-samples", T::kInt, kNonNegative},
+         {"seed", T::kInt, kNonNegative},
+         {"flops-targets", T::kNumList, {0, 1, true, true}},
+         {"sens-ratios", T::kNumList, kRatio},
+         {"sens-max-samples", T::kInt, kNonNegative},
+         {"align", T::kInt, kPositive},
+         {"exhaustive", T::kBool}});
+  } else if (kind == "model") {  // another model, e.g. a teacher: as the config's model key
+    add({{"file", T::kPath},
+         {"zoo", T::kStr, kAny, zoo_names()},
+         {"input", T::kIntList, kPositive},
+         {"classes", T::kInt, kPositive},
+         {"scale", T::kNum, kPositive},
+         {"seed", T::kInt, kNonNegative}});
   }
   return k;
 }
 
-const std::vector<std::string> kKinds{"train",   "eval",  "sensitivity", "prune",
-                                      "distill", "quant", "bench"};
+const std::vector<std::string> kKinds{"train", "eval",  "sensitivity", "prune", "distill",
+                                      "quant", "bench", "model",       "auto"};
 
 std::string joined(const std::vector<std::string>& v) {
   std::string s;
@@ -175,7 +205,9 @@ class Parser {
 
   template <typename... Args>
   [[noreturn]] void fail(const YAML::Node& n, const Args&... args) const {
-    SLIM_FAIL(pos(n).str(), ": ", args...);
+    std::string msg = detail::str_cat(args...);
+    for (size_t i = 0; (i = msg.find('\n', i)) != std::string::npos;) msg.replace(i, 1, "\\n");
+    SLIM_FAIL(pos(n).str(), ": ", msg);  // one line, whatever a value held
   }
 
   std::string path_of(const std::string& p) const {
@@ -186,7 +218,8 @@ class Parser {
   /// "KIND:DIR" with DIR made absolute.
   std::string data_spec(const YAML::Node& n, const std::string& s) const {
     const auto colon = s.find(':');
-    if (colon == std::string::npos || colon == 0)
+    const std::string kind = colon == std::string::npos ? "" : s.substr(0, colon);
+    if (kind != "mnist" && kind != "fashion" && kind != "folder")
       fail(n, "data '", s, "': expected KIND:DIR with KIND mnist, fashion or folder");
     return s.substr(0, colon + 1) + path_of(s.substr(colon + 1));
   }
@@ -228,7 +261,10 @@ class Parser {
     } else {
       std::stringstream ss(scalar(n, key));
       std::string part;
-      while (std::getline(ss, part, ',')) out.emplace_back(n, part);
+      while (std::getline(ss, part, ',')) {
+        const auto b = part.find_first_not_of(" \t"), e = part.find_last_not_of(" \t");
+        out.emplace_back(n, b == std::string::npos ? "" : part.substr(b, e - b + 1));
+      }
     }
     if (out.empty()) fail(n, key, ": empty list");
     return out;
@@ -368,6 +404,7 @@ class Parser {
       return s.kind != "prune" && s.kind != "bench" &&
              !(s.kind == "quant" && s.params.value("mode", "") == "weight");
     });
+    pipeline_config_check(c);
     if (c.data.empty() && (needs_data || c.measure.eval))
       fail(root, "config: 'data' is missing (mnist:DIR, fashion:DIR or folder:DIR); the ",
            needs_data ? "stages read data" : "measurements evaluate (measure: {eval: false})");
@@ -453,8 +490,17 @@ class Parser {
         for (const auto& [k, v] : entries(body, s.kind, allowed)) {
           const std::string key = k.Scalar();
           s.keys[key] = pos(k);
-          if (key == "name") {
+          if (key == "name") {  // a folder name in the run folder
             s.name = scalar(v, key);
+            const bool ok = !s.name.empty() && s.name != "." && s.name != ".." &&
+                            std::all_of(s.name.begin(), s.name.end(), [](char ch) {
+                              return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' ||
+                                     ch == '_' || ch == '-';
+                            });
+            if (!ok)
+              fail(v, "name: '", s.name,
+                   "': use letters, digits, '.', '_' and '-' (it names "
+                   "the stage's folder)");
             continue;
           }
           if (key == "from") {  // start from an earlier stage's model instead of the last one
@@ -475,7 +521,8 @@ class Parser {
           s.params[key] = value(v, spec);
         }
       }
-      const int count = ++kind_count[s.kind];
+      // "model" names the input: a model stage is model-2, model-3, ... by default.
+      const int count = ++kind_count[s.kind] + (s.kind == "model");
       if (s.name.empty()) s.name = count == 1 ? s.kind : s.kind + "-" + std::to_string(count);
       if (!names.insert(s.name).second)
         fail(item, "stage name '", s.name, "' is used twice (\"model\" is the input); give ",
@@ -506,24 +553,54 @@ class Parser {
       if (ways == 0)
         fail(item, "prune: say what to prune: ratios, loss (with a sensitivity), flops-target ",
              "or uniform");
+      if (p.contains("sens") && (p.contains("ratios") || p.contains("uniform")))
+        fail_at("sens", "prune: sens goes with loss or flops-target, not with ",
+                p.contains("ratios") ? "ratios" : "uniform");
+      if (p.contains("loss") && p.contains("flops-target"))
+        fail_at("loss", "prune: give loss or flops-target, not both");
       if (p.contains("loss") && !p.contains("sens") && !had_sensitivity)
         fail_at("loss", "prune: loss needs a sensitivity stage before it or sens: FILE");
       if (p.contains("sens") && !fs::exists(p["sens"].get<std::string>()))
         fail_at("sens", "prune: sens file '", p["sens"].get<std::string>(), "' does not exist");
     }
-    if (s.kind == "distill") {
-      if (!p.contains("teacher"))
-        fail(item, "distill: 'teacher' is missing: an ONNX file or an earlier stage's name");
+    if (s.kind == "distill" && !p.contains("teacher"))
+      fail(item, "distill: 'teacher' is missing: an ONNX file or an earlier stage's name");
+    if (s.kind == "quant" && !p.contains("teacher"))
+      for (const char* k : {"loss", "task-weight", "t2-scale"})
+        if (p.contains(k)) fail_at(k, "quant qat: ", k, " needs teacher (QAT with distillation)");
+    if (p.contains("teacher")) {
       const std::string t = p["teacher"];
       if (names.count(t) && t != s.name) {
         s.params["teacher_stage"] = t;
       } else {
         const std::string file = path_of(t);
         if (!fs::exists(file))
-          fail_at("teacher", "distill: teacher '", t,
+          fail_at("teacher", s.kind, ": teacher '", t,
                   "' is neither an earlier stage's name nor an existing file");
         s.params["teacher"] = file;
       }
+    }
+    if (s.kind == "auto" && p.contains("flops-targets")) {
+      std::set<std::string> seen;
+      for (const auto& t : p["flops-targets"]) {
+        char name[16];
+        std::snprintf(name, sizeof name, "%.2f", t.get<double>());
+        if (!seen.insert(name).second)
+          fail_at("flops-targets", "auto: flops-targets has ", name,
+                  " twice (two decimals name "
+                  "the rungs)");
+      }
+    }
+    if (s.kind == "auto" && !p.contains("max-latency-ms") && !p.contains("max-size"))
+      fail(item, "auto: give the budget: max-latency-ms and/or max-size (with max-loss, default ",
+           "0.01)");
+    if (s.kind == "model") {
+      if (p.contains("file") == p.contains("zoo"))
+        fail(item, "model: give exactly one of file: M.onnx or zoo: NAME");
+      if (p.contains("file") && !fs::exists(p["file"].get<std::string>()))
+        fail_at("file", "model: file '", p["file"].get<std::string>(), "' does not exist");
+      if (p.contains("input") && p["input"].size() != 3)
+        fail_at("input", "model: input: expected C,H,W (3 numbers)");
     }
     if (s.kind == "train" || s.kind == "distill" || s.kind == "quant") {
       if (p.value("lr-schedule", "") == "piecewise") {
@@ -544,6 +621,7 @@ class Parser {
 }  // namespace
 
 std::string ConfigPos::str() const {
+  if (line <= 0) return file;  // not from the file (e.g. a stage slim compress --auto adds)
   return file + ":" + std::to_string(line) + ":" + std::to_string(column);
 }
 
@@ -569,6 +647,17 @@ Json PipelineConfig::settings() const {
             {"latency-batch", measure.latency_batch},
             {"latency-runs", measure.latency_runs},
             {"latency-warmup", measure.latency_warmup}}}};
+}
+
+void pipeline_config_check(const PipelineConfig& c) {
+  for (const auto& s : c.stages) {
+    if (s.kind != "auto") continue;
+    SLIM_CHECK(c.measure.eval, s.pos.str(), ": auto: candidates are compared by top-1: the ",
+               "config's measure needs eval: true");
+    SLIM_CHECK(!s.params.contains("max-latency-ms") || c.measure.latency_runs > 0, s.pos.str(),
+               ": auto: max-latency-ms needs the config's measure to time models ",
+               "(latency-runs > 0)");
+  }
 }
 
 PipelineConfig pipeline_config_parse(const std::string& text, const std::string& path) {

@@ -12,6 +12,7 @@
 #include "slim/ir/error.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/passes/reset_head.h"
+#include "slim/pipeline/compose.h"
 #include "slim/pipeline/report.h"
 #include "slim/prune/importance.h"
 #include "slim/prune/prune_channels.h"
@@ -62,7 +63,18 @@ Json read_json(const std::string& path) {
 }
 
 bool writes_model(const std::string& kind) {
-  return kind == "train" || kind == "prune" || kind == "distill" || kind == "quant";
+  return kind == "train" || kind == "prune" || kind == "distill" || kind == "quant" ||
+         kind == "model" || kind == "auto";
+}
+
+std::string fixed(double v, int digits) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
+  return b;
+}
+
+std::string fmt_loss(double loss, double max_loss) {
+  return "top-1 loss " + fixed(100 * loss, 2) + "% > " + fixed(100 * max_loss, 2) + "%";
 }
 
 Json latency_to_json(const LatencyReport& r) {
@@ -109,8 +121,8 @@ QuantOptions quant_options(const Json& p) {
 
 class Runner {
  public:
-  Runner(const PipelineConfig& c, std::string run_dir, const PipelineRunOptions& o)
-      : c_(c), dir_(std::move(run_dir)), o_(o) {}
+  Runner(const PipelineConfig& c, const std::string& run_dir, const PipelineRunOptions& o)
+      : c_(c), dir_(fs::weakly_canonical(fs::absolute(run_dir)).string()), o_(o) {}
 
   PipelineResult run() {
     if (!o_.dry_run) fs::create_directories(dir_);
@@ -127,15 +139,20 @@ class Runner {
     for (int i = 0; i < n; ++i) {
       const PipelineStage& s = c_.stages[static_cast<size_t>(i)];
       Json in = {{"prev", fp}, {"kind", s.kind}, {"params", s.params}};
-      if (s.kind == "distill" && !s.params.contains("teacher_stage"))
+      if (s.params.contains("teacher") && !s.params.contains("teacher_stage"))
         in["teacher_digest"] = file_digest(s.params["teacher"]);
       if (s.kind == "prune" && s.params.contains("sens"))
         in["sens_digest"] = file_digest(s.params["sens"]);
+      if (s.kind == "model" && s.params.contains("file"))
+        in["model_digest"] = file_digest(s.params["file"]);
+      // The auto stage chooses by what the measurements say.
+      if (s.kind == "auto") in["measure"] = c_.settings()["measure"];
       fp = hex(fnv1a(in.dump()));
       if (s.params.contains("from")) model = stage_models_.at(s.params["from"]);
       try {
         result.stages.push_back(step(i + 1, n, &s, fp, model));
       } catch (const Error& e) {
+        if (s.pos.file.empty()) throw;  // a rung of an auto stage: the stage says where
         SLIM_FAIL(s.pos.str(), ": stage ", i + 1, " (", s.name, "): ", e.what());
       }
       const auto& r = result.stages.back();
@@ -211,10 +228,16 @@ class Runner {
       return r;
     }
     // A folder from another config, or an unfinished run of this stage: the sensitivity table
-    // of the same stage resumes, anything else starts over.
+    // of the same stage resumes, anything else starts over. An auto stage's rungs are runs with
+    // fingerprints of their own: kept, so a changed budget reuses what it can.
     const std::string fp_path = r.dir + "/fingerprint";
     if (fs::exists(r.dir) && (!fs::exists(fp_path) || read_file(fp_path) != fp)) {
-      fs::remove_all(r.dir);
+      if (s && s->kind == "auto") {
+        for (const char* f : {"/metrics.json", "/candidates.json", "/model.onnx"})
+          fs::remove(r.dir + f);
+      } else {
+        fs::remove_all(r.dir);
+      }
     }
     fs::create_directories(r.dir);
     write_file_atomic(fp_path, fp);
@@ -224,10 +247,10 @@ class Runner {
                    : s->name == s->kind ? ""
                                         : (" (" + s->kind + ")").c_str());
     const auto t0 = std::chrono::steady_clock::now();
-    Json m = s ? run_stage(*s, model, r) : input_model(r.model);
+    Json m = s ? run_stage(*s, model, r) : input_model(c_.model, r.model);
     m["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (writes) {
-      m["measure"] = measure(r.model);
+      if (!m.contains("measure")) m["measure"] = measure(r.model);
       m["measure_fingerprint"] = measure_fp;
     }
     m["fingerprint"] = fp;
@@ -238,18 +261,19 @@ class Runner {
     return r;
   }
 
-  Json input_model(const std::string& out) {
-    if (!c_.model.zoo.empty()) {
+  /// Builds (zoo) or copies (file) a model into `out`.
+  Json input_model(const PipelineModel& pm, const std::string& out) {
+    if (!pm.zoo.empty()) {
       ZooOptions zo;
-      zo.input = c_.model.input;
-      zo.classes = c_.model.classes;
-      zo.scale = c_.model.scale;
-      zo.seed = c_.model.seed;
-      onnx_save(zoo_build(c_.model.zoo, zo), out);
-      return {{"zoo", c_.model.zoo}};
+      zo.input = pm.input;
+      zo.classes = pm.classes;
+      zo.scale = pm.scale;
+      zo.seed = pm.seed;
+      onnx_save(zoo_build(pm.zoo, zo), out);
+      return {{"zoo", pm.zoo}};
     }
-    write_file_atomic(out, read_file(c_.model.file));
-    return {{"file", c_.model.file}};
+    write_file_atomic(out, read_file(pm.file));
+    return {{"file", pm.file}};
   }
 
   /// FLOPs, params and file size (as slim info), top-1 on the test split (as slim eval) and
@@ -307,6 +331,17 @@ class Runner {
     if (s.kind == "prune") return prune_stage(p, in, r.model);
     if (s.kind == "distill") return distill_stage(p, in, r.model);
     if (s.kind == "quant") return quant_stage(p, in, r);
+    if (s.kind == "auto") return auto_stage(s, in, r);
+    if (s.kind == "model") {
+      PipelineModel pm;
+      pm.file = p.value("file", std::string());
+      pm.zoo = p.value("zoo", std::string());
+      if (p.contains("input")) pm.input = p["input"].get<std::vector<int64_t>>();
+      pm.classes = p.value("classes", pm.classes);
+      pm.scale = p.value("scale", pm.scale);
+      pm.seed = p.value("seed", pm.seed);
+      return input_model(pm, r.model);
+    }
     if (s.kind == "bench") {
       Graph g = load_for_analysis(in);
       LatencyOptions lo;
@@ -403,15 +438,191 @@ class Runner {
     return j;
   }
 
+  /// Auto-compression (pipeline.h). Each rung is a small pipeline run in RUN_DIR/NN-auto/RUNG
+  /// (reused and resumed as any run); its last model is a candidate, measured as every model is.
+  /// After each rung, if a candidate meets the budget the ladder stops (`exhaustive: true` runs
+  /// every rung).
+  Json auto_stage(const PipelineStage& st, const std::string& in, const PipelineStageResult& r) {
+    const Json& p = st.params;
+    const double max_loss = p.value("max-loss", 0.01);
+    const double max_ms = p.value("max-latency-ms", 0.0);
+    const int64_t max_bytes = p.value("max-size", int64_t{0});
+    SLIM_CHECK(c_.measure.eval,
+               "auto: needs measure: {eval: true} (candidates are compared "
+               "by top-1)");
+    SLIM_CHECK(max_ms <= 0 || c_.measure.latency_runs > 0,
+               "auto: max-latency-ms needs measure: {latency-runs: N} with N > 0");
+    const Json base = measure(in);
+    const double base_top1 = base["eval"]["top1"];
+    SLIM_CHECK(base_top1 > 0,
+               "auto: the model to compress has top-1 0 on the test data: train "
+               "it first (a train stage before auto)");
+    const int64_t seed = p.value("seed", int64_t{0});
+    const int64_t batch = p.value("batch", int64_t{128});
+    const int64_t max_samples = p.value("max-samples", int64_t{0});
+    auto stage = [&](const std::string& kind, const std::string& name, Json params) {
+      PipelineStage s;
+      s.kind = kind;
+      s.name = name;
+      s.params = std::move(params);
+      s.pos = st.pos;
+      return s;
+    };
+    auto qat = [&] {
+      return stage("quant", "qat",
+                   {{"mode", "qat"},
+                    {"epochs", p.value("qat-epochs", int64_t{1})},
+                    {"lr", p.value("qat-lr", 0.001)},
+                    {"batch", batch},
+                    {"max-samples", max_samples},
+                    {"seed", seed},
+                    {"teacher", in}});
+    };
+    Json candidates = Json::array(), chosen;
+    std::string best_path;
+    double best_top1 = -1;
+    Json j{{"float", {{"top1", base_top1}, {"file_bytes", base["file_bytes"]}}},
+           {"budget", {{"max_loss", max_loss}}}};
+    if (base.contains("latency")) j["float"]["latency_ms"] = base["latency"]["median_ms"];
+    if (max_ms > 0) j["budget"]["max_latency_ms"] = max_ms;
+    if (max_bytes > 0) j["budget"]["max_size"] = max_bytes;
+    // Rewritten after every rung: a killed or failed ladder still shows what it tried.
+    auto save_candidates = [&] {
+      j["candidates"] = candidates;
+      if (!chosen.is_null()) j["chosen"] = chosen["name"];
+      write_file_atomic(r.dir + "/candidates.json", j.dump(1) + "\n");
+    };
+    auto run_rung = [&](const std::string& rung, std::vector<PipelineStage> stages,
+                        const std::string& what) {
+      PipelineConfig sub = c_;
+      sub.model = PipelineModel{};
+      sub.model.file = in;
+      sub.stages = std::move(stages);
+      for (auto& st2 : sub.stages) st2.pos = ConfigPos{};  // errors name the rung instead
+      if (o_.progress) std::fprintf(stderr, "auto: %s (%s)\n", rung.c_str(), what.c_str());
+      PipelineResult res;
+      try {
+        res = Runner(sub, r.dir + "/" + rung, o_).run();
+      } catch (const Error& e) {
+        // A rung that fails (e.g. a model some strategy cannot take) is a candidate that missed.
+        candidates.push_back({{"name", rung},
+                              {"what", what},
+                              {"meets", false},
+                              {"why_not", std::string("failed: ") + e.what()}});
+        save_candidates();
+        return;
+      }
+      const Json& m = res.stages.back().metrics["measure"];
+      Json c{{"name", rung},
+             {"what", what},
+             {"model", res.final_model},
+             {"top1", m["eval"]["top1"]},
+             {"loss", (base_top1 - m["eval"]["top1"].get<double>()) / base_top1},
+             {"file_bytes", m["file_bytes"]},
+             {"flops", m["flops"]},
+             {"precision", m["precision"]}};
+      if (m.contains("latency")) c["latency_ms"] = m["latency"]["median_ms"];
+      std::string why;
+      if (!(c["loss"].get<double>() <= max_loss))
+        why += fmt_loss(c["loss"].get<double>(), max_loss);
+      if (max_ms > 0 && m["latency"]["batch"].get<int64_t>() != c_.measure.latency_batch)
+        why += (why.empty() ? "" : "; ") + std::string("latency measured at batch 1 only (the ") +
+               "model's batch is fixed)";
+      if (max_ms > 0 && c["latency_ms"].get<double>() > max_ms)
+        why += (why.empty() ? "" : "; ") + std::string("latency ") +
+               fixed(c["latency_ms"].get<double>(), 3) + " ms > " + fixed(max_ms, 3);
+      if (max_bytes > 0 && c["file_bytes"].get<int64_t>() > max_bytes)
+        why += (why.empty() ? "" : "; ") + std::string("size ") +
+               std::to_string(c["file_bytes"].get<int64_t>()) + " > " + std::to_string(max_bytes);
+      c["meets"] = why.empty();
+      if (!why.empty()) c["why_not"] = why;
+      c["measure"] = m;
+      if (why.empty() && c["top1"].get<double>() > best_top1)
+        best_top1 = c["top1"].get<double>(), best_path = res.final_model, chosen = c;
+      candidates.push_back(c);
+      save_candidates();
+    };
+    const bool exhaustive = p.value("exhaustive", false);
+    auto done = [&] { return !exhaustive && !best_path.empty(); };
+    // 1. Post-training quantization with each calibration method.
+    for (const auto& algo :
+         p.value("algos", std::vector<std::string>{"hist", "mse", "kl", "avg", "abs_max"}))
+      run_rung("ptq-" + algo,
+               {stage("quant", "ptq",
+                      {{"mode", "ptq"},
+                       {"algo", algo},
+                       {"batches", p.value("calib-batches", int64_t{32})}})},
+               "int8 post-training, " + algo + " calibration");
+    // 2. Quant-aware training with distillation from the float model.
+    if (!done()) run_rung("qat-distill", {qat()}, "int8 QAT, distilled from the float model");
+    // 3. Prune by sensitivity to a FLOPs reduction, fine-tune with distillation, QAT with
+    //    distillation; reductions in turn until one meets the budget.
+    std::string sens;
+    for (double target : p.value("flops-targets", std::vector<double>{0.3, 0.5, 0.7})) {
+      if (done()) break;
+      std::vector<PipelineStage> stages;
+      Json prune{{"flops-target", target}, {"align", p.value("align", int64_t{8})}};
+      if (sens.empty()) {
+        Json sp{{"max-samples", p.value("sens-max-samples", int64_t{2000})}};
+        if (p.contains("sens-ratios")) sp["ratios"] = p["sens-ratios"];
+        stages.push_back(stage("sensitivity", "sensitivity", sp));
+      } else {
+        prune["sens"] = sens;
+      }
+      stages.push_back(stage("prune", "prune", prune));
+      stages.push_back(stage("distill", "fine-tune",
+                             {{"teacher", in},
+                              {"epochs", p.value("finetune-epochs", int64_t{1})},
+                              {"lr", p.value("lr", 0.01)},
+                              {"batch", batch},
+                              {"max-samples", max_samples},
+                              {"seed", seed}}));
+      stages.push_back(qat());
+      const std::string rung = "prune-" + fixed(target, 2);
+      run_rung(rung, stages,
+               "prune " + fixed(100 * target, 0) +
+                   "% FLOPs by sensitivity, fine-tune and QAT, "
+                   "both distilled from the float model");
+      if (sens.empty()) sens = r.dir + "/" + rung + "/01-sensitivity/sens.json";
+    }
+    save_candidates();
+    if (best_path.empty()) {
+      // The most accurate candidates, to say how close the ladder came.
+      std::vector<Json> sorted(candidates.begin(), candidates.end());
+      std::stable_sort(sorted.begin(), sorted.end(), [](const Json& a, const Json& b) {
+        return a.value("top1", -1.0) > b.value("top1", -1.0);
+      });
+      std::string best;
+      for (size_t i = 0; i < std::min<size_t>(3, sorted.size()); ++i)
+        best += (i ? "; " : "") + sorted[i]["name"].get<std::string>() +
+                (sorted[i].contains("top1") ? " top-1 " + fixed(sorted[i]["top1"].get<double>(), 4)
+                                            : std::string()) +
+                " (" + sorted[i]["why_not"].get<std::string>() + ")";
+      SLIM_FAIL("auto: no candidate of the ladder meets the budget (float top-1 ",
+                fixed(base_top1, 4),
+                base.contains("latency")
+                    ? ", " + fixed(base["latency"]["median_ms"].get<double>(), 3) + " ms"
+                    : std::string(),
+                "); the most accurate: ", best, "; every candidate in ", r.dir, "/candidates.json");
+    }
+    write_file_atomic(r.model, read_file(best_path));
+    j["measure"] = chosen["measure"];  // the candidate's own measurement, not a second one
+    return j;
+  }
+
+  /// A teacher given as an earlier stage's name or as a file.
+  std::string teacher_of(const Json& p) const {
+    return p.contains("teacher_stage") ? stage_models_.at(p["teacher_stage"])
+                                       : p["teacher"].get<std::string>();
+  }
+
   Json distill_stage(const Json& p, const std::string& in, const std::string& out) {
-    const std::string teacher_path = p.contains("teacher_stage")
-                                         ? stage_models_.at(p["teacher_stage"])
-                                         : p["teacher"].get<std::string>();
+    const std::string teacher_path = teacher_of(p);
     DistillOptions o;
     o.train = train_options(p, c_, o_.progress);
     o.task_weight = p.value("task-weight", o.task_weight);
     o.adapters = p.value("adapter", false);
-    o.merge.prefix = p.value("prefix", std::string());
+    o.merge.prefix = p.value("prefix", o.merge.prefix);
     const bool t2 = p.value("t2-scale", false);
     for (const auto& m : p.value("map", std::vector<std::string>{})) {
       auto eq = m.find('=');
@@ -481,7 +692,25 @@ class Runner {
     o.train = train_options(p, c_, o_.progress, t);
     o.fold_bn_before = p.value("fold-bn", std::string("before")) == "before";
     if (!allow_batches(g, in)) o.train.batch_size = 1;
-    QatReport q = quant_aware_train(g, open_data(c_.data, Split::kTrain, g, c_.image), o);
+    QatReport q;
+    auto data = open_data(c_.data, Split::kTrain, g, c_.image);
+    if (p.contains("teacher")) {  // QAT with distillation
+      const std::string teacher_path = teacher_of(p);
+      Graph teacher = onnx_load(teacher_path);
+      if (!allow_batches(teacher, teacher_path)) o.train.batch_size = 1;
+      DistillOptions d;
+      d.train = o.train;
+      d.task_weight = p.value("task-weight", d.task_weight);
+      const bool t2 = p.value("t2-scale", false);
+      for (const auto& spec : p.value("loss", std::vector<std::string>{})) {
+        d.losses.push_back(DistillLoss::parse(spec));
+        d.losses.back().scale_t2 = t2;
+      }
+      q = quant_aware_distill(g, teacher, data, o, d, t2);
+      j["teacher"] = teacher_path;
+    } else {
+      q = quant_aware_train(g, data, o);
+    }
     onnx_save(g, r.model);
     j["epochs"] = epochs_json(q.epochs);
     j["nodes"] = q.qdq.nodes;

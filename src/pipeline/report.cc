@@ -50,7 +50,7 @@ std::string commas(int64_t v) {
 
 /// Round tick values covering [lo, hi]: steps of 1, 2, 2.5 or 5 times a power of ten.
 std::vector<double> ticks(double lo, double hi, int target = 5) {
-  if (!(hi > lo)) {
+  if (!(hi - lo > 1e-9 * std::max({std::abs(lo), std::abs(hi), 1.0}))) {
     const double pad = std::max(std::abs(lo) * 0.05, 1e-3);
     lo -= pad, hi += pad;
   }
@@ -62,7 +62,7 @@ std::vector<double> ticks(double lo, double hi, int target = 5) {
       break;
     }
   std::vector<double> t;
-  for (double v = std::floor(lo / step) * step; v <= hi + step * 0.999; v += step)
+  for (double v = std::floor(lo / step) * step; v <= hi + step * 0.999 && t.size() < 50; v += step)
     t.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
   return t;
 }
@@ -109,7 +109,7 @@ class Chart {
 
   std::string svg(const std::string& legend = "") const {
     std::ostringstream s;
-    s << "<figure id=\"" << id_ << "\"><figcaption>" << esc(title_) << "</figcaption>"
+    s << "<figure id=\"" << esc(id_) << "\"><figcaption>" << esc(title_) << "</figcaption>"
       << "<svg class=\"chart\" viewBox=\"0 0 " << kWidth << " " << kHeight
       << "\" role=\"img\" aria-label=\"" << esc(title_) << "\">";
     const double xs = xt_[1] - xt_[0], ys = yt_[1] - yt_[0];
@@ -241,13 +241,14 @@ std::string pipeline_report_html(const Json& summary) {
     << esc(summary.value("run_dir", "")) << "</code> &middot; final model <code>"
     << esc(summary.value("final_model", "")) << "</code></p>\n";
 
-  // The stages table. Top-1 changes are against the reference: the last model trained (or
-  // given) before the first stage that compresses, else the input model.
+  // The stages table. Top-1 changes are against the reference: the first model trained, else
+  // the input model.
   const Row* base = nullptr;
-  for (const auto& r : rows) {
-    if (r.kind != "model" && r.kind != "train") break;
-    if (r.has_top1) base = &r;
-  }
+  for (const auto& r : rows)
+    if (r.has_top1 && (r.kind == "train" || (!base && r.kind == "model"))) {
+      base = &r;
+      if (r.kind == "train") break;
+    }
   h << "<h2>Stages</h2><div class=\"scroll\"><table id=\"stages\"><thead><tr><th>stage</th>"
     << "<th>method</th><th>what it did</th><th>top-1 (%)</th><th>&Delta; top-1 vs "
     << (base ? esc(base->name) : std::string("input")) << " (points)</th>"
@@ -316,9 +317,14 @@ std::string pipeline_report_html(const Json& summary) {
         return false;
       };
       Box label{px + 9, py - 9 - lh, px + 9 + w, py - 9};
-      for (const auto& [dx, dy] : std::vector<std::pair<double, double>>{
-               {9, -9}, {9, 16}, {-9 - w, -9}, {-9 - w, 16}, {9, 4}, {-9 - w, 4}, {-w / 2, -12},
-               {-w / 2, 22}}) {
+      for (const auto& [dx, dy] : std::vector<std::pair<double, double>>{{9, -9},
+                                                                         {9, 16},
+                                                                         {-9 - w, -9},
+                                                                         {-9 - w, 16},
+                                                                         {9, 4},
+                                                                         {-9 - w, 4},
+                                                                         {-w / 2, -12},
+                                                                         {-w / 2, 22}}) {
         const Box b{px + dx, py + dy - lh, px + dx + w, py + dy};
         if (!hits(b)) {
           label = b;
@@ -326,8 +332,8 @@ std::string pipeline_report_html(const Json& summary) {
         }
       }
       placed.push_back(label);
-      p << "<text class=\"label\" x=\"" << label.x0 << "\" y=\"" << label.y1 << "\">"
-        << esc(r.name) << "</text></g>";
+      p << "<text class=\"label\" x=\"" << label.x0 << "\" y=\"" << label.y1 << "\">" << esc(r.name)
+        << "</text></g>";
       c.add(p.str());
     }
     h << "<h2>Accuracy and latency</h2>"
@@ -443,6 +449,87 @@ std::string pipeline_report_html(const Json& summary) {
     if (!pruned_heading) h << "<h2>Pruned layers</h2>";
     pruned_heading = true;
     h << s.str();
+  }
+  // Auto-compression: every candidate of the ladder against the budget.
+  for (const auto& st : summary["stages"]) {
+    if (st["kind"] != "auto" || !st["metrics"].contains("candidates")) continue;
+    const Json& m = st["metrics"];
+    const Json& budget = m["budget"];
+    h << "<h2>Auto-compression</h2><p class=\"meta\">Budget: top-1 loss at most "
+      << fmt("%.2f%%", 100 * budget.value("max_loss", 0.0));
+    if (budget.contains("max_latency_ms"))
+      h << ", latency at most " << fmt("%.3f ms", budget["max_latency_ms"].get<double>());
+    if (budget.contains("max_size"))
+      h << ", file at most " << commas(budget["max_size"].get<int64_t>()) << " bytes";
+    h << "; float model: top-1 " << fmt("%.2f%%", 100 * m["float"]["top1"].get<double>());
+    if (m["float"].contains("latency_ms"))
+      h << ", " << fmt("%.3f ms", m["float"]["latency_ms"].get<double>());
+    h << ". Chosen: <b>" << esc(m.value("chosen", "none")) << "</b>.</p>";
+    h << "<div class=\"scroll\"><table id=\"candidates\"><thead><tr><th>candidate</th><th>"
+      << "what</th><th>top-1 (%)</th><th>loss (%)</th><th>latency (ms)</th><th>file (MB)</th>"
+      << "<th>meets the budget</th></tr></thead><tbody>\n";
+    std::vector<double> xs, ys;
+    auto num = [](const Json& c, const char* key, const char* f, double scale) {
+      return c.contains(key) && c[key].is_number() ? fmt(f, scale * c[key].get<double>())
+                                                   : std::string("&ndash;");
+    };
+    for (const auto& c : m["candidates"]) {
+      h << "<tr data-candidate=\"" << esc(c["name"]) << "\"><td>" << esc(c["name"])
+        << "</td><td class=\"what\">" << esc(c.value("what", "")) << "</td><td>"
+        << num(c, "top1", "%.2f", 100) << "</td><td>" << num(c, "loss", "%.2f", 100) << "</td><td>"
+        << num(c, "latency_ms", "%.3f", 1) << "</td><td>" << num(c, "file_bytes", "%.2f", 1e-6)
+        << "</td><td>"
+        << (c["meets"].get<bool>() ? std::string("yes") : "no: " + esc(c.value("why_not", "")))
+        << "</td></tr>\n";
+      if (c.contains("latency_ms") && c.contains("top1"))
+        xs.push_back(c["latency_ms"].get<double>()), ys.push_back(100 * c["top1"].get<double>());
+    }
+    h << "</tbody></table></div>\n";
+    if (xs.empty()) continue;
+    if (m["float"].contains("latency_ms")) {
+      xs.push_back(m["float"]["latency_ms"].get<double>());
+      ys.push_back(100 * m["float"]["top1"].get<double>());
+    }
+    if (budget.contains("max_latency_ms")) xs.push_back(budget["max_latency_ms"].get<double>());
+    Chart c("auto-" + st["name"].get<std::string>(),
+            "Candidates of the ladder: top-1 against latency", "latency (ms)", "top-1 (%)", xs, ys,
+            0.0);
+    if (budget.contains("max_latency_ms")) {
+      const double bx = c.x(budget["max_latency_ms"].get<double>());
+      c.add("<line x1=\"" + fmt("%.2f", bx) + "\" x2=\"" + fmt("%.2f", bx) + "\" y1=\"" +
+            fmt("%.2f", Chart::kTop) + "\" y2=\"" + fmt("%.2f", Chart::kHeight - Chart::kBottom) +
+            "\" stroke=\"" + kColors[5] + "\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\">" +
+            "<title>latency budget</title></line>");
+    }
+    auto point = [&](double x, double y, const std::string& color, const std::string& name,
+                     const std::string& tip) {
+      std::ostringstream p;
+      p << "<g class=\"point\" data-stage=\"" << esc(name) << "\" data-x=\"" << x << "\" data-y=\""
+        << y << "\"><title>" << esc(tip) << "</title><circle cx=\"" << c.x(x) << "\" cy=\""
+        << c.y(y) << "\" r=\"5\" fill=\"" << color << "\"/></g>";
+      c.add(p.str());
+    };
+    if (m["float"].contains("latency_ms"))
+      point(m["float"]["latency_ms"].get<double>(), 100 * m["float"]["top1"].get<double>(),
+            kColors[0], "float", "float model");
+    for (const auto& cand : m["candidates"]) {
+      if (!cand.contains("latency_ms") || !cand.contains("top1")) continue;
+      const bool ok = cand["meets"].get<bool>();
+      point(cand["latency_ms"].get<double>(), 100 * cand["top1"].get<double>(),
+            ok ? kColors[2] : kColors[7], cand["name"],
+            cand["name"].get<std::string>() + ": top-1 " +
+                fmt("%.2f%%", 100 * cand["top1"].get<double>()) + ", " +
+                fmt("%.3f ms", cand["latency_ms"].get<double>()) +
+                (ok ? ", meets the budget" : ", " + cand.value("why_not", "")));
+    }
+    auto dot = [](const char* color) {
+      return "<svg width=\"14\" height=\"14\"><circle cx=\"7\" cy=\"7\" r=\"5\" fill=\"" +
+             std::string(color) + "\"/></svg>";
+    };
+    h << c.svg(legend({{dot(kColors[0]), "float model"},
+                       {dot(kColors[2]), "meets the budget"},
+                       {dot(kColors[7]), "misses it"},
+                       {swatch_line(kColors[5], true), "latency budget"}}));
   }
   h << "</body></html>\n";
   return h.str();

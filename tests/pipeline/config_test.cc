@@ -81,6 +81,22 @@ TEST_F(PipelineConfigTest, AValidConfigBecomesTypedStagesWithAbsolutePaths) {
   // The settings hash covers what changes results, paths included.
   EXPECT_EQ(c.settings()["threads"], 2);
   EXPECT_EQ(c.settings()["model"]["zoo"], "mobilenet_v1");
+  // Another model mid-pipeline (a teacher): model-2 by default, its file from the config's
+  // folder; exactly one of file and zoo.
+  PipelineConfig t2 = parse(std::string(kHead) +
+                            "stages:\n  - model: {zoo: resnet34, input: [1, 28, 28], seed: 3}\n"
+                            "  - model: {file: teacher.onnx}\n  - distill: {teacher: model-2,"
+                            " from: model}\n");
+  EXPECT_EQ(t2.stages[0].name, "model-2");
+  EXPECT_EQ(t2.stages[0].params["input"], nlohmann::json({1, 28, 28}));
+  EXPECT_EQ(t2.stages[1].name, "model-3");
+  EXPECT_EQ(t2.stages[1].params["file"], dir_ + "/teacher.onnx");
+  EXPECT_EQ(t2.stages[2].params["teacher_stage"], "model-2");
+  EXPECT_EQ(t2.stages[2].params["from"], "model");
+  EXPECT_NE(test::error_of([&] {
+              parse(std::string(kHead) + "stages:\n  - model: {zoo: resnet34, file: t.onnx}\n");
+            }).find("c.yaml:4:5: model: give exactly one of file: M.onnx or zoo: NAME"),
+            std::string::npos);
   // Prune ratios as a map or in the CLI's NAME=R form.
   PipelineConfig r = parse(std::string(kHead) +
                            "stages:\n  - prune: {ratios: {a: 0.5, b: 0.25}}\n"
@@ -151,6 +167,34 @@ TEST_F(PipelineConfigTest, EachMistakeIsAnErrorAtItsLineAndColumn) {
                37,
                "unknown key '28'; allowed: file, zoo, input, classes, scale, seed (inside "
                "{...} a comma starts a new key");
+  // 22. A stage name is a folder name.
+  expect_error(s + "  - train: {name: ../up}\n", 4, 19, "name: '../up': use letters, digits");
+  // 23. A sensitivity file with explicit ratios; loss and a FLOPs target together.
+  expect_error(s + "  - prune: {ratios: {a: 0.5}, sens: teacher.onnx}\n", 4, 31,
+               "prune: sens goes with loss or flops-target, not with ratios");
+  expect_error(s + "  - prune: {loss: 0.01, flops-target: 0.5, sens: teacher.onnx}\n", 4, 13,
+               "prune: give loss or flops-target, not both");
+  // 24. An unknown data kind.
+  expect_error("model: {zoo: mobilenet_v1}\ndata: imagenet:/d\nstages:\n  - eval:\n", 2, 7,
+               "data 'imagenet:/d': expected KIND:DIR with KIND mnist, fashion or folder");
+  // 25. An auto stage without the measurements it chooses by (measure may come after stages).
+  expect_error(s + "  - auto: {max-latency-ms: 1}\nmeasure: {latency-runs: 0}\n", 4, 5,
+               "auto: max-latency-ms needs the config's measure to time models");
+  expect_error(s + "  - auto: {max-size: 1000}\nmeasure: {eval: false}\n", 4, 5,
+               "auto: candidates are compared by top-1");
+  // 26. Two FLOPs targets that name one rung; an auto stage without a budget.
+  expect_error(s + "  - auto: {max-size: 1000, flops-targets: [0.301, 0.3]}\n", 4, 28,
+               "auto: flops-targets has 0.30 twice");
+  expect_error(s + "  - auto: {max-loss: 0.02}\n", 4, 5,
+               "auto: give the budget: max-latency-ms and/or max-size");
+  // 27. A value spanning lines is echoed on one line.
+  expect_error(s + "  - train:\n      optimizer: |\n        sgd\n        fast\n", 5, 18,
+               "optimizer: 'sgd\\nfast\\n' is not one of momentum, adam");
+  // Comma-separated values may have spaces.
+  EXPECT_EQ(parse(s + "  - sensitivity: {params: 'a, b', ratios: '0.1, 0.2'}\n")
+                .stages[0]
+                .params["params"],
+            nlohmann::json({"a", "b"}));
   // A missing file names it.
   EXPECT_NE(test::error_of([&] {
               pipeline_config_load(dir_ + "/none.yaml");
@@ -161,7 +205,7 @@ TEST_F(PipelineConfigTest, EachMistakeIsAnErrorAtItsLineAndColumn) {
 TEST_F(PipelineConfigTest, StageKeysListedPerKindAndQuantMode) {
   EXPECT_EQ(pipeline_stage_kinds(),
             (std::vector<std::string>{"train", "eval", "sensitivity", "prune", "distill", "quant",
-                                      "bench"}));
+                                      "bench", "model", "auto"}));
   const auto ptq = pipeline_stage_keys("quant ptq");
   EXPECT_NE(std::find(ptq.begin(), ptq.end(), "algo"), ptq.end());
   EXPECT_EQ(std::find(ptq.begin(), ptq.end(), "epochs"), ptq.end());

@@ -228,6 +228,65 @@ TEST_F(CompressCli, BadConfigsAreOneLineErrorsAndWriteNothing) {
   EXPECT_FALSE(fs::exists(path("bad_run/summary.json")));
 }
 
+TEST_F(CompressCli, AutoKeepsTheMostAccurateCandidateThatMeetsTheBudget) {
+  const std::string head =
+      "model: {zoo: mobilenet_v1, input: [1, 28, 28], classes: 10, seed: 0}\n"
+      "data: mnist:" +
+      test::data_dir("mnist") +
+      "\n"
+      "threads: 2\n"
+      "measure: {max-samples: 1000, latency-runs: 5, latency-warmup: 1}\n"
+      "stages:\n"
+      "  - train: {epochs: 1, batch: 64, max-samples: 6000, lr-schedule: cosine}\n";
+  write_text(path("auto.yaml"), head);
+  // A size budget int8 meets: the ladder stops after its first rung, PTQ with each calibration.
+  auto r = slim("compress " + path("auto.yaml") + " -o " + path("auto") +
+                " --auto --max-size 5000000 --max-loss 0.05 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json summary = Json::parse(r.out);
+  const Json& a = summary["stages"].back()["metrics"];
+  ASSERT_EQ(a["candidates"].size(), 5u) << a;
+  const Json* best = nullptr;
+  for (const auto& c : a["candidates"]) {
+    EXPECT_EQ(c["name"].get<std::string>().rfind("ptq-", 0), 0u) << c;
+    EXPECT_EQ(c["meets"].get<bool>(),
+              c["file_bytes"].get<int64_t>() <= 5000000 && c["loss"].get<double>() <= 0.05)
+        << c;
+    if (c["meets"].get<bool>() && (!best || c["top1"] > (*best)["top1"])) best = &c;
+  }
+  ASSERT_NE(best, nullptr) << a;
+  EXPECT_EQ(a["chosen"], (*best)["name"]);
+  EXPECT_EQ(read_file(path("auto/02-auto/model.onnx")), read_file((*best)["model"]));
+  EXPECT_EQ(summary["stages"].back()["metrics"]["measure"]["precision"], "int8");
+  EXPECT_NE(read_file(path("auto/report.html")).find("id=\"candidates\""), std::string::npos);
+
+  // A budget nothing meets: every rung tried, a clear error naming the closest candidates, the
+  // candidates kept, no summary.
+  write_text(path("auto_none.yaml"),
+             head +
+                 "  - auto: {max-size: 1000, algos: [hist], max-samples: 512, "
+                 "flops-targets: [0.5], sens-ratios: [0.3, 0.6], sens-max-samples: 200}\n");
+  r = slim("compress " + path("auto_none.yaml") + " -o " + path("auto_none"));
+  EXPECT_NE(r.code, 0);
+  // The stages' progress, then the error as the last line.
+  const std::string last = r.err.substr(r.err.rfind('\n', r.err.size() - 2) + 1);
+  EXPECT_EQ(last.rfind("slim: error: " + path("auto_none.yaml") +
+                           ":7:5: stage 2 (auto): auto: "
+                           "no candidate of the ladder meets the budget (float top-1 ",
+                       0),
+            0u)
+      << last;
+  EXPECT_NE(last.find("(size 3"), std::string::npos) << last;
+  EXPECT_NE(last.find(" > 1000)"), std::string::npos) << last;
+  const Json cands = read_json(path("auto_none/02-auto/candidates.json"));
+  std::vector<std::string> names;
+  for (const auto& c : cands["candidates"]) names.push_back(c["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"ptq-hist", "qat-distill", "prune-0.50"}));
+  EXPECT_LT(cands["candidates"][2]["flops"].get<int64_t>(), 10896832 * 6 / 10);
+  EXPECT_FALSE(fs::exists(path("auto_none/summary.json")));
+  EXPECT_FALSE(fs::exists(path("auto_none/02-auto/model.onnx")));
+}
+
 TEST_F(CompressCli, EveryStageKeyIsAFlagOfItsCommand) {
   // A config key is the flag without its dashes; `name` and `from` are the pipeline's own, and
   // quant's `mode` is the subcommand.

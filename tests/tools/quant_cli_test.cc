@@ -12,6 +12,11 @@
 namespace slim {
 namespace {
 
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
 namespace fs = std::filesystem;
 
 class QuantCli : public ::testing::Test {
@@ -93,6 +98,21 @@ TEST_F(QuantCli, WeightOnlyAndQat) {
            path("qat_f.onnx"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(onnx_load(path("qat_f.onnx")).op_histogram()["QuantizeLinear"], 28);
+  // With a teacher (the float model itself): the same QDQ graph, trained on another loss.
+  const std::string common = data() + " --max-samples 128 --batch 64 --threads 2 --no-eval ";
+  r = slim("quant qat " + path("m.onnx") + common + "-o " + path("qat_plain.onnx"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = slim("quant qat " + path("m.onnx") + common + "--teacher " + path("m.onnx") +
+           " --loss soft_label:teacher_" + onnx_load(path("m.onnx")).outputs[0].name + "," +
+           onnx_load(path("m.onnx")).outputs[0].name + ":4,4 -o " + path("qat_kd.onnx") +
+           " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["nodes"], 28);
+  EXPECT_EQ(j["epochs"][0]["samples"], 128);
+  Graph plain = onnx_load(path("qat_plain.onnx")), kd = onnx_load(path("qat_kd.onnx"));
+  EXPECT_EQ(kd.op_histogram(), plain.op_histogram());
+  EXPECT_NE(read_bytes(path("qat_kd.onnx")), read_bytes(path("qat_plain.onnx")));
 }
 
 TEST_F(QuantCli, BadInputIsOneClearLineAndLeavesFilesAlone) {
@@ -124,6 +144,8 @@ TEST_F(QuantCli, BadInputIsOneClearLineAndLeavesFilesAlone) {
       {"quant embedding " + m + " -o " + out, "no Gather"},
       {"quant qat " + m + data() + " --weight-bits 12 --max-samples 64 -o " + out,
        "weight_bits is 12"},
+      {"quant qat " + m + data() + " --task-weight 0.5 -o " + out,
+       "--loss, --task-weight and --t2-scale need --teacher"},
   };
   // An already-quantized model.
   auto r = slim("quant weight " + m + " -o " + path("w8.onnx"));

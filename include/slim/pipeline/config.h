@@ -50,7 +50,9 @@ struct PipelineMeasure {
 };
 
 struct PipelineStage {
-  std::string kind;  ///< train, eval, sensitivity, prune, distill, quant, bench
+  /// train, eval, sensitivity, prune, distill, quant, bench, or model (another model, e.g. a
+  /// teacher, with the keys of the config's model: the stages after it start from it)
+  std::string kind;
   std::string name;  ///< `name:`, else the kind (kind-2, kind-3 for repeats)
   // Every stage also takes `from: STAGE`: start from that earlier stage's model (or "model",
   // the input) instead of the last one written; params["from"] holds it.
@@ -78,6 +80,11 @@ struct PipelineConfig {
 PipelineConfig pipeline_config_load(const std::string& path);
 /// The same for config text; `path` names it in errors and anchors relative paths.
 PipelineConfig pipeline_config_parse(const std::string& text, const std::string& path);
+
+/// The checks across the config's parts (an auto stage needs the measure's eval and, with a
+/// latency budget, its timing); pipeline_config_parse runs them, and so must whoever adds a
+/// stage afterwards (slim compress --auto).
+void pipeline_config_check(const PipelineConfig& c);
 
 /// The stage kinds and the keys each accepts (`quant` by mode: "quant ptq", "quant qat",
 /// "quant weight"), for documentation and the test that they are the CLI's flags.

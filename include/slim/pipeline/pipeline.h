@@ -14,6 +14,25 @@
 /// stage after it; a killed run resumes at the stage that did not finish. Every file is written
 /// atomically.
 #include <nlohmann/json.hpp>
+///
+/// The `auto` stage compresses its input model to a budget (max-latency-ms at the measure's
+/// latency batch, max-size in bytes of the file, max-loss: top-1 lost relative to the input's,
+/// default 0.01) by a ladder of strategies, cheapest first, each a small pipeline of its own in
+/// RUN_DIR/NN-auto/RUNG:
+///   1. ptq-ALGO: int8 post-training quantization with each calibration method (`algos`,
+///      default hist, mse, kl, avg, abs_max; `calib-batches` 32);
+///   2. qat-distill: int8 quant-aware training distilled from the input model (`qat-epochs` 1,
+///      `qat-lr` 0.001);
+///   3. prune-R for each FLOPs reduction R of `flops-targets` (0.3, 0.5, 0.7): prune by
+///      sensitivity (every prunable conv, `sens-ratios`, on `sens-max-samples` 2000 test images,
+///      computed once), kept channels aligned to `align` (8), fine-tune distilled from the input
+///      (`finetune-epochs` 1, `lr` 0.01), then QAT distilled from the input.
+/// After each rung (PTQ with all its calibration methods is one rung) the ladder stops if a
+/// candidate meets the budget (`exhaustive: true` tries every rung). A rung that fails is a
+/// candidate that missed, with the error. The stage's model is the most accurate candidate that
+/// meets it; candidates.json keeps every candidate's top-1, loss, latency, size and why it missed.
+/// When none meets the budget the stage fails naming the most accurate candidates and how each
+/// missed.
 #include <string>
 #include <vector>
 

@@ -10,9 +10,8 @@
 ///  - channels per layer before and after pruning, one chart per prune stage.
 /// Every data point carries a hover title with its values; axes name their units; the colours
 /// follow the reader's light or dark scheme.
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace slim {
 

@@ -30,4 +30,13 @@ struct QatReport {
 /// learned activation scales). Errors as quantize_qdq and train.
 QatReport quant_aware_train(Graph& g, const std::shared_ptr<Dataset>& data, const QatOptions& o);
 
+/// quant_aware_train in two halves, for training `g` some other way in between (e.g. with a
+/// teacher: the pipeline's QAT with distillation runs distill() on the prepared graph; the
+/// fake-quant states are not trainable and follow the data as in training).
+/// qat_prepare: checks, folds BN (o.fold_bn_before) and constants, inserts FakeQuant nodes and
+/// marks the float weights trainable. qat_finish: reads the learned scales, removes the FakeQuant
+/// nodes and exports QDQ; the report's epochs stay empty.
+void qat_prepare(Graph& g, const QatOptions& o);
+QatReport qat_finish(Graph& g, const QatOptions& o);
+
 }  // namespace slim
