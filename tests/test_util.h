@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -127,6 +128,12 @@ bool run_and_kill(const std::string& cmd, const std::string& log, Ready ready,
   kill(pid, SIGKILL);
   waitpid(pid, &status, 0);
   return WIFSIGNALED(status);
+}
+
+/// A file's bytes ("" if it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 /// `s` in single quotes for a shell command line.

@@ -10,6 +10,7 @@
 #include "slim/nas/search.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/passes/fold_batch_norm.h"
+#include "slim/pipeline/compose.h"
 #include "slim/quant/quantize_weights.h"
 #include "slim/train/progress.h"
 
@@ -44,14 +45,6 @@ std::vector<int64_t> parse_chw(const std::string& text) {
   SLIM_CHECK(shapes.size() == 1 && shapes[0].size() == 3, "--input '", text,
              "': expected C,H,W, e.g. 1,28,28");
   return shapes[0];
-}
-
-/// Bytes of the int8 file a candidate would ship as: BN folded, weights int8 per channel.
-int64_t int8_size(const Graph& g) {
-  Graph q = g.clone();
-  fold_batch_norm(q);
-  quantize_weights(q, 8);
-  return static_cast<int64_t>(onnx_serialize(q).size());
 }
 
 }  // namespace
@@ -150,7 +143,7 @@ void add_nas(CLI::App& app) {
     o.controller.seed = o.train.seed;
     if (o.latency_threads == 0) o.latency_threads = o.train.threads;
     o.size_format = a->size_format;
-    if (a->size_format == "int8") o.model_size = int8_size;
+    if (a->size_format == "int8") o.model_size = int8_weight_file_size;
     if (!a->latency_table.empty()) {
       auto t = std::make_shared<LatencyTable>(latency_table_load(a->latency_table));
       o.latency_batch = t->batch;

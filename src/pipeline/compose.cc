@@ -1,5 +1,9 @@
 #include "slim/pipeline/compose.h"
 
+#include "slim/onnx/onnx_io.h"
+#include "slim/passes/fold_batch_norm.h"
+#include "slim/quant/quantize_weights.h"
+
 namespace slim {
 
 QatReport quant_aware_distill(Graph& g, const Graph& teacher, const std::shared_ptr<Dataset>& data,
@@ -11,6 +15,13 @@ QatReport quant_aware_distill(Graph& g, const Graph& teacher, const std::shared_
   QatReport r = qat_finish(g, q);
   r.epochs = dr.epochs;
   return r;
+}
+
+int64_t int8_weight_file_size(const Graph& g) {
+  Graph q = g.clone();
+  fold_batch_norm(q);
+  quantize_weights(q, 8);
+  return static_cast<int64_t>(onnx_serialize(q).size());
 }
 
 }  // namespace slim

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "slim/ir/error.h"
+#include "slim/nas/search_space.h"
 #include "slim/zoo/zoo.h"
 
 namespace slim {
@@ -145,6 +146,28 @@ std::vector<Key> keys_of(const std::string& kind) {
     add({{"batch", T::kInt, kPositive},
          {"runs", T::kInt, kPositive},
          {"warmup", T::kInt, kNonNegative}});
+  } else if (kind == "nas") {  // slim nas: the stage's model is the best candidate found
+    add(train_keys());
+    add({{"space", T::kStr, kAny, search_space_names()},
+         {"input", T::kIntList, kPositive},
+         {"classes", T::kInt, kPositive},
+         {"steps", T::kInt, kPositive},
+         {"max-flops", T::kInt, kNonNegative},
+         {"max-params", T::kInt, kNonNegative},
+         {"max-size", T::kInt, kNonNegative},
+         {"size-format", T::kStr, kAny, {"float", "int8"}},
+         {"max-latency-ms", T::kNum, kNonNegative},
+         {"latency-batch", T::kInt, kPositive},
+         {"latency-threads", T::kInt, kNonNegative},
+         {"latency-runs", T::kInt, kPositive},
+         {"latency-table", T::kPath},
+         {"latency-weight", T::kNum, kNonNegative},
+         {"target-latency-ms", T::kNum, kNonNegative},
+         {"val-samples", T::kInt, kPositive},
+         {"eval-batch", T::kInt, kPositive},
+         {"init-temperature", T::kNum, kPositive},
+         {"reduce-rate", T::kNum, kUnit},
+         {"max-draws", T::kInt, kPositive}});
   } else if (kind == "auto") {  // auto-compression to a budget (pipeline.h)
     add({{"max-latency-ms", T::kNum, kPositive},
          {"max-size", T::kInt, kPositive},
@@ -175,7 +198,7 @@ std::vector<Key> keys_of(const std::string& kind) {
 }
 
 const std::vector<std::string> kKinds{"train", "eval",  "sensitivity", "prune", "distill",
-                                      "quant", "bench", "model",       "auto"};
+                                      "quant", "bench", "nas",         "model", "auto"};
 
 std::string joined(const std::vector<std::string>& v) {
   std::string s;
@@ -594,6 +617,15 @@ class Parser {
     if (s.kind == "auto" && !p.contains("max-latency-ms") && !p.contains("max-size"))
       fail(item, "auto: give the budget: max-latency-ms and/or max-size (with max-loss, default ",
            "0.01)");
+    if (s.kind == "nas") {
+      if (!p.contains("space"))
+        fail(item, "nas: 'space' is missing (", joined(search_space_names()), ")");
+      if (p.contains("input") && p["input"].size() != 3)
+        fail_at("input", "nas: input: expected C,H,W (3 numbers)");
+      if (p.contains("latency-table") && !fs::exists(p["latency-table"].get<std::string>()))
+        fail_at("latency-table", "nas: latency table '", p["latency-table"].get<std::string>(),
+                "' does not exist");
+    }
     if (s.kind == "model") {
       if (p.contains("file") == p.contains("zoo"))
         fail(item, "model: give exactly one of file: M.onnx or zoo: NAME");

@@ -10,6 +10,7 @@
 #include "slim/analysis/summary.h"
 #include "slim/distill/distill.h"
 #include "slim/ir/error.h"
+#include "slim/nas/search.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/passes/reset_head.h"
 #include "slim/pipeline/compose.h"
@@ -64,7 +65,7 @@ Json read_json(const std::string& path) {
 
 bool writes_model(const std::string& kind) {
   return kind == "train" || kind == "prune" || kind == "distill" || kind == "quant" ||
-         kind == "model" || kind == "auto";
+         kind == "model" || kind == "auto" || kind == "nas";
 }
 
 std::string fixed(double v, int digits) {
@@ -145,6 +146,8 @@ class Runner {
         in["sens_digest"] = file_digest(s.params["sens"]);
       if (s.kind == "model" && s.params.contains("file"))
         in["model_digest"] = file_digest(s.params["file"]);
+      if (s.kind == "nas" && s.params.contains("latency-table"))
+        in["table_digest"] = file_digest(s.params["latency-table"]);
       // The auto stage chooses by what the measurements say.
       if (s.kind == "auto") in["measure"] = c_.settings()["measure"];
       fp = hex(fnv1a(in.dump()));
@@ -332,6 +335,7 @@ class Runner {
     if (s.kind == "distill") return distill_stage(p, in, r.model);
     if (s.kind == "quant") return quant_stage(p, in, r);
     if (s.kind == "auto") return auto_stage(s, in, r);
+    if (s.kind == "nas") return nas_stage(p, r);
     if (s.kind == "model") {
       PipelineModel pm;
       pm.file = p.value("file", std::string());
@@ -607,6 +611,61 @@ class Runner {
     }
     write_file_atomic(r.model, read_file(best_path));
     j["measure"] = chosen["measure"];  // the candidate's own measurement, not a second one
+    return j;
+  }
+
+  /// slim nas as a stage: the search runs (and resumes) in RUN_DIR/NN-NAME/search; the stage's
+  /// model is the best candidate (trained with the search's short budget).
+  Json nas_stage(const Json& p, const PipelineStageResult& r) {
+    NasOptions o;
+    o.space = p["space"];
+    o.input = p.contains("input") ? p["input"].get<std::vector<int64_t>>() : c_.model.input;
+    o.train = train_options(p, c_, o_.progress);
+    o.steps = p.value("steps", o.steps);
+    o.limits.max_flops = p.value("max-flops", o.limits.max_flops);
+    o.limits.max_params = p.value("max-params", o.limits.max_params);
+    o.limits.max_size = p.value("max-size", o.limits.max_size);
+    o.limits.max_latency_ms = p.value("max-latency-ms", o.limits.max_latency_ms);
+    o.size_format = p.value("size-format", o.size_format);
+    if (o.size_format == "int8") o.model_size = int8_weight_file_size;
+    o.latency_batch = p.value("latency-batch", o.latency_batch);
+    o.latency_threads = p.value("latency-threads", c_.threads);
+    o.latency_runs = p.value("latency-runs", o.latency_runs);
+    if (p.contains("latency-table")) {
+      auto t = std::make_shared<LatencyTable>(latency_table_load(p["latency-table"]));
+      o.latency_batch = t->batch;
+      o.latency_table = t;
+    }
+    o.latency_weight = p.value("latency-weight", o.latency_weight);
+    o.target_latency_ms = p.value("target-latency-ms", o.target_latency_ms);
+    o.val_samples = p.value("val-samples", o.val_samples);
+    o.eval_batch = p.value("eval-batch", o.eval_batch);
+    o.controller.init_temperature = p.value("init-temperature", o.controller.init_temperature);
+    o.controller.reduce_rate = p.value("reduce-rate", o.controller.reduce_rate);
+    o.controller.seed = o.train.seed;
+    o.max_draws = p.value("max-draws", o.max_draws);
+    o.output_dir = r.dir + "/search";
+    o.progress = o_.progress;
+    // The data is read at the search's input: a structure-only build tells the folder reader
+    // the size and channels.
+    ZooOptions zo;
+    zo.input = o.input;
+    zo.classes = p.value("classes", int64_t{1});
+    zo.draw_weights = false;
+    auto space = search_space_make(o.space);
+    Graph probe = space->build(space->init_tokens(), zo);
+    auto data = open_data(c_.data, Split::kTrain, probe, c_.image, /*labels=*/false);
+    o.classes = p.value("classes", data->num_classes());
+    o.data_description = data->describe();
+    NasResult res = nas_search(o, data);
+    write_file_atomic(r.model, read_file(o.output_dir + "/best.onnx"));
+    Json j{{"space", o.space},
+           {"best_tokens", res.best_tokens},
+           {"best_reward", res.best_reward},
+           {"rewarded", res.rewarded},
+           {"rejected", res.rejected},
+           {"candidates", Json::array()}};
+    for (const auto& c : res.candidates) j["candidates"].push_back(nas_candidate_json(c));
     return j;
   }
 

@@ -176,6 +176,12 @@ std::string describe(const Json& stage) {
     return fmt("%.1f%% fewer FLOPs", 100 * cut) + ", " +
            std::to_string(m.value("pruned", Json::array()).size()) + " layer(s) pruned";
   }
+  if (kind == "auto" && m.contains("candidates"))
+    return "chose " + m.value("chosen", std::string("none")) + " of " +
+           std::to_string(m["candidates"].size()) + " candidates";
+  if (kind == "nas" && m.contains("rewarded"))
+    return std::to_string(m["rewarded"].get<int64_t>()) + " candidates trained, best of space " +
+           m.value("space", std::string());
   if (kind == "quant") {
     std::string s = m.value("mode", "");
     if (m.contains("algo")) s += " " + m["algo"].get<std::string>();
@@ -450,6 +456,50 @@ std::string pipeline_report_html(const Json& summary) {
     pruned_heading = true;
     h << s.str();
   }
+  // Architecture search: the validation top-1 of every trained candidate, in order.
+  for (const auto& st : summary["stages"]) {
+    if (st["kind"] != "nas" || !st["metrics"].contains("candidates")) continue;
+    const Json& m = st["metrics"];
+    std::vector<double> xs, ys;
+    for (const auto& c : m["candidates"])
+      if (!c.value("rejected", false))
+        xs.push_back(c["step"].get<double>()), ys.push_back(100 * c["val_top1"].get<double>());
+    h << "<h2>Architecture search</h2><p class=\"meta\">Space " << esc(m.value("space", "")) << ": "
+      << m.value("rewarded", int64_t{0}) << " candidates trained, "
+      << m.value("rejected", int64_t{0}) << " rejected by the limits before training; best "
+      << "tokens <code>" << esc(m["best_tokens"].dump()) << "</code>.</p>";
+    if (xs.empty()) continue;
+    Chart c("nas-" + st["name"].get<std::string>(), "Validation top-1 of each trained candidate",
+            "search step", "validation top-1 (%)", xs, ys);
+    double best = -1;
+    std::string line;
+    for (const auto& cand : m["candidates"]) {
+      if (cand.value("rejected", false)) continue;
+      const double x = cand["step"].get<double>(), y = 100 * cand["val_top1"].get<double>();
+      best = std::max(best, y);
+      line += fmt("%.2f", c.x(x)) + "," + fmt("%.2f", c.y(best)) + " ";
+      const bool accepted = cand.value("accepted", false);
+      std::ostringstream pt;
+      pt << "<g class=\"point\" data-x=\"" << x << "\" data-y=\"" << y << "\"><title>step " << x
+         << ": top-1 " << fmt("%.2f%%", y)
+         << (cand.contains("latency_ms") ? ", " + fmt("%.3f ms", cand["latency_ms"].get<double>())
+                                         : std::string())
+         << (accepted ? ", accepted" : ", not accepted") << ", tokens "
+         << esc(cand["tokens"].dump()) << "</title><circle cx=\"" << c.x(x) << "\" cy=\"" << c.y(y)
+         << "\" r=\"4\" fill=\"" << (accepted ? kColors[2] : kColors[7]) << "\"/></g>";
+      c.add(pt.str());
+    }
+    c.add("<polyline fill=\"none\" stroke=\"" + std::string(kColors[0]) +
+          "\" stroke-width=\"1.5\" points=\"" + line + "\"/>");
+    auto dot = [](const char* color) {
+      return "<svg width=\"14\" height=\"14\"><circle cx=\"7\" cy=\"7\" r=\"5\" fill=\"" +
+             std::string(color) + "\"/></svg>";
+    };
+    h << c.svg(legend({{dot(kColors[2]), "accepted by the controller"},
+                       {dot(kColors[7]), "not accepted"},
+                       {swatch_line(kColors[0], false), "best so far"}}));
+  }
+
   // Auto-compression: every candidate of the ladder against the budget.
   for (const auto& st : summary["stages"]) {
     if (st["kind"] != "auto" || !st["metrics"].contains("candidates")) continue;

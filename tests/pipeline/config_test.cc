@@ -205,14 +205,14 @@ TEST_F(PipelineConfigTest, EachMistakeIsAnErrorAtItsLineAndColumn) {
 TEST_F(PipelineConfigTest, StageKeysListedPerKindAndQuantMode) {
   EXPECT_EQ(pipeline_stage_kinds(),
             (std::vector<std::string>{"train", "eval", "sensitivity", "prune", "distill", "quant",
-                                      "bench", "model", "auto"}));
+                                      "bench", "nas", "model", "auto"}));
   const auto ptq = pipeline_stage_keys("quant ptq");
   EXPECT_NE(std::find(ptq.begin(), ptq.end(), "algo"), ptq.end());
   EXPECT_EQ(std::find(ptq.begin(), ptq.end(), "epochs"), ptq.end());
   const auto qat = pipeline_stage_keys("quant qat");
   EXPECT_NE(std::find(qat.begin(), qat.end(), "epochs"), qat.end());
   EXPECT_NE(std::find(qat.begin(), qat.end(), "max-samples"), qat.end());
-  EXPECT_NE(test::error_of([] { pipeline_stage_keys("nas"); }).find("unknown stage 'nas'"),
+  EXPECT_NE(test::error_of([] { pipeline_stage_keys("search"); }).find("unknown stage 'search'"),
             std::string::npos);
 }
 

@@ -17,12 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-Json read_json(const std::string& path) { return Json::parse(read_file(path)); }
+Json read_json(const std::string& path) { return Json::parse(test::read_file(path)); }
 
 class CompressCli : public ::testing::Test {
  protected:
@@ -96,7 +91,8 @@ TEST_F(CompressCli, TutorialConfigGivesTheCliCommandsModelsAndReusesFinishedStag
                                         "03-prune", "04-fine-tune", "05-quant"};
   for (int i : {0, 1, 3, 4, 5}) {
     const std::string cli = c + std::to_string(i < 2 ? i : i - 1) + ".onnx";
-    EXPECT_EQ(read_file(run + "/" + stages[static_cast<size_t>(i)] + "/model.onnx"), read_file(cli))
+    EXPECT_EQ(test::read_file(run + "/" + stages[static_cast<size_t>(i)] + "/model.onnx"),
+              test::read_file(cli))
         << stages[static_cast<size_t>(i)] << " differs from " << cli;
   }
   EXPECT_EQ(read_json(run + "/02-sensitivity/sens.json"), read_json(c + "sens.json"));
@@ -144,7 +140,7 @@ TEST_F(CompressCli, TutorialConfigGivesTheCliCommandsModelsAndReusesFinishedStag
   ASSERT_EQ(r.code, 0) << r.err;
   const Json changed = Json::parse(r.out);
   for (size_t i = 0; i < 6; ++i) EXPECT_EQ(changed["stages"][i]["reused"].get<bool>(), i < 4) << i;
-  EXPECT_NE(read_file(run + "/04-fine-tune/model.onnx"), read_file(c + "3.onnx"));
+  EXPECT_NE(test::read_file(run + "/04-fine-tune/model.onnx"), test::read_file(c + "3.onnx"));
 }
 
 TEST_F(CompressCli, KilledMidStageResumesAtThatStage) {
@@ -180,7 +176,8 @@ TEST_F(CompressCli, KilledMidStageResumesAtThatStage) {
         }
         return entries >= 2;
       });
-  ASSERT_TRUE(killed) << "the run ended before it was killed: " << read_file(path("killed.log"));
+  ASSERT_TRUE(killed) << "the run ended before it was killed: "
+                      << test::read_file(path("killed.log"));
   ASSERT_GE(entries, 2u);
   EXPECT_FALSE(fs::exists(path("killed/02-sensitivity/metrics.json")));
   EXPECT_FALSE(fs::exists(path("killed/summary.json")));
@@ -192,8 +189,8 @@ TEST_F(CompressCli, KilledMidStageResumesAtThatStage) {
   // The resumed table skipped what was measured.
   EXPECT_NE(resumed.err.find("of this run's entries already in"), std::string::npos) << resumed.err;
   EXPECT_EQ(read_json(sens), read_json(path("whole/02-sensitivity/sens.json")));
-  EXPECT_EQ(read_file(path("killed/03-prune/model.onnx")),
-            read_file(path("whole/03-prune/model.onnx")));
+  EXPECT_EQ(test::read_file(path("killed/03-prune/model.onnx")),
+            test::read_file(path("whole/03-prune/model.onnx")));
 }
 
 TEST_F(CompressCli, BadConfigsAreOneLineErrorsAndWriteNothing) {
@@ -256,9 +253,9 @@ TEST_F(CompressCli, AutoKeepsTheMostAccurateCandidateThatMeetsTheBudget) {
   }
   ASSERT_NE(best, nullptr) << a;
   EXPECT_EQ(a["chosen"], (*best)["name"]);
-  EXPECT_EQ(read_file(path("auto/02-auto/model.onnx")), read_file((*best)["model"]));
+  EXPECT_EQ(test::read_file(path("auto/02-auto/model.onnx")), test::read_file((*best)["model"]));
   EXPECT_EQ(summary["stages"].back()["metrics"]["measure"]["precision"], "int8");
-  EXPECT_NE(read_file(path("auto/report.html")).find("id=\"candidates\""), std::string::npos);
+  EXPECT_NE(test::read_file(path("auto/report.html")).find("id=\"candidates\""), std::string::npos);
 
   // A budget nothing meets: every rung tried, a clear error naming the closest candidates, the
   // candidates kept, no summary.
@@ -287,11 +284,47 @@ TEST_F(CompressCli, AutoKeepsTheMostAccurateCandidateThatMeetsTheBudget) {
   EXPECT_FALSE(fs::exists(path("auto_none/02-auto/model.onnx")));
 }
 
+TEST_F(CompressCli, NasStageSearchesAndHandsOnTheBestCandidate) {
+  // A short search on Fashion-MNIST under a FLOPs limit, then the best candidate trained on.
+  write_text(path("nas.yaml"),
+             "model: {zoo: mobilenet_v1, input: [1, 28, 28], classes: 10}\n"
+             "data: fashion:" +
+                 test::data_dir("fashion") +
+                 "\n"
+                 "threads: 2\n"
+                 "measure: {max-samples: 500, latency-runs: 3, latency-warmup: 1}\n"
+                 "stages:\n"
+                 "  - nas: {space: mobilenet_v2, steps: 3, max-samples: 256, val-samples: 256,\n"
+                 "          batch: 64, lr: 0.05, max-flops: 6000000, latency-runs: 3}\n"
+                 "  - train: {epochs: 1, batch: 64, max-samples: 512}\n");
+  auto r = slim("compress " + path("nas.yaml") + " -o " + path("nas") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json summary = Json::parse(r.out);
+  const Json& nas = summary["stages"][1]["metrics"];
+  EXPECT_EQ(nas["rewarded"], 3);
+  int64_t trained = 0;
+  for (const auto& c : nas["candidates"]) {
+    if (c["rejected"].get<bool>()) continue;
+    ++trained;
+    EXPECT_LE(c["flops"].get<int64_t>(), 6000000) << c;
+  }
+  EXPECT_EQ(trained, 3);
+  const Json best = read_json(path("nas/01-nas/search/best.json"));
+  EXPECT_EQ(best["tokens"], nas["best_tokens"]);
+  EXPECT_EQ(test::read_file(path("nas/01-nas/model.onnx")),
+            test::read_file(path("nas/01-nas/search/best.onnx")));
+  EXPECT_LE(summary["stages"][1]["metrics"]["measure"]["flops"].get<int64_t>(), 6000000);
+  EXPECT_NE(test::read_file(path("nas/report.html")).find("id=\"nas-nas\""), std::string::npos);
+  // The train stage after it started from the searched network.
+  EXPECT_EQ(summary["stages"][2]["metrics"]["measure"]["flops"],
+            summary["stages"][1]["metrics"]["measure"]["flops"]);
+}
+
 TEST_F(CompressCli, EveryStageKeyIsAFlagOfItsCommand) {
   // A config key is the flag without its dashes; `name` and `from` are the pipeline's own, and
   // quant's `mode` is the subcommand.
   for (const std::string& kind : {"train", "eval", "sensitivity", "prune", "distill", "bench",
-                                  "quant ptq", "quant qat", "quant weight"}) {
+                                  "quant ptq", "quant qat", "quant weight", "nas"}) {
     auto help = slim(kind + " --help");
     ASSERT_EQ(help.code, 0) << kind << ": " << help.err;
     for (const auto& key : pipeline_stage_keys(kind)) {

@@ -12,18 +12,14 @@
 namespace slim {
 namespace {
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 namespace fs = std::filesystem;
 
 class QuantCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(test::temp_dir("quant_cli"));
-    auto r = slim("zoo mobilenet_v1 --input 1,28,28 --classes 10 --scale 0.25 -o " + path("m.onnx"));
+    auto r =
+        slim("zoo mobilenet_v1 --input 1,28,28 --classes 10 --scale 0.25 -o " + path("m.onnx"));
     ASSERT_EQ(r.code, 0) << r.err;
     r = slim("zoo mobilenet_v1 --input 1,28,28 --classes 10 -o " + path("m1.onnx"));
     ASSERT_EQ(r.code, 0) << r.err;
@@ -86,7 +82,8 @@ TEST_F(QuantCli, WeightOnlyAndQat) {
   EXPECT_LT(j["size_ratio"].get<double>(), 0.6);
   r = slim("quant qat " + path("m.onnx") + data() +
            " --max-samples 128 --batch 64 --threads 2 --no-eval --act-algo range_abs_max "
-           "--window-size 4 -o " + path("qat.onnx") + " --json");
+           "--window-size 4 -o " +
+           path("qat.onnx") + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["nodes"], 28);
@@ -112,7 +109,7 @@ TEST_F(QuantCli, WeightOnlyAndQat) {
   EXPECT_EQ(j["epochs"][0]["samples"], 128);
   Graph plain = onnx_load(path("qat_plain.onnx")), kd = onnx_load(path("qat_kd.onnx"));
   EXPECT_EQ(kd.op_histogram(), plain.op_histogram());
-  EXPECT_NE(read_bytes(path("qat_kd.onnx")), read_bytes(path("qat_plain.onnx")));
+  EXPECT_NE(test::read_file(path("qat_kd.onnx")), test::read_file(path("qat_plain.onnx")));
 }
 
 TEST_F(QuantCli, BadInputIsOneClearLineAndLeavesFilesAlone) {
@@ -132,7 +129,8 @@ TEST_F(QuantCli, BadInputIsOneClearLineAndLeavesFilesAlone) {
   };
   std::vector<Case> cases = {
       {"quant ptq " + m + calib + " --weight-bits 9 -o " + out, "weight_bits is 9"},
-      {"quant ptq " + m + calib + " --act-bits 1 -o " + out, "activation_bits must be in 2..16, got 1"},
+      {"quant ptq " + m + calib + " --act-bits 1 -o " + out,
+       "activation_bits must be in 2..16, got 1"},
       {"quant ptq " + m + " -o " + out, "no calibration data"},
       {"quant ptq " + m + calib, "nothing to write"},
       {"quant ptq " + path("relu.onnx") + calib + " -o " + out, "nothing to quantize"},

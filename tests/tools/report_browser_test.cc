@@ -19,11 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 /// Debian's chromium-headless-shell (scripts/setup.sh installs it), else chromium.
 std::string chromium() {
   for (const char* b : {"/usr/bin/chromium-headless-shell", "/usr/bin/chromium"})
@@ -66,11 +61,11 @@ TEST_F(ReportBrowser, ChromiumRendersEveryChartWithTheRunsData) {
   const std::string browser = chromium();
   ASSERT_FALSE(browser.empty()) << "no chromium-headless-shell or chromium: run scripts/setup.sh";
   const std::string report = path("run/report.html");
-  const std::string html = read_file(report);
+  const std::string html = test::read_file(report);
   // Self-contained: nothing fetched, no script.
   for (const char* banned : {"<script", "http://", "https://", "<link", "src="})
     EXPECT_EQ(html.find(banned), std::string::npos) << banned;
-  const Json summary = Json::parse(read_file(path("run/summary.json")));
+  const Json summary = Json::parse(test::read_file(path("run/summary.json")));
 
   // The page with a checking script appended, rendered by Chromium (scripts run, layout done).
   std::ofstream(path("check.html")) << html.substr(0, html.rfind("</body>")) << R"JS(<script>
@@ -168,7 +163,7 @@ document.body.insertAdjacentHTML('beforeend',
               std::string::npos);
   }
   // Sensitivity: a curve per analysed conv, a point per ratio, at the file's values.
-  const Json sens = Json::parse(read_file(path("run/02-sensitivity/sens.json")));
+  const Json sens = Json::parse(test::read_file(path("run/02-sensitivity/sens.json")));
   const Json& sf = check["figures"]["sensitivity-sensitivity"];
   ASSERT_EQ(sf["series"].size(), sens.size());
   size_t cells = 0;

@@ -18,4 +18,8 @@ namespace slim {
 QatReport quant_aware_distill(Graph& g, const Graph& teacher, const std::shared_ptr<Dataset>& data,
                               const QatOptions& q, DistillOptions d, bool scale_t2 = false);
 
+/// Bytes of the int8 file a model would ship as: BN folded, weights int8 per channel
+/// (quantize_weights), serialized. What NAS's --size-format int8 limits.
+int64_t int8_weight_file_size(const Graph& g);
+
 }  // namespace slim

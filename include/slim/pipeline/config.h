@@ -50,8 +50,9 @@ struct PipelineMeasure {
 };
 
 struct PipelineStage {
-  /// train, eval, sensitivity, prune, distill, quant, bench, or model (another model, e.g. a
-  /// teacher, with the keys of the config's model: the stages after it start from it)
+  /// train, eval, sensitivity, prune, distill, quant, bench, nas (the best candidate is the
+  /// stage's model), model (another model, e.g. a teacher, with the keys of the config's model:
+  /// the stages after it start from it) or auto (pipeline.h)
   std::string kind;
   std::string name;  ///< `name:`, else the kind (kind-2, kind-3 for repeats)
   // Every stage also takes `from: STAGE`: start from that earlier stage's model (or "model",

@@ -7,7 +7,9 @@
 ///  - top-1 against latency, one point per model (PaddleSlim's first figure);
 ///  - sensitivity curves, top-1 loss against pruning ratio for each analysed conv (the seed's
 ///    sensitivity figure), one chart per sensitivity stage;
-///  - channels per layer before and after pruning, one chart per prune stage.
+///  - channels per layer before and after pruning, one chart per prune stage;
+///  - a search's trace (validation top-1 of each trained candidate, the best so far);
+///  - an auto stage's candidates against its budget (table and chart).
 /// Every data point carries a hover title with its values; axes name their units; the colours
 /// follow the reader's light or dark scheme.
 #include <nlohmann/json.hpp>
