@@ -13,9 +13,10 @@ Per batch, N rounds, interleaved so that the table and the candidates see the sa
    smallest of its rounds' medians; the table is calibrated again on its six networks).
 2. N token vectors drawn uniformly in range (seeded) are exported with `slim nas export`, and
    each is timed with `slim bench` (median of --runs after warm-up, BN folded).
-Measured latency of a candidate = the smallest of its rounds' medians (the same rule as the
-table's entries; `median_of_rounds` is reported too). Predicted with `slim latency-table
-predict` from the final table. Error per candidate: |P - R| / max(P, R) (PaddleSlim's
+Measured latency of a candidate = the median of its rounds' medians (the "measured median" of
+issue 17); the error against the smallest of its rounds' medians (the rule the table's entries
+follow) is reported too, as `error_vs_min` and `median_error_vs_min`. Predicted with
+`slim latency-table predict` from the final table. Error per candidate: |P - R| / max(P, R) (PaddleSlim's
 measure). Goal (issue 17): the median candidate within 10%; the worst and the distribution
 are reported.
 
@@ -80,12 +81,13 @@ def main():
                              [m["file"] for m in models])
         rows = []
         for m in models:
-            real = min(measured[m["file"]])
+            real = statistics.median(measured[m["file"]])
+            fastest = min(measured[m["file"]])
             pred = predicted[m["file"]]
             rows.append({"tokens": m["tokens"], "predicted_ms": pred, "measured_ms": real,
-                         "rounds_ms": measured[m["file"]],
-                         "median_of_rounds_ms": statistics.median(measured[m["file"]]),
-                         "error": abs(pred - real) / max(pred, real)})
+                         "rounds_ms": measured[m["file"]], "min_of_rounds_ms": fastest,
+                         "error": abs(pred - real) / max(pred, real),
+                         "error_vs_min": abs(pred - fastest) / max(pred, fastest)})
         errors = sorted(r["error"] for r in rows)
         summary = {"table_entries": entries, "table_seconds": table_s,
                    "median_error": statistics.median(errors), "worst_error": errors[-1],
@@ -94,9 +96,7 @@ def main():
                    "within_20pct": sum(e <= 0.20 for e in errors),
                    "quartiles": [errors[len(errors) // 4], errors[len(errors) // 2],
                                  errors[3 * len(errors) // 4]],
-                   "median_error_vs_median_of_rounds": statistics.median(
-                       abs(r["predicted_ms"] - r["median_of_rounds_ms"]) /
-                       max(r["predicted_ms"], r["median_of_rounds_ms"]) for r in rows),
+                   "median_error_vs_min": statistics.median(r["error_vs_min"] for r in rows),
                    "round_spread": statistics.median(
                        (max(r["rounds_ms"]) - min(r["rounds_ms"])) / min(r["rounds_ms"])
                        for r in rows),
