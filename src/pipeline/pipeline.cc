@@ -483,8 +483,6 @@ class Runner {
                     {"teacher", in}});
     };
     Json candidates = Json::array(), chosen;
-    std::string best_path;
-    double best_top1 = -1;
     Json j{{"float", {{"top1", base_top1}, {"file_bytes", base["file_bytes"]}}},
            {"budget", {{"max_loss", max_loss}}}};
     if (base.contains("latency")) j["float"]["latency_ms"] = base["latency"]["median_ms"];
@@ -541,13 +539,14 @@ class Runner {
       c["meets"] = why.empty();
       if (!why.empty()) c["why_not"] = why;
       c["measure"] = m;
-      if (why.empty() && c["top1"].get<double>() > best_top1)
-        best_top1 = c["top1"].get<double>(), best_path = res.final_model, chosen = c;
+      if (why.empty() &&
+          (chosen.is_null() || c["top1"].get<double>() > chosen["top1"].get<double>()))
+        chosen = c;
       candidates.push_back(c);
       save_candidates();
     };
     const bool exhaustive = p.value("exhaustive", false);
-    auto done = [&] { return !exhaustive && !best_path.empty(); };
+    auto done = [&] { return !exhaustive && !chosen.is_null(); };
     // 1. Post-training quantization with each calibration method.
     for (const auto& algo :
          p.value("algos", std::vector<std::string>{"hist", "mse", "kl", "avg", "abs_max"}))
@@ -590,7 +589,7 @@ class Runner {
       if (sens.empty()) sens = r.dir + "/" + rung + "/01-sensitivity/sens.json";
     }
     save_candidates();
-    if (best_path.empty()) {
+    if (chosen.is_null()) {
       // The most accurate candidates, to say how close the ladder came.
       std::vector<Json> sorted(candidates.begin(), candidates.end());
       std::stable_sort(sorted.begin(), sorted.end(), [](const Json& a, const Json& b) {
@@ -609,7 +608,7 @@ class Runner {
                     : std::string(),
                 "); the most accurate: ", best, "; every candidate in ", r.dir, "/candidates.json");
     }
-    write_file_atomic(r.model, read_file(best_path));
+    write_file_atomic(r.model, read_file(chosen["model"]));
     j["measure"] = chosen["measure"];  // the candidate's own measurement, not a second one
     return j;
   }

@@ -146,6 +146,11 @@ std::string legend(const std::vector<std::pair<std::string, std::string>>& items
   return s + "</ul>";
 }
 
+std::string swatch_dot(const char* color) {
+  return "<svg width=\"14\" height=\"14\"><circle cx=\"7\" cy=\"7\" r=\"5\" fill=\"" +
+         std::string(color) + "\"/></svg>";
+}
+
 std::string swatch_line(const std::string& color, bool dashed) {
   return "<svg width=\"28\" height=\"10\"><line x1=\"0\" y1=\"5\" x2=\"28\" y2=\"5\" "
          "stroke=\"" +
@@ -313,16 +318,15 @@ std::string pipeline_report_html(const Json& summary) {
       // The label goes to the first of eight places around the point that overlaps no point
       // and no label placed before (12-px text, about 7 px per character), inside the plot.
       const double w = 7.0 * static_cast<double>(r.name.size()), lh = 12;
-      using Box = Placed;
-      auto hits = [&](const Box& b) {
+      auto hits = [&](const Placed& b) {
         if (b.x0 < Chart::kLeft || b.x1 > Chart::kWidth - Chart::kRight || b.y0 < Chart::kTop ||
             b.y1 > Chart::kHeight - Chart::kBottom)
           return true;
-        for (const Box& o : placed)
+        for (const Placed& o : placed)
           if (b.x0 < o.x1 && o.x0 < b.x1 && b.y0 < o.y1 && o.y0 < b.y1) return true;
         return false;
       };
-      Box label{px + 9, py - 9 - lh, px + 9 + w, py - 9};
+      Placed label{px + 9, py - 9 - lh, px + 9 + w, py - 9};
       for (const auto& [dx, dy] : std::vector<std::pair<double, double>>{{9, -9},
                                                                          {9, 16},
                                                                          {-9 - w, -9},
@@ -331,7 +335,7 @@ std::string pipeline_report_html(const Json& summary) {
                                                                          {-9 - w, 4},
                                                                          {-w / 2, -12},
                                                                          {-w / 2, 22}}) {
-        const Box b{px + dx, py + dy - lh, px + dx + w, py + dy};
+        const Placed b{px + dx, py + dy - lh, px + dx + w, py + dy};
         if (!hits(b)) {
           label = b;
           break;
@@ -491,12 +495,8 @@ std::string pipeline_report_html(const Json& summary) {
     }
     c.add("<polyline fill=\"none\" stroke=\"" + std::string(kColors[0]) +
           "\" stroke-width=\"1.5\" points=\"" + line + "\"/>");
-    auto dot = [](const char* color) {
-      return "<svg width=\"14\" height=\"14\"><circle cx=\"7\" cy=\"7\" r=\"5\" fill=\"" +
-             std::string(color) + "\"/></svg>";
-    };
-    h << c.svg(legend({{dot(kColors[2]), "accepted by the controller"},
-                       {dot(kColors[7]), "not accepted"},
+    h << c.svg(legend({{swatch_dot(kColors[2]), "accepted by the controller"},
+                       {swatch_dot(kColors[7]), "not accepted"},
                        {swatch_line(kColors[0], false), "best so far"}}));
   }
 
@@ -572,13 +572,9 @@ std::string pipeline_report_html(const Json& summary) {
                 fmt("%.3f ms", cand["latency_ms"].get<double>()) +
                 (ok ? ", meets the budget" : ", " + cand.value("why_not", "")));
     }
-    auto dot = [](const char* color) {
-      return "<svg width=\"14\" height=\"14\"><circle cx=\"7\" cy=\"7\" r=\"5\" fill=\"" +
-             std::string(color) + "\"/></svg>";
-    };
-    h << c.svg(legend({{dot(kColors[0]), "float model"},
-                       {dot(kColors[2]), "meets the budget"},
-                       {dot(kColors[7]), "misses it"},
+    h << c.svg(legend({{swatch_dot(kColors[0]), "float model"},
+                       {swatch_dot(kColors[2]), "meets the budget"},
+                       {swatch_dot(kColors[7]), "misses it"},
                        {swatch_line(kColors[5], true), "latency budget"}}));
   }
   h << "</body></html>\n";
