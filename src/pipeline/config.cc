@@ -21,7 +21,9 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-enum class T { kInt, kNum, kBool, kStr, kIntList, kNumList, kStrList, kRatioMap, kPath };
+// kTermList: a repeatable flag whose values hold commas themselves (distill's --loss): a list,
+// or one value; never split at commas.
+enum class T { kInt, kNum, kBool, kStr, kIntList, kNumList, kStrList, kTermList, kRatioMap, kPath };
 
 /// A bound on numbers (lists: on each element). Inclusive unless *_open.
 struct Range {
@@ -92,7 +94,7 @@ std::vector<Key> keys_of(const std::string& kind) {
          {"max-samples", T::kInt, kNonNegative}});
   } else if (kind == "prune") {
     add({{"ratios", T::kRatioMap, kRatio},
-         {"sens", T::kPath},
+         {"sens", T::kStr},
          {"loss", T::kNum, kUnit},
          {"flops-target", T::kNum, kUnit},
          {"uniform", T::kNum, kRatio},
@@ -105,7 +107,7 @@ std::vector<Key> keys_of(const std::string& kind) {
   } else if (kind == "distill") {
     add(train_keys());
     add({{"teacher", T::kStr},
-         {"loss", T::kStrList},
+         {"loss", T::kTermList},
          {"task-weight", T::kNum, kNonNegative},
          {"adapter", T::kBool},
          {"t2-scale", T::kBool},
@@ -132,7 +134,7 @@ std::vector<Key> keys_of(const std::string& kind) {
          {"fold-bn", T::kStr, kAny, {"before", "after"}, "qat"},
          {"bits", T::kInt, {2, 16}, {}, "weight"},
          {"teacher", T::kStr, kAny, {}, "qat"},
-         {"loss", T::kStrList, kAny, {}, "qat"},
+         {"loss", T::kTermList, kAny, {}, "qat"},
          {"task-weight", T::kNum, kNonNegative, {}, "qat"},
          {"t2-scale", T::kBool, kAny, {}, "qat"}});
     for (Key t : train_keys()) {
@@ -329,6 +331,17 @@ class Parser {
         for (const auto& [node, text] : items(n, key)) a.push_back(text);
         return a;
       }
+      case T::kTermList: {
+        Json a = Json::array();
+        if (n.IsSequence())
+          for (const auto& item : n) a.push_back(scalar(item, key));
+        else
+          a.push_back(scalar(n, key));
+        if (a.empty()) fail(n, key, ": empty list");
+        for (const auto& t : a)
+          if (t.get<std::string>().empty()) fail(n, key, ": empty value");
+        return a;
+      }
       case T::kRatioMap: {
         Json m = Json::object();
         if (n.IsMap()) {
@@ -488,7 +501,7 @@ class Parser {
       fail(n, "stages: expected a list of stages, e.g. - train: {epochs: 1}");
     std::map<std::string, int> kind_count;
     std::set<std::string> names{"model"};  // the input model's stage
-    bool had_sensitivity = false;
+    std::set<std::string> sens_stages;     // earlier sensitivity stages, for prune's sens key
     for (const auto& item : n) {
       PipelineStage s;
       s.pos = pos(item);
@@ -550,15 +563,15 @@ class Parser {
       if (!names.insert(s.name).second)
         fail(item, "stage name '", s.name, "' is used twice (\"model\" is the input); give ",
              "one a name: key");
-      check_stage(item, s, names, had_sensitivity);
-      had_sensitivity = had_sensitivity || s.kind == "sensitivity";
+      check_stage(item, s, names, sens_stages);
+      if (s.kind == "sensitivity") sens_stages.insert(s.name);
       c.stages.push_back(std::move(s));
     }
   }
 
   /// What the keys alone cannot say: choices that exclude each other, required keys.
   void check_stage(const YAML::Node& item, PipelineStage& s, const std::set<std::string>& names,
-                   bool had_sensitivity) const {
+                   const std::set<std::string>& sens_stages) const {
     const Json& p = s.params;
     auto at = [&](const std::string& key) -> const ConfigPos& { return s.keys.at(key); };
     auto fail_at = [&](const std::string& key, const auto&... args) {
@@ -581,10 +594,20 @@ class Parser {
                 p.contains("ratios") ? "ratios" : "uniform");
       if (p.contains("loss") && p.contains("flops-target"))
         fail_at("loss", "prune: give loss or flops-target, not both");
-      if (p.contains("loss") && !p.contains("sens") && !had_sensitivity)
+      if (p.contains("loss") && !p.contains("sens") && sens_stages.empty())
         fail_at("loss", "prune: loss needs a sensitivity stage before it or sens: FILE");
-      if (p.contains("sens") && !fs::exists(p["sens"].get<std::string>()))
-        fail_at("sens", "prune: sens file '", p["sens"].get<std::string>(), "' does not exist");
+      if (p.contains("sens")) {
+        const std::string sens = p["sens"];
+        if (sens_stages.count(sens)) {
+          s.params["sens_stage"] = sens;
+          s.params.erase("sens");
+        } else if (!fs::exists(path_of(sens))) {
+          fail_at("sens", "prune: sens '", sens,
+                  "' is neither an earlier sensitivity stage's name nor an existing file");
+        } else {
+          s.params["sens"] = path_of(sens);
+        }
+      }
     }
     if (s.kind == "distill" && !p.contains("teacher"))
       fail(item, "distill: 'teacher' is missing: an ONNX file or an earlier stage's name");

@@ -161,7 +161,7 @@ class Runner {
       const auto& r = result.stages.back();
       if (writes_model(s.kind)) model = r.model;
       stage_models_[s.name] = model;
-      if (s.kind == "sensitivity") last_sens_ = r.dir + "/sens.json";
+      if (s.kind == "sensitivity") sens_of_[s.name] = last_sens_ = r.dir + "/sens.json";
     }
     result.final_model = model;
     if (!o_.dry_run) {
@@ -407,7 +407,8 @@ class Runner {
     Graph g = load_for_analysis(in, p.value("input", std::string()));
     PruneSelection sel;
     if (p.contains("ratios")) sel.ratios = p["ratios"].get<std::map<std::string, double>>();
-    sel.sens = p.value("sens", std::string());
+    sel.sens =
+        p.contains("sens_stage") ? sens_of_.at(p["sens_stage"]) : p.value("sens", std::string());
     if (sel.sens.empty() && (p.contains("loss") || p.contains("flops-target")))
       sel.sens = last_sens_;
     sel.loss = p.value("loss", -1.0);
@@ -781,6 +782,7 @@ class Runner {
   PipelineRunOptions o_;
   std::map<std::string, std::string> stage_models_;
   std::string last_sens_;
+  std::map<std::string, std::string> sens_of_;  ///< sensitivity stage name -> its table
 };
 
 }  // namespace

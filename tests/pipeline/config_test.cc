@@ -93,6 +93,14 @@ TEST_F(PipelineConfigTest, AValidConfigBecomesTypedStagesWithAbsolutePaths) {
   EXPECT_EQ(t2.stages[1].params["file"], dir_ + "/teacher.onnx");
   EXPECT_EQ(t2.stages[2].params["teacher_stage"], "model-2");
   EXPECT_EQ(t2.stages[2].params["from"], "model");
+  // prune's sens: an earlier sensitivity stage by name, or a file from the config's folder.
+  PipelineConfig ps = parse(std::string(kHead) +
+                            "stages:\n  - sensitivity: {name: s1}\n  - sensitivity: {name: s2}\n"
+                            "  - prune: {loss: 0.01, sens: s1}\n"
+                            "  - prune: {flops-target: 0.5, sens: teacher.onnx}\n");
+  EXPECT_EQ(ps.stages[2].params["sens_stage"], "s1");
+  EXPECT_FALSE(ps.stages[2].params.contains("sens"));
+  EXPECT_EQ(ps.stages[3].params["sens"], dir_ + "/teacher.onnx");
   EXPECT_NE(test::error_of([&] {
               parse(std::string(kHead) + "stages:\n  - model: {zoo: resnet34, file: t.onnx}\n");
             }).find("c.yaml:4:5: model: give exactly one of file: M.onnx or zoo: NAME"),
@@ -174,6 +182,10 @@ TEST_F(PipelineConfigTest, EachMistakeIsAnErrorAtItsLineAndColumn) {
                "prune: sens goes with loss or flops-target, not with ratios");
   expect_error(s + "  - prune: {loss: 0.01, flops-target: 0.5, sens: teacher.onnx}\n", 4, 13,
                "prune: give loss or flops-target, not both");
+  // A sens that is neither a sensitivity stage nor a file (a train stage's name is neither).
+  expect_error(s + "  - sensitivity: {name: sens-a}\n  - prune: {loss: 0.01, sens: train}\n", 5, 25,
+               "prune: sens 'train' is neither an earlier sensitivity stage's name nor an "
+               "existing file");
   // 24. An unknown data kind.
   expect_error("model: {zoo: mobilenet_v1}\ndata: imagenet:/d\nstages:\n  - eval:\n", 2, 7,
                "data 'imagenet:/d': expected KIND:DIR with KIND mnist, fashion or folder");
@@ -195,6 +207,17 @@ TEST_F(PipelineConfigTest, EachMistakeIsAnErrorAtItsLineAndColumn) {
                 .stages[0]
                 .params["params"],
             nlohmann::json({"a", "b"}));
+  // A loss term holds commas of its own: one term as a scalar, or a list of terms.
+  EXPECT_EQ(parse(s + "  - train: {epochs: 1}\n  - distill: {teacher: train, loss: "
+                      "'soft_label:t_logits,logits:2,2,0.5'}\n")
+                .stages[1]
+                .params["loss"],
+            nlohmann::json({"soft_label:t_logits,logits:2,2,0.5"}));
+  EXPECT_EQ(parse(s + "  - train: {epochs: 1}\n  - quant: {mode: qat, teacher: train, loss: "
+                      "['l2:t_a,a', 'l2:t_b,b:2']}\n")
+                .stages[1]
+                .params["loss"],
+            nlohmann::json({"l2:t_a,a", "l2:t_b,b:2"}));
   // A missing file names it.
   EXPECT_NE(test::error_of([&] {
               pipeline_config_load(dir_ + "/none.yaml");

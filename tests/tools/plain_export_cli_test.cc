@@ -5,6 +5,7 @@
 // 30% fewer FLOPs aligned to 8, quant ptq, quant qat, distill from the unpruned model and eval
 // again, each with its defaults: no batch, size or normalisation flag. Every output keeps a
 // symbolic batch and runs in ONNX Runtime on all the test images at once, agreeing with Slim.
+// The same steps as a `slim compress` config give the same files.
 #include <gtest/gtest.h>
 #include <stb/stb_image_write.h>
 
@@ -30,10 +31,10 @@ constexpr int kClasses = 10, kTrainPerClass = 8, kTestPerClass = 4;
 class PlainExportWorkflow : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
-    auto r = test::run_cmd(
-        "/usr/bin/python3 " +
-        test::quote(test::source_dir() + "/tests/fixtures/export_plain_models.py") + " " +
-        test::quote(test::binary_dir() + "/fixtures/plain"));
+    auto r =
+        test::run_cmd("/usr/bin/python3 " +
+                      test::quote(test::source_dir() + "/tests/fixtures/export_plain_models.py") +
+                      " " + test::quote(test::binary_dir() + "/fixtures/plain"));
     ASSERT_EQ(r.code, 0) << r.out << r.err;
     // Class k: one colour of a fixed palette with per-pixel noise, 48x40 pixels (the models read
     // 64x64).
@@ -150,12 +151,12 @@ TEST_P(PlainExportWorkflow, EveryCommandRunsWithItsDefaultsAndItsOutputRunsBatch
   // 6e-7). Int8: an activation one step apart after a requantization rounds differently in the
   // two engines moves the logits; measured up to 1.2e-2 under the kernel settings of
   // `make test-isa` (AVX2, AVX512_CORE, default), so 0.05.
-  for (const auto& [file, tol] : std::vector<std::pair<std::string, double>>{
-           {"trained.onnx", 1e-4},
-           {"pruned.onnx", 1e-4},
-           {"ptq.onnx", 0.05},
-           {"qat.onnx", 0.05},
-           {"distilled.onnx", 1e-4}}) {
+  for (const auto& [file, tol] :
+       std::vector<std::pair<std::string, double>>{{"trained.onnx", 1e-4},
+                                                   {"pruned.onnx", 1e-4},
+                                                   {"ptq.onnx", 0.05},
+                                                   {"qat.onnx", 0.05},
+                                                   {"distilled.onnx", 1e-4}}) {
     SCOPED_TRACE(file);
     auto j = eval(path(file));
     ASSERT_FALSE(j.is_null());
@@ -170,6 +171,38 @@ TEST_P(PlainExportWorkflow, EveryCommandRunsWithItsDefaultsAndItsOutputRunsBatch
     EXPECT_GT(qdq, 10) << file;
     EXPECT_LT(fs::file_size(path(file)), fs::file_size(path("pruned.onnx")) / 3) << file;
   }
+
+  // The same steps as a `slim compress` pipeline, with the same defaults: the same float files;
+  // the int8 file has the same nodes and weights, its scales equal to a few float steps and its
+  // integers to one step (calibration sums in an order the thread pool may change: measured 1 ulp,
+  // once, while another process loaded the cores).
+  const std::string config = path("pipeline.yaml");
+  std::ofstream(config) << "model: {file: " << model_ << "}\ndata: folder:" << *images_
+                        << "\nmeasure: {latency-runs: 0}\nstages:\n"
+                        << "  - train: {epochs: 1}\n  - sensitivity:\n"
+                        << "  - prune: {flops-target: 0.3, align: 8}\n"
+                        << "  - quant: {mode: ptq}\n";
+  auto run = test::run_cmd(test::slim_bin() + " compress " + config + " --json -o " + path("run"));
+  ASSERT_EQ(run.code, 0) << run.err;
+  for (const auto& [stage, file] : std::vector<std::pair<std::string, std::string>>{
+           {"01-train", "trained.onnx"}, {"03-prune", "pruned.onnx"}})
+    EXPECT_EQ(test::read_file(path("run/" + stage + "/model.onnx")), test::read_file(path(file)))
+        << stage;
+  const Graph q = onnx_load(path("run/04-quant/model.onnx")), cli = onnx_load(path("ptq.onnx"));
+  ASSERT_EQ(q.nodes.size(), cli.nodes.size());
+  for (size_t i = 0; i < q.nodes.size(); ++i) EXPECT_EQ(q.nodes[i].name, cli.nodes[i].name);
+  ASSERT_EQ(q.initializers.size(), cli.initializers.size());
+  for (const auto& [name, t] : q.initializers) {
+    ASSERT_TRUE(cli.initializers.count(name)) << name;
+    const at::Tensor& c = cli.initializers.at(name);
+    ASSERT_EQ(t.sizes(), c.sizes()) << name;
+    if (t.is_floating_point())
+      EXPECT_TRUE(at::allclose(t, c, 1e-5, 0)) << name;
+    else  // an int32 bias divided by a scale one ulp apart may round one step apart
+      EXPECT_LE((t.to(at::kLong) - c.to(at::kLong)).abs().max().item<int64_t>(), 1) << name;
+  }
+  const auto summary = nlohmann::json::parse(run.out);
+  EXPECT_EQ(summary["stages"][4]["metrics"]["measure"]["eval"]["samples"], test_images);
 }
 
 INSTANTIATE_TEST_SUITE_P(Torchvision, PlainExportWorkflow,

@@ -11,7 +11,7 @@
 ///   stages:
 ///     - train: {epochs: 1, lr-schedule: cosine, no-shuffle: true, drop-last: true}
 ///     - sensitivity: {params: [conv2_1_sep_weights], ratios: [0.1, 0.2, 0.3]}
-///     - prune: {loss: 0.01}           # sens: the last sensitivity stage's file
+///     - prune: {loss: 0.01}           # sens: a sensitivity stage or file (default: the last)
 ///     - train: {name: fine-tune, epochs: 1}
 ///     - quant: {mode: ptq, algo: hist, batches: 32}
 #include <map>
