@@ -179,16 +179,17 @@ TEST_P(PlainExportWorkflow, EveryCommandRunsWithItsDefaultsAndItsOutputRunsBatch
   const std::string config = path("pipeline.yaml");
   std::ofstream(config) << "model: {file: " << model_ << "}\ndata: folder:" << *images_
                         << "\nmeasure: {latency-runs: 0}\nstages:\n"
-                        << "  - train: {epochs: 1}\n  - sensitivity:\n"
-                        << "  - prune: {flops-target: 0.3, align: 8}\n"
+                        << "  - train: {epochs: 1}\n"  // prune by the CLI's sensitivity table
+                        << "  - prune: {flops-target: 0.3, align: 8, sens: " << path("sens.json")
+                        << "}\n"
                         << "  - quant: {mode: ptq}\n";
   auto run = test::run_cmd(test::slim_bin() + " compress " + config + " --json -o " + path("run"));
   ASSERT_EQ(run.code, 0) << run.err;
   for (const auto& [stage, file] : std::vector<std::pair<std::string, std::string>>{
-           {"01-train", "trained.onnx"}, {"03-prune", "pruned.onnx"}})
+           {"01-train", "trained.onnx"}, {"02-prune", "pruned.onnx"}})
     EXPECT_EQ(test::read_file(path("run/" + stage + "/model.onnx")), test::read_file(path(file)))
         << stage;
-  const Graph q = onnx_load(path("run/04-quant/model.onnx")), cli = onnx_load(path("ptq.onnx"));
+  const Graph q = onnx_load(path("run/03-quant/model.onnx")), cli = onnx_load(path("ptq.onnx"));
   ASSERT_EQ(q.nodes.size(), cli.nodes.size());
   for (size_t i = 0; i < q.nodes.size(); ++i) EXPECT_EQ(q.nodes[i].name, cli.nodes[i].name);
   ASSERT_EQ(q.initializers.size(), cli.initializers.size());
@@ -202,7 +203,7 @@ TEST_P(PlainExportWorkflow, EveryCommandRunsWithItsDefaultsAndItsOutputRunsBatch
       EXPECT_LE((t.to(at::kLong) - c.to(at::kLong)).abs().max().item<int64_t>(), 1) << name;
   }
   const auto summary = nlohmann::json::parse(run.out);
-  EXPECT_EQ(summary["stages"][4]["metrics"]["measure"]["eval"]["samples"], test_images);
+  EXPECT_EQ(summary["stages"][3]["metrics"]["measure"]["eval"]["samples"], test_images);
 }
 
 INSTANTIATE_TEST_SUITE_P(Torchvision, PlainExportWorkflow,
