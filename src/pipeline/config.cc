@@ -278,11 +278,14 @@ class Parser {
   }
 
   /// Sequence items, or a scalar's comma-separated parts (the CLI's form).
-  std::vector<std::pair<YAML::Node, std::string>> items(const YAML::Node& n,
-                                                        const std::string& key) const {
+  /// A list's items: a YAML list, or one scalar split at commas (kept whole with split false).
+  std::vector<std::pair<YAML::Node, std::string>> items(const YAML::Node& n, const std::string& key,
+                                                        bool split = true) const {
     std::vector<std::pair<YAML::Node, std::string>> out;
     if (n.IsSequence()) {
       for (const auto& item : n) out.emplace_back(item, scalar(item, key));
+    } else if (!split) {
+      out.emplace_back(n, scalar(n, key));
     } else {
       std::stringstream ss(scalar(n, key));
       std::string part;
@@ -326,20 +329,13 @@ class Parser {
                           : Json(number(node, key, text, false, k.range)));
         return a;
       }
-      case T::kStrList: {
-        Json a = Json::array();
-        for (const auto& [node, text] : items(n, key)) a.push_back(text);
-        return a;
-      }
+      case T::kStrList:
       case T::kTermList: {
         Json a = Json::array();
-        if (n.IsSequence())
-          for (const auto& item : n) a.push_back(scalar(item, key));
-        else
-          a.push_back(scalar(n, key));
-        if (a.empty()) fail(n, key, ": empty list");
-        for (const auto& t : a)
-          if (t.get<std::string>().empty()) fail(n, key, ": empty value");
+        for (const auto& [node, text] : items(n, key, k.type == T::kStrList)) {
+          if (k.type == T::kTermList && text.empty()) fail(node, key, ": empty value");
+          a.push_back(text);
+        }
         return a;
       }
       case T::kRatioMap: {
