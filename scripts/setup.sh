@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake pkg-config
   libtorch-dev                      # LibTorch 1.13 (ATen, autograd, c10d)
+  libgloo-dev                       # Gloo headers: c10d's ProcessGroupGloo (slim launch, data parallel)
   libopenblas0-openmp               # without it libtorch's BLAS is the reference one (6-10x slower)
   libonnx-dev libprotobuf-dev protobuf-compiler
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev

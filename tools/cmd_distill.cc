@@ -72,13 +72,17 @@ void add_distill(CLI::App& app) {
     if (o.losses.empty()) {
       DistillLoss l = distill_default_loss(teacher, student, a->prefix, a->t2);
       o.losses.push_back(l);
-      std::cerr << "distill: loss " << l.describe() << " (the models' outputs; --loss sets it)\n";
+      if (lead_rank())
+        std::cerr << "distill: loss " << l.describe() << " (the models' outputs; --loss sets it)\n";
     }
     const bool batches = allow_batches(teacher, a->teacher);
     if (!allow_batches(student, a->student) || !batches) o.train.batch_size = 1, a->eval_batch = 1;
     auto train_set = open_data(a->data, Split::kTrain, student, a->image);
+    o.train.checkpoint = a->flags.checkpoint_for(a->out);
+    o.train.checkpoint_key = checkpoint_key();
     DistillReport r = distill(teacher, student, train_set, o);
-    onnx_save(student, a->out);
+    if (lead_rank()) onnx_save(student, a->out);
+    remove_checkpoint(o.train);
     nlohmann::json j;
     j["output"] = a->out;
     j["losses"] = r.losses;
@@ -89,6 +93,7 @@ void add_distill(CLI::App& app) {
       eo.batch_size = a->eval_batch;
       eo.threads = o.train.threads;
       eo.progress = o.train.progress;
+      eo.group = o.train.group;
       j["eval"] =
           eval_json(evaluate(student, open_data(a->data, Split::kTest, student, a->image), eo));
     }

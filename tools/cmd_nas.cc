@@ -5,6 +5,7 @@
 #include <random>
 
 #include "commands.h"
+#include "slim/dist/dist.h"
 #include "slim/exec/infer_shapes.h"
 #include "slim/nas/latency_table.h"
 #include "slim/nas/search.h"
@@ -141,6 +142,9 @@ void add_nas(CLI::App& app) {
     o.input = parse_chw(a->input);
     o.train = a->flags.resolved();
     o.controller.seed = o.train.seed;
+    o.group = dist::current();
+    // PaddleSlim's rule: the temperature falls as fast as the workers report.
+    o.controller.workers = o.group ? o.group->size() : 1;
     if (o.latency_threads == 0) o.latency_threads = o.train.threads;
     o.size_format = a->size_format;
     if (a->size_format == "int8") o.model_size = int8_weight_file_size;
@@ -160,8 +164,9 @@ void add_nas(CLI::App& app) {
     auto data = open_data(a->data, Split::kTrain, probe, a->image, /*labels=*/false);
     o.classes = a->classes > 0 ? a->classes : data->num_classes();
     o.data_description = data->describe();
-    o.progress = true;
+    o.progress = lead_rank();
     NasResult r = nas_search(o, data);
+    if (!lead_rank()) return;
     if (a->json) {
       nlohmann::json j;
       j["best_tokens"] = r.best_tokens;

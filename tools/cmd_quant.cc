@@ -245,6 +245,9 @@ void add_qat(CLI::App* parent) {
     eo.batch_size = a->eval_batch;
     eo.threads = o.train.threads;
     eo.progress = o.train.progress;
+    eo.group = o.train.group;
+    o.train.checkpoint = a->flags.checkpoint_for(a->out);
+    o.train.checkpoint_key = checkpoint_key();
     auto test = a->no_eval ? nullptr : open_data(a->data, Split::kTest, g, a->image);
     if (test) j["eval"]["float"] = eval_json(evaluate(g, test, eo));
     QatReport r;
@@ -263,12 +266,13 @@ void add_qat(CLI::App* parent) {
       r = quant_aware_distill(g, teacher, open_data(a->data, Split::kTrain, g, a->image), o, d,
                               a->t2);
     }
-    onnx_save(g, a->out);
+    if (lead_rank()) onnx_save(g, a->out);
+    remove_checkpoint(o.train);
     j["output"] = a->out;
     j["epochs"] = epochs_json(r.epochs);
     j["nodes"] = r.qdq.nodes;
     j["skipped"] = r.qdq.skipped;
-    print_size(j, a->model, a->out);
+    if (lead_rank()) print_size(j, a->model, a->out);
     if (test) j["eval"]["quantized"] = eval_json(evaluate(g, test, eo));
     report(j, a->json);
   });

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "slim/dist/dist.h"
 #include "slim/analysis/summary.h"
 #include "slim/prune/prune_channels.h"
 #include "slim/prune/sensitivity.h"
@@ -102,6 +103,7 @@ void add_sensitivity(CLI::App& app) {
     if (!a->shard.empty())
       std::tie(a->opts.shard_index, a->opts.shard_count) = parse_shard(a->shard);
     a->opts.eval.progress = false;  // one line per evaluation instead
+    a->opts.group = dist::current();
     Graph g = load_model_for_analysis(a->model);
     if (!allow_batches(g, a->model)) a->opts.eval.batch_size = 1;
     if (!a->params.empty()) {
@@ -112,8 +114,9 @@ void add_sensitivity(CLI::App& app) {
       a->opts.params = prunable_params(g);
       SLIM_CHECK(!a->opts.params.empty(), a->model,
                  ": no prunable conv (sensitivity prunes the output channels of Conv nodes)");
-      std::cerr << "sensitivity: every prunable conv (" << a->opts.params.size()
-                << "); --params or --params-regex choose fewer\n";
+      if (lead_rank())
+        std::cerr << "sensitivity: every prunable conv (" << a->opts.params.size()
+                  << "); --params or --params-regex choose fewer\n";
     }
     sensitivity(g, open_data(a->data, Split::kTest, g, a->image), a->opts);
   });

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "slim/dist/dist.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/passes/reset_head.h"
 #include "slim/train/trainer.h"
@@ -34,7 +35,16 @@ TrainOptions TrainFlags::resolved() const {
   TrainOptions o = opts;
   o.optimizer = optimizer_from_string(optimizer);
   o.schedule = lr_schedule_from_string(schedule);
+  o.group = dist::current();
+  o.progress = o.progress && lead_rank();
+  SLIM_CHECK(!o.sync_bn || o.group,
+             "--sync-bn needs a distributed run (slim launch --nproc N "
+             "-- slim ...); one process already uses the whole batch");
   return o;
+}
+
+std::string TrainFlags::checkpoint_for(const std::string& output) const {
+  return no_checkpoint ? "" : output + ".ckpt";
 }
 
 void add_train_flags(CLI::App* cmd, TrainFlags* f) {
@@ -58,6 +68,11 @@ void add_train_flags(CLI::App* cmd, TrainFlags* f) {
   cmd->add_flag("!--no-shuffle", f->opts.shuffle,
                 "keep the file order (PaddleSlim's tutorial reader) instead of reshuffling");
   cmd->add_flag("--drop-last", f->opts.drop_last, "skip a last batch smaller than --batch");
+  cmd->add_flag("--sync-bn", f->opts.sync_bn,
+                "distributed: BatchNormalization statistics over the global batch (default: "
+                "each rank's part)");
+  cmd->add_flag("--no-checkpoint", f->no_checkpoint,
+                "do not keep OUTPUT.ckpt after each epoch (a killed run then starts over)");
   add_threads_option(cmd, &f->opts.threads);
 }
 
@@ -88,8 +103,11 @@ void add_train(CLI::App& app) {
       std::fprintf(stderr, "note: %s: final layer '%s' replaced for %lld classes\n",
                    a->model.c_str(), fc.c_str(), static_cast<long long>(classes));
     }
+    opts.checkpoint = a->flags.checkpoint_for(a->out);
+    opts.checkpoint_key = checkpoint_key();
     auto stats = train(g, train_set, opts);
-    onnx_save(g, a->out);
+    if (lead_rank()) onnx_save(g, a->out);
+    remove_checkpoint(opts);
     nlohmann::json j;
     j["output"] = a->out;
     j["epochs"] = epochs_json(stats);
@@ -98,6 +116,7 @@ void add_train(CLI::App& app) {
       eo.batch_size = a->eval_batch;
       eo.threads = opts.threads;
       eo.progress = opts.progress;
+      eo.group = opts.group;
       j["eval"] = eval_json(evaluate(g, open_data(a->data, Split::kTest, g, a->image), eo));
     }
     if (a->json) {
@@ -127,6 +146,8 @@ void add_eval(CLI::App& app) {
   cmd->callback([a] {
     Graph g = load_model(a->model);
     if (!allow_batches(g, a->model)) a->opts.batch_size = 1;
+    a->opts.group = dist::current();
+    a->opts.progress = a->opts.progress && lead_rank();
     EvalResult r = evaluate(g, open_data(a->data, Split::kTest, g, a->image), a->opts);
     if (a->json)
       std::cout << eval_json(r).dump() << "\n";

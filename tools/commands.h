@@ -28,6 +28,17 @@ void add_quant(CLI::App& app);
 void add_nas(CLI::App& app);
 void add_latency_table(CLI::App& app);
 void add_compress(CLI::App& app);
+void add_launch(CLI::App& app);
+
+/// The command line after `slim` (main sets it): distributed ranks compare it, training keys its
+/// checkpoint with it.
+void set_command_args(std::vector<std::string> args);
+const std::vector<std::string>& command_args();
+/// True on the rank that prints and writes files: rank 0, or the only process.
+bool lead_rank();
+/// What a training checkpoint belongs to: the command line without --threads and the output
+/// (so a rerun with other threads or ranks resumes it).
+std::string checkpoint_key();
 
 /// Loads a model (onnx_load, or load_for_analysis with `input_shapes` for the commands that
 /// count or prune) and says in one line on stderr when its opset was upgraded.
@@ -47,8 +58,12 @@ void add_threads_option(CLI::App* cmd, int* threads);
 struct TrainFlags {
   TrainOptions opts;
   std::string optimizer = "momentum", schedule = "constant";
-  /// opts with the optimizer and schedule names applied.
+  /// opts with the optimizer and schedule names applied, the distributed group (if any) and
+  /// progress on the lead rank only.
   TrainOptions resolved() const;
+  /// Training state file of a run writing `output`: `output`.ckpt unless --no-checkpoint.
+  std::string checkpoint_for(const std::string& output) const;
+  bool no_checkpoint = false;
 };
 void add_train_flags(CLI::App* cmd, TrainFlags* f);
 

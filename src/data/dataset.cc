@@ -48,6 +48,9 @@ DataLoader::DataLoader(std::shared_ptr<Dataset> data, LoaderOptions opts)
              opts_.batch_size, " must be positive");
   SLIM_CHECK(opts_.max_samples >= 0, "DataLoader over ", data_->describe(), ": max_samples ",
              opts_.max_samples, " must be >= 0 (0 = all)");
+  SLIM_CHECK(opts_.parts >= 1 && opts_.part >= 0 && opts_.part < opts_.parts, "DataLoader over ",
+             data_->describe(), ": part ", opts_.part, " of ", opts_.parts,
+             " is not 0 <= part < parts");
   start_epoch(0);
 }
 
@@ -77,8 +80,13 @@ bool DataLoader::next(Batch& batch) {
   const int64_t n = static_cast<int64_t>(order_.size());
   const int64_t b = std::min(opts_.batch_size, n - pos_);
   if (b <= 0 || (opts_.drop_last && b < opts_.batch_size)) return false;
-  std::vector<int64_t> idx(order_.begin() + pos_, order_.begin() + pos_ + b);
+  // The slice rule is dist::split_range's (the data library does not depend on dist).
+  const int64_t base = b / opts_.parts, extra = b % opts_.parts;
+  const int64_t lo = opts_.part * base + std::min<int64_t>(opts_.part, extra);
+  const int64_t hi = lo + base + (opts_.part < extra ? 1 : 0);
+  std::vector<int64_t> idx(order_.begin() + pos_ + lo, order_.begin() + pos_ + hi);
   pos_ += b;
+  batch.global_size = b;
   std::tie(batch.images, batch.labels) = data_->gather(idx);
   return true;
 }
@@ -115,8 +123,7 @@ std::shared_ptr<Dataset> dataset_subset(std::shared_ptr<Dataset> data, std::vect
                                         const std::string& name) {
   SLIM_CHECK(data != nullptr, "subset of no dataset");
   for (auto i : idx)
-    SLIM_CHECK(i >= 0 && i < data->size(), data->describe(), ": subset index ", i,
-               " out of range");
+    SLIM_CHECK(i >= 0 && i < data->size(), data->describe(), ": subset index ", i, " out of range");
   return std::make_shared<SubsetDataset>(std::move(data), std::move(idx), name);
 }
 

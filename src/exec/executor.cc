@@ -6,13 +6,23 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
 namespace slim {
 
 void set_num_threads(int n) {
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n <= 0) {
+    // All cores, shared by the ranks on this machine (SLIM_THREADS from slim launch, or
+    // torchrun's LOCAL_WORLD_SIZE).
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const char* t = std::getenv("SLIM_THREADS");
+    const char* lws = std::getenv("LOCAL_WORLD_SIZE");
+    n = t && std::atoi(t) > 0   ? std::atoi(t)
+        : lws && std::atoi(lws) > 0 ? std::max(1, cores / std::atoi(lws))
+                                    : cores;
+  }
   at::set_num_threads(n);
 }
 

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <limits>
 
+#include "slim/dist/dist.h"
 #include "slim/exec/kernel.h"
 #include "window.h"
 
@@ -50,7 +51,6 @@ Window resolve_window(const Node& n, const at::Tensor& x, std::vector<int64_t> k
 }
 
 namespace {
-
 
 /// Pads the spatial dims of x explicitly (ONNX begin/end order -> ATen's last-dim-first order).
 at::Tensor pad_spatial(const at::Tensor& x, const Window& w, double value) {
@@ -307,6 +307,37 @@ void batch_norm(KernelContext& c) {
     if (c.out.size() > 2) c.out[2] = var * momentum + bv * (1 - momentum);
     return;
   }
+  if (c.training)
+    if (dist::Group* group = dist::SyncBatchNormScope::active()) {
+      // SyncBatchNorm: statistics over every rank's part of the global batch. The sums go
+      // through a differentiable all-reduce, so the backward pass reduces their gradients too.
+      std::vector<int64_t> dims{0};
+      for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+      std::vector<int64_t> bshape(x.dim(), 1);
+      bshape[1] = ch;
+      // Sums in double, as ATen's batch_norm accumulates its statistics.
+      const double local = static_cast<double>(x.numel() / std::max<int64_t>(1, ch));
+      at::Tensor s1 = dist::all_reduce_sum_autograd(
+          *group, at::cat({x.sum(dims, false, at::kDouble),
+                           at::full({1}, local, x.options().dtype(at::kDouble))}));
+      const double n = s1[ch].item<double>();
+      SLIM_CHECK(n > 1, c.node.label(), ": synchronised BatchNormalization over ", n,
+                 " values per channel; a batch needs at least 2");
+      at::Tensor bm = (s1.narrow(0, 0, ch) / n).to(x.scalar_type());
+      at::Tensor xc = x - bm.view(bshape);
+      at::Tensor bv =
+          (dist::all_reduce_sum_autograd(*group, (xc * xc).sum(dims, false, at::kDouble)) / n)
+              .to(x.scalar_type());
+      c.out[0] = xc * at::rsqrt(bv.view(bshape) + eps) * scale.view(bshape) + bias.view(bshape);
+      {
+        at::NoGradGuard ng;
+        mean.mul_(momentum).add_(bm.detach() * (1 - momentum));
+        var.mul_(momentum).add_(bv.detach() * (n / (n - 1)) * (1 - momentum));
+      }
+      for (size_t k = 1; k < c.out.size(); ++k)
+        if (!c.node.outputs[k].empty()) c.out[k] = k == 1 ? mean : var;
+      return;
+    }
   // Executor training mode follows PyTorch: batch statistics, running stats updated in place
   // (ATen's momentum is ONNX's 1 - momentum).
   c.out[0] = at::batch_norm(x, scale, bias, mean, var, c.training, 1.0 - momentum, eps,
@@ -315,12 +346,12 @@ void batch_norm(KernelContext& c) {
     if (!c.node.outputs[k].empty()) c.out[k] = k == 1 ? mean : var;
 }
 
-void relu(KernelContext& c) { c.out[0] = c.can_overwrite(0) ? at::relu_(c.in[0]) : at::relu(c.x(0)); }
+void relu(KernelContext& c) {
+  c.out[0] = c.can_overwrite(0) ? at::relu_(c.in[0]) : at::relu(c.x(0));
+}
 void sigmoid(KernelContext& c) { c.out[0] = at::sigmoid(c.x(0)); }
 void tanh_(KernelContext& c) { c.out[0] = at::tanh(c.x(0)); }
-void leaky_relu(KernelContext& c) {
-  c.out[0] = at::leaky_relu(c.x(0), c.node.f("alpha", 0.01f));
-}
+void leaky_relu(KernelContext& c) { c.out[0] = at::leaky_relu(c.x(0), c.node.f("alpha", 0.01f)); }
 void hard_sigmoid(KernelContext& c) {
   double alpha = c.node.f("alpha", 0.2f), beta = c.node.f("beta", 0.5f);
   c.out[0] = at::clamp(c.x(0) * alpha + beta, 0.0, 1.0);
@@ -430,8 +461,8 @@ void lrn(KernelContext& c) {
 
 void dropout(KernelContext& c) {
   const at::Tensor& x = c.x(0);
-  double ratio = c.opset >= 12 ? (c.has(1) ? c.in[1].item<double>() : 0.5)
-                               : c.node.f("ratio", 0.5f);
+  double ratio =
+      c.opset >= 12 ? (c.has(1) ? c.in[1].item<double>() : 0.5) : c.node.f("ratio", 0.5f);
   bool train = c.training;
   if (c.opset >= 12 && c.has(2)) train = c.in[2].item<bool>();
   bool want_mask = c.out.size() > 1 && !c.node.outputs[1].empty();

@@ -6,10 +6,13 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <set>
 #include <sstream>
+#include <thread>
 
 #include "slim/analysis/flops.h"
 #include "slim/analysis/model_stats.h"
+#include "slim/dist/dist.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/train/progress.h"
 
@@ -67,8 +70,8 @@ Json options_json(const NasOptions& o) {
 
 nlohmann::json nas_candidate_json(const NasCandidate& c) {
   using Json = nlohmann::json;
-  Json j{{"step", c.step},     {"tokens", c.tokens},         {"flops", c.flops},
-         {"params", c.params}, {"size", c.size},             {"latency_ms", c.latency_ms},
+  Json j{{"step", c.step},        {"tokens", c.tokens}, {"flops", c.flops},
+         {"params", c.params},    {"size", c.size},     {"latency_ms", c.latency_ms},
          {"rejected", c.rejected}};
   if (c.rejected) {
     j["reason"] = c.reason;
@@ -113,8 +116,8 @@ std::string log_text(const std::vector<NasCandidate>& cands) {
   s << "# step  tokens  flops  params  size  latency_ms  val_top1  reward  accepted  T  seconds"
        "  | rejected: reason\n";
   for (const auto& c : cands) {
-    s << c.step << "  " << tokens_to_string(c.tokens) << "  " << c.flops << "  " << c.params
-      << "  " << c.size << "  " << c.latency_ms;
+    s << c.step << "  " << tokens_to_string(c.tokens) << "  " << c.flops << "  " << c.params << "  "
+      << c.size << "  " << c.latency_ms;
     if (c.rejected) {
       s << "  | rejected: " << c.reason << "\n";
     } else {
@@ -176,8 +179,7 @@ NasCandidate nas_measure(const SearchSpace& space, const Tokens& tokens, const N
     return reject("flops " + std::to_string(c.flops) + " > max " + std::to_string(l.max_flops),
                   c.flops, l.max_flops);
   if (l.max_params > 0 && c.params > l.max_params)
-    return reject("params " + std::to_string(c.params) + " > max " +
-                      std::to_string(l.max_params),
+    return reject("params " + std::to_string(c.params) + " > max " + std::to_string(l.max_params),
                   c.params, l.max_params);
   c.size = o.model_size ? o.model_size(g) : static_cast<int64_t>(onnx_serialize(g).size());
   if (l.max_size > 0 && c.size > l.max_size)
@@ -202,13 +204,52 @@ NasCandidate nas_measure(const SearchSpace& space, const Tokens& tokens, const N
       c.latency_ms = measure_latency(g, lo).median_ms;
     }
     if (l.max_latency_ms > 0 && c.latency_ms > l.max_latency_ms)
-      return reject("latency " + fmt_ms(c.latency_ms) + " ms > max " + fmt_ms(l.max_latency_ms) +
-                        " ms",
-                    c.latency_ms, l.max_latency_ms);
+      return reject(
+          "latency " + fmt_ms(c.latency_ms) + " ms > max " + fmt_ms(l.max_latency_ms) + " ms",
+          c.latency_ms, l.max_latency_ms);
   }
   if (graph) *graph = std::move(g);
   return c;
 }
+
+namespace {
+
+/// A rank other than 0 in a distributed search: trains and scores the candidates rank 0 hands
+/// it until told to stop.
+NasResult nas_worker(const NasOptions& o, dist::Group& group, const SearchSpace& space,
+                     const std::shared_ptr<Dataset>& train_part,
+                     const std::shared_ptr<Dataset>& val_part) {
+  TrainOptions topts = o.train;
+  topts.progress = false;
+  topts.group = nullptr;
+  EvalOptions eo;
+  eo.batch_size = o.eval_batch;
+  eo.threads = o.train.threads;
+  eo.progress = false;
+  const std::string me = std::to_string(group.rank());
+  for (int64_t seq = 0;; ++seq) {
+    const std::string k = me + "/" + std::to_string(seq);
+    const Json task =
+        Json::parse(group.wait_for("nas/task/" + k, "nas (waiting for a candidate from rank 0)"));
+    if (task.contains("stop")) break;
+    const auto t0 = std::chrono::steady_clock::now();
+    ZooOptions zo;
+    zo.input = o.input;
+    zo.classes = o.classes;
+    zo.seed = o.train.seed;
+    Graph g = space.build(task.at("tokens").get<Tokens>(), zo);
+    train(g, train_part, topts);
+    const double val = evaluate(g, val_part, eo).top1;
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    group.set("nas/model/" + k, onnx_serialize(g));
+    group.set("nas/result/" + k, Json{{"val_top1", val}, {"seconds", secs}}.dump());
+  }
+  group.barrier("the end of the search");
+  return NasResult{};
+}
+
+}  // namespace
 
 NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_data) {
   check_options(o);
@@ -230,6 +271,8 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
   }
   auto [train_part, val_part] =
       dataset_split_validation(train_data, o.val_samples, o.controller.seed);
+  if (o.group && o.group->size() > 1 && o.group->rank() != 0)
+    return nas_worker(o, *o.group, *space, train_part, val_part);
 
   const std::string ck_path = o.output_dir + "/checkpoint.json";
   const Json want = options_json(o);
@@ -255,8 +298,7 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
     ctl->set_workers(o.controller.workers);
   } else {
     fs::create_directories(o.output_dir);
-    ctl = std::make_unique<SaController>(space->range_table(), space->init_tokens(),
-                                         o.controller);
+    ctl = std::make_unique<SaController>(space->range_table(), space->init_tokens(), o.controller);
   }
 
   auto save = [&] {
@@ -291,18 +333,36 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
   progress.set_enabled(o.progress);
   TrainOptions topts = o.train;
   topts.progress = false;
+  topts.group = nullptr;  // each rank trains its own candidate
   EvalOptions eo;
   eo.batch_size = o.eval_batch;
   eo.threads = o.train.threads;
   eo.progress = false;
-  while (rewarded < o.steps) {
-    const auto t0 = std::chrono::steady_clock::now();
-    // A candidate handed out but not rewarded (a worker that stopped) goes first.
-    Tokens t = ctl->pending().empty() ? ctl->next() : ctl->pending().front();
-    Graph g;
-    NasCandidate c = nas_measure(*space, t, o, &g);
-    c.step = rewarded;
-    if (c.rejected) {
+  dist::Group* group = o.group && o.group->size() > 1 ? o.group : nullptr;
+  const int world = group ? group->size() : 1;
+  const int64_t images_per_candidate =
+      std::min<int64_t>(topts.max_samples > 0 ? topts.max_samples : INT64_MAX, train_part->size()) *
+      topts.epochs;
+  std::set<Tokens> in_flight;  // handed to a rank, not yet rewarded
+  // The next candidate that meets the limits (a pending one from a resumed checkpoint first);
+  // rejections are logged as they come. `g` receives the built candidate.
+  auto draw = [&](Graph* g) -> NasCandidate {
+    for (;;) {
+      Tokens t;
+      bool resumed = false;
+      for (const auto& p : ctl->pending())
+        if (!in_flight.count(p)) {
+          t = p;
+          resumed = true;
+          break;
+        }
+      if (!resumed) t = ctl->next();
+      NasCandidate c = nas_measure(*space, t, o, g);
+      c.step = rewarded;
+      if (!c.rejected) {
+        in_flight.insert(t);
+        return c;
+      }
       ctl->discard(t);
       if (tally(c)) ctl->move_base(t);
       cands.push_back(c);
@@ -317,26 +377,28 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
                   " meets the limits; raise them (in a new output directory) or start from "
                   "smaller tokens");
       }
-      continue;
     }
-    train(g, train_part, topts);
-    c.val_top1 = evaluate(g, val_part, eo).top1;
+  };
+  // A trained candidate's score goes to the controller; `save_best` writes its model.
+  auto reward = [&](NasCandidate c, double val_top1, double seconds,
+                    const std::function<void()>& save_best) {
+    c.val_top1 = val_top1;
     c.reward = c.val_top1;
     if (o.latency_weight > 0) {
-      const double target =
-          o.target_latency_ms > 0 ? o.target_latency_ms : o.limits.max_latency_ms;
+      const double target = o.target_latency_ms > 0 ? o.target_latency_ms : o.limits.max_latency_ms;
       c.reward *= std::pow(c.latency_ms / target, -o.latency_weight);
     }
     const bool best = !ctl->has_reward() || c.reward > ctl->best_reward();
-    SaRecord rec = ctl->update(t, c.reward);
+    SaRecord rec = ctl->update(c.tokens, c.reward);
+    in_flight.erase(c.tokens);
+    c.step = rewarded;
     c.accepted = rec.accepted;
     c.temperature = rec.temperature;
-    c.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    c.seconds = seconds;
     cands.push_back(c);
     tally(c);
     if (best) {
-      onnx_save(g, o.output_dir + "/best.onnx");
+      save_best();
       Json b = nas_candidate_json(c);
       b["space"] = o.space;
       b["input"] = o.input;
@@ -347,10 +409,67 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
     char info[200];
     std::snprintf(info, sizeof info, "val %.4f reward %.4f%s best %.4f T %.3g", c.val_top1,
                   c.reward, c.accepted ? " accepted" : "", ctl->best_reward(), rec.temperature);
-    trained_images += std::min<int64_t>(topts.max_samples > 0 ? topts.max_samples : INT64_MAX,
-                                        train_part->size()) *
-                      topts.epochs;
-    progress.update(rewarded, trained_images, tokens_to_string(t) + " " + info);
+    trained_images += images_per_candidate;
+    progress.update(rewarded, trained_images, tokens_to_string(c.tokens) + " " + info);
+  };
+  auto seconds_since = [](std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  struct Slot {
+    bool busy = false;
+    NasCandidate c;
+    int64_t seq = 0;
+  };
+  std::vector<Slot> slots(world);
+  auto key = [](const char* what, int r, int64_t seq) {
+    return std::string("nas/") + what + "/" + std::to_string(r) + "/" + std::to_string(seq);
+  };
+  auto last_check = std::chrono::steady_clock::now();
+  while (rewarded < o.steps) {
+    bool moved = false;
+    // Other ranks: take in what they finished, hand out the next candidates.
+    for (int r = 1; r < world; ++r) {
+      Slot& sl = slots[r];
+      if (sl.busy && group->check(key("result", r, sl.seq))) {
+        const Json res = Json::parse(group->get(key("result", r, sl.seq)));
+        const std::string model = group->get(key("model", r, sl.seq));
+        group->erase(key("result", r, sl.seq));
+        group->erase(key("model", r, sl.seq));
+        sl.busy = false;
+        ++sl.seq;
+        reward(sl.c, res.at("val_top1").get<double>(), res.at("seconds").get<double>(),
+               [&] { write_file_atomic(o.output_dir + "/best.onnx", model); });
+        moved = true;
+      }
+      if (!sl.busy && rewarded + static_cast<int64_t>(in_flight.size()) < o.steps) {
+        Graph unused;
+        sl.c = draw(&unused);
+        sl.busy = true;
+        group->set(key("task", r, sl.seq), Json{{"tokens", sl.c.tokens}}.dump());
+        moved = true;
+      }
+    }
+    // This rank's own candidate.
+    if (rewarded + static_cast<int64_t>(in_flight.size()) < o.steps) {
+      const auto t0 = std::chrono::steady_clock::now();
+      Graph g;
+      NasCandidate c = draw(&g);
+      train(g, train_part, topts);
+      const double val = evaluate(g, val_part, eo).top1;
+      reward(c, val, seconds_since(t0), [&] { onnx_save(g, o.output_dir + "/best.onnx"); });
+      moved = true;
+    }
+    if (!moved) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (std::chrono::steady_clock::now() - last_check > std::chrono::seconds(2)) {
+        group->check_peers("nas (waiting for the other ranks' candidates)");
+        last_check = std::chrono::steady_clock::now();
+      }
+    }
+  }
+  if (group) {
+    for (int r = 1; r < world; ++r) group->set(key("task", r, slots[r].seq), "{\"stop\":true}");
+    group->barrier("the end of the search");
   }
   progress.finish("best " + tokens_to_string(ctl->best_tokens()));
   result.candidates = cands;

@@ -9,6 +9,7 @@
 #include "slim/analysis/model_stats.h"
 #include "slim/analysis/summary.h"
 #include "slim/distill/distill.h"
+#include "slim/ir/digest.h"
 #include "slim/ir/error.h"
 #include "slim/nas/search.h"
 #include "slim/onnx/onnx_io.h"
@@ -35,25 +36,13 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-/// FNV-1a, 64 bits: change detection for fingerprints, not security.
-uint64_t fnv1a(const std::string& bytes, uint64_t h = 14695981039346656037ull) {
-  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-std::string hex(uint64_t v) {
-  char s[17];
-  std::snprintf(s, sizeof s, "%016llx", static_cast<unsigned long long>(v));
-  return s;
-}
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   SLIM_CHECK(in.good(), "cannot read '", path, "'");
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-std::string file_digest(const std::string& path) { return hex(fnv1a(read_file(path))); }
+std::string file_digest(const std::string& path) { return hex64(fnv1a(read_file(path))); }
 
 Json read_json(const std::string& path) {
   try {
@@ -133,7 +122,7 @@ class Runner {
     PipelineResult result;
     Json chain = {{"version", 1}, {"settings", work}};
     if (!c_.model.file.empty()) chain["model_digest"] = file_digest(c_.model.file);
-    std::string fp = hex(fnv1a(chain.dump()));
+    std::string fp = hex64(fnv1a(chain.dump()));
     result.stages.push_back(step(0, n, nullptr, fp, ""));
     std::string model = result.stages.back().model;
     stage_models_["model"] = model;
@@ -150,7 +139,7 @@ class Runner {
         in["table_digest"] = file_digest(s.params["latency-table"]);
       // The auto stage chooses by what the measurements say.
       if (s.kind == "auto") in["measure"] = c_.settings()["measure"];
-      fp = hex(fnv1a(in.dump()));
+      fp = hex64(fnv1a(in.dump()));
       if (s.params.contains("from")) model = stage_models_.at(s.params["from"]);
       try {
         result.stages.push_back(step(i + 1, n, &s, fp, model));
@@ -200,7 +189,7 @@ class Runner {
     const bool writes = !s || writes_model(s->kind);
     r.model = writes ? r.dir + "/model.onnx" : model;
     const std::string metrics_path = r.dir + "/metrics.json";
-    const std::string measure_fp = hex(fnv1a(fp + c_.settings()["measure"].dump()));
+    const std::string measure_fp = hex64(fnv1a(fp + c_.settings()["measure"].dump()));
     Json old = Json::object();
     if (fs::exists(metrics_path)) old = read_json(metrics_path);
     if (!old.is_object()) old = Json::object();

@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <thread>
 
+#include "slim/dist/dist.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/prune/channel_groups.h"
 #include "slim/prune/prune_channels.h"
@@ -38,8 +40,22 @@ std::string sensitivity_ratio_key(double ratio) {
   return std::string(buf, end);
 }
 
+namespace {
+Sensitivities sensitivity_parse(const std::string& text, const std::string& path);
+std::string sensitivity_text(const Sensitivities& s);
+}  // namespace
+
 Sensitivities sensitivity_load(const std::string& path) {
-  std::string text = read_file(path);
+  return sensitivity_parse(read_file(path), path);
+}
+
+void sensitivity_save(const Sensitivities& s, const std::string& path) {
+  write_file_atomic(path, sensitivity_text(s));
+}
+
+namespace {
+
+Sensitivities sensitivity_parse(const std::string& text, const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -67,7 +83,7 @@ Sensitivities sensitivity_load(const std::string& path) {
   return s;
 }
 
-void sensitivity_save(const Sensitivities& s, const std::string& path) {
+std::string sensitivity_text(const Sensitivities& s) {
   // ordered_json keeps ratios in numeric order (a plain json object would sort the keys as text).
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
   for (const auto& [param, points] : s) {
@@ -79,8 +95,17 @@ void sensitivity_save(const Sensitivities& s, const std::string& path) {
     }
     j[param] = std::move(p);
   }
-  write_file_atomic(path, j.dump(2) + "\n");
+  return j.dump(2) + "\n";
 }
+
+/// Exact text of a double (17 significant digits read back to the same value).
+std::string exact(double v) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
+}  // namespace
 
 Sensitivities sensitivity_merge(const std::vector<Sensitivities>& parts) {
   Sensitivities out;
@@ -116,8 +141,11 @@ Sensitivities sensitivity(const Graph& g, const std::shared_ptr<Dataset>& data,
       filter_importance(g, p, opts.criterion);
     }
   }
+  dist::Group* group = opts.group && opts.group->size() > 1 ? opts.group : nullptr;
+  const bool lead = !group || group->rank() == 0;
+  const bool progress = opts.progress && lead;
   Sensitivities result;
-  if (!opts.output.empty()) {
+  if (!opts.output.empty() && lead) {
     if (std::filesystem::exists(opts.output)) {
       result = sensitivity_load(opts.output);
     } else {
@@ -126,6 +154,12 @@ Sensitivities sensitivity(const Graph& g, const std::shared_ptr<Dataset>& data,
       SLIM_CHECK(dir.empty() || std::filesystem::is_directory(dir), "sensitivity: cannot write '",
                  opts.output, "': directory '", dir.string(), "' does not exist");
     }
+  }
+
+  if (group) {
+    // Rank 0 has the file; every rank works from its entries.
+    if (lead) group->set("sensitivity/existing", sensitivity_text(result));
+    result = sensitivity_parse(group->get("sensitivity/existing"), opts.output);
   }
 
   struct Item {
@@ -145,23 +179,53 @@ Sensitivities sensitivity(const Graph& g, const std::shared_ptr<Dataset>& data,
       }
       todo.push_back({&p, r});
     }
-  if (opts.progress && done_before > 0)
+  if (progress && done_before > 0)
     std::fprintf(stderr, "sensitivity: %lld of this run's entries already in '%s', skipped\n",
                  static_cast<long long>(done_before), opts.output.c_str());
   if (todo.empty()) return result;
 
-  double baseline;
-  {
+  // Rank 0 evaluates the baseline; the other ranks start on their cells meanwhile.
+  double baseline = 0;
+  if (lead) {
     Graph base = g.clone();
     baseline = evaluate(base, data, opts.eval).top1;
+    SLIM_CHECK(baseline > 0, "sensitivity: the unpruned model's top-1 on ", data->describe(),
+               " is 0, so a relative loss is undefined");
+    if (group) group->set("sensitivity/baseline", exact(baseline));
+    if (progress)
+      std::fprintf(stderr, "sensitivity: baseline top1 %.4f, %zu (param, ratio) to evaluate%s\n",
+                   baseline, todo.size(),
+                   group ? (" on " + std::to_string(group->size()) + " ranks").c_str() : "");
   }
-  SLIM_CHECK(baseline > 0, "sensitivity: the unpruned model's top-1 on ", data->describe(),
-             " is 0, so a relative loss is undefined");
-  if (opts.progress)
-    std::fprintf(stderr, "sensitivity: baseline top1 %.4f, %zu (param, ratio) to evaluate\n",
-                 baseline, todo.size());
+  const int world = group ? group->size() : 1, rank = group ? group->rank() : 0;
+  size_t collected = 0;
+  // Rank 0 takes in the cells other ranks have finished, in order, and saves.
+  auto record = [&](size_t k, double top1, int by) {
+    const Item& item = todo[k];
+    const double loss = (baseline - top1) / baseline;
+    result[*item.param][item.ratio] = loss;
+    ++collected;
+    if (progress)
+      std::fprintf(stderr, "sensitivity %zu/%zu %s@%s: top1 %.4f loss %.4f%s\n", collected,
+                   todo.size(), item.param->c_str(), sensitivity_ratio_key(item.ratio).c_str(),
+                   top1, loss, group ? (" (rank " + std::to_string(by) + ")").c_str() : "");
+  };
+  std::vector<bool> have(todo.size(), false);
+  auto collect = [&] {
+    bool any = false;
+    for (size_t k = 0; k < todo.size(); ++k) {
+      if (have[k] || static_cast<int>(k % world) == rank) continue;
+      const std::string key = "sensitivity/top1/" + std::to_string(k);
+      if (!group->check(key)) continue;
+      have[k] = true;
+      record(k, std::strtod(group->get(key).c_str(), nullptr), static_cast<int>(k % world));
+      any = true;
+    }
+    if (any && !opts.output.empty()) sensitivity_save(result, opts.output);
+  };
 
   for (size_t k = 0; k < todo.size(); ++k) {
+    if (static_cast<int>(k % world) != rank) continue;
     const Item& item = todo[k];
     Graph pruned = g.clone();
     PruneOptions po;
@@ -169,13 +233,37 @@ Sensitivities sensitivity(const Graph& g, const std::shared_ptr<Dataset>& data,
     po.criterion = opts.criterion;
     po.align = opts.align;
     prune_channels(pruned, po);
-    double top1 = evaluate(pruned, data, opts.eval).top1;
-    double loss = (baseline - top1) / baseline;
-    result[*item.param][item.ratio] = loss;
-    if (!opts.output.empty()) sensitivity_save(result, opts.output);
-    if (opts.progress)
-      std::fprintf(stderr, "sensitivity %zu/%zu %s@%s: top1 %.4f loss %.4f\n", k + 1, todo.size(),
-                   item.param->c_str(), sensitivity_ratio_key(item.ratio).c_str(), top1, loss);
+    const double top1 = evaluate(pruned, data, opts.eval).top1;
+    if (group) group->set("sensitivity/top1/" + std::to_string(k), exact(top1));
+    if (lead) {
+      have[k] = true;
+      record(k, top1, rank);
+      if (!opts.output.empty()) sensitivity_save(result, opts.output);
+      if (group) collect();
+    }
+  }
+  if (group) {
+    if (lead) {
+      auto last_check = std::chrono::steady_clock::now();
+      while (collected < todo.size()) {
+        collect();
+        if (collected == todo.size()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (std::chrono::steady_clock::now() - last_check > std::chrono::seconds(2)) {
+          group->check_peers("sensitivity (waiting for the other ranks' cells)");
+          last_check = std::chrono::steady_clock::now();
+        }
+      }
+    }
+    group->barrier("the end of sensitivity");
+    if (!lead) {
+      baseline = std::strtod(group->get("sensitivity/baseline").c_str(), nullptr);
+      for (size_t k = 0; k < todo.size(); ++k)
+        result[*todo[k].param][todo[k].ratio] =
+            (baseline -
+             std::strtod(group->get("sensitivity/top1/" + std::to_string(k)).c_str(), nullptr)) /
+            baseline;
+    }
   }
   return result;
 }

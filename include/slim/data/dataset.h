@@ -61,11 +61,16 @@ struct LoaderOptions {
   uint64_t seed = 0;  ///< shuffling order depends only on (seed, epoch), on any platform
   bool drop_last = false;
   int64_t max_samples = 0;  ///< > 0: use only the first N samples (before shuffling)
+  /// Data parallel: each global batch (the same batches as one process) is split into `parts`
+  /// contiguous slices (the first global % parts one sample larger) and this loader reads
+  /// slice `part` only. Batch::global_size is the whole batch's size.
+  int part = 0, parts = 1;
 };
 
 struct Batch {
-  at::Tensor images;  ///< [B, C, H, W] float32
-  at::Tensor labels;  ///< [B] int64
+  at::Tensor images;        ///< [B, C, H, W] float32
+  at::Tensor labels;        ///< [B] int64
+  int64_t global_size = 0;  ///< samples in the global batch (LoaderOptions::parts > 1)
 };
 
 /// Iterates a dataset in batches. Call start_epoch(e) before each epoch (the constructor starts

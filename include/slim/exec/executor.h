@@ -14,7 +14,9 @@
 
 namespace slim {
 
-/// Sets LibTorch's intra-op thread count (its default on this machine is 1). n <= 0 -> all cores.
+/// Sets LibTorch's intra-op thread count (its default on this machine is 1). n <= 0 -> all
+/// cores, divided among the ranks on this machine in a distributed run (SLIM_THREADS, else
+/// LOCAL_WORLD_SIZE).
 void set_num_threads(int n);
 /// Threads LibTorch uses now.
 int num_threads();

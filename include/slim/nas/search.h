@@ -65,6 +65,11 @@ struct NasOptions {
   /// What the training data is (dataset describe()): a resumed search must use the same.
   std::string data_description;
   bool progress = true;
+  /// Distributed (nullptr or one rank: one process): rank 0 runs the controller and hands one
+  /// candidate at a time to every rank (itself included) through the store; each rank trains
+  /// and scores its candidate alone and sends back its top-1 and trained model. Rank 0 writes
+  /// the checkpoint and the results. controller.workers should be the number of ranks.
+  dist::Group* group = nullptr;
 };
 
 /// One candidate: trained and rewarded, or rejected by a limit before training.
@@ -91,7 +96,8 @@ struct NasResult {
   double seconds = 0;  ///< wall time of this run (not of earlier runs of a resumed search)
 };
 
-/// Runs (or resumes) the search. `train_data` is the training split; the validation split is
+/// Runs (or resumes) the search. In a distributed run rank 0 returns the result, the other
+/// ranks an empty one. `train_data` is the training split; the validation split is
 /// carved from it with controller.seed. Errors: limits no candidate meets (after max_draws
 /// draws in a row), a checkpoint written with other options (naming the first that differs),
 /// a corrupt checkpoint (naming the file). Nothing in output_dir is overwritten by a run that

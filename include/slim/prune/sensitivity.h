@@ -41,6 +41,11 @@ struct SensitivityOptions {
   std::string output;
   EvalOptions eval;      ///< evaluation of baseline and every pruned model (metric: top-1)
   bool progress = true;  ///< one line per evaluation on stderr
+  /// Distributed (nullptr or one rank: one process): the cells still to compute are dealt out
+  /// (cell k to rank k % size); rank 0 computes the baseline, collects every rank's top-1
+  /// through the store, writes `output` as cells arrive and prints; every rank returns the
+  /// whole result, with the same values as one process.
+  dist::Group* group = nullptr;
 };
 
 /// Runs the analysis: for each (param, ratio) of this shard not yet in `output`, prunes that one

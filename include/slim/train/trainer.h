@@ -12,6 +12,10 @@
 
 namespace slim {
 
+namespace dist {
+class Group;
+}
+
 enum class OptimizerKind { kMomentum, kAdam };
 enum class LrSchedule { kConstant, kPiecewise, kCosine };
 
@@ -36,6 +40,18 @@ struct TrainOptions {
   bool drop_last = false;          ///< skip a last batch smaller than batch_size (tutorial: true)
   int threads = 0;                 ///< LibTorch threads; <= 0 all cores
   bool progress = true;            ///< progress bar / log lines on stderr
+  /// Data parallel over the group's ranks (nullptr or one rank: one process). Each rank takes
+  /// its slice of every global batch (batch_size is the global batch, the sample order that of
+  /// one process), gradients are averaged by c10d's bucketed all-reduce during backward, and
+  /// the weights stay equal on every rank. BatchNormalization uses each rank's slice (running
+  /// statistics: rank 0's, copied to all at the end of each epoch) unless sync_bn.
+  dist::Group* group = nullptr;
+  bool sync_bn = false;  ///< batch statistics over the global batch (SyncBatchNorm)
+  /// Non-empty: after each epoch the weights, optimizer state and epoch go to this file
+  /// (atomically; rank 0 writes), and a run that finds it with the same checkpoint_key resumes
+  /// after its last epoch. The file is removed when training completes.
+  std::string checkpoint;
+  std::string checkpoint_key;
 };
 
 struct EvalResult {
@@ -73,11 +89,18 @@ struct LossTerms {
 std::vector<EpochStats> train(Graph& g, const std::shared_ptr<Dataset>& data,
                               const TrainOptions& opts, const LossTerms* terms = nullptr);
 
+/// Deletes opts.checkpoint (rank 0 only); callers do once the trained model is saved, so that a
+/// kill between training and saving still resumes.
+void remove_checkpoint(const TrainOptions& opts);
+
 struct EvalOptions {
   int64_t batch_size = 256;
   int64_t max_samples = 0;
   int threads = 0;
   bool progress = true;
+  /// Split over the group's ranks (contiguous parts of the samples) and summed: every rank
+  /// returns the whole set's result.
+  dist::Group* group = nullptr;
 };
 
 /// Evaluates `g` (inference mode) on every sample of `data`: top-1, top-5, mean cross-entropy.
