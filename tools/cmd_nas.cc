@@ -165,6 +165,10 @@ void add_nas(CLI::App& app) {
     o.classes = a->classes > 0 ? a->classes : data->num_classes();
     o.data_description = data->describe();
     o.progress = lead_rank();
+    if (o.group && lead_rank() && o.limits.max_latency_ms > 0 && !o.latency_table &&
+        o.group->env().local_world_size > 1)
+      std::cerr << "note: rank 0 times candidates while the other ranks on this machine train "
+                   "theirs, which slows the timings; --latency-table predicts latency instead\n";
     NasResult r = nas_search(o, data);
     if (!lead_rank()) return;
     if (a->json) {

@@ -143,6 +143,9 @@ int launch(const LaunchOptions& o) {
   while (alive > 0) {
     if (int sig = pending_signal.exchange(0)) {
       // Forward; a second interrupt ends the ranks at once.
+      const char* name = sigabbrev_np(sig);
+      std::fprintf(stderr, "slim launch: SIG%s: %s the ranks\n", name ? name : "?",
+                   signals_seen > 1 ? "killing" : "passing it to");
       for (int l = 0; l < o.nproc; ++l)
         if (running[l]) kill(pids[l], signals_seen > 1 ? SIGKILL : sig);
       if (!first_failure) first_failure = 128 + sig;
