@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "slim/dist/dist.h"
 #include "slim/analysis/summary.h"
+#include "slim/dist/dist.h"
 #include "slim/prune/prune_channels.h"
 #include "slim/prune/sensitivity.h"
 
@@ -81,8 +81,11 @@ void add_sensitivity(CLI::App& app) {
   cmd->add_option("--max-samples", a->opts.eval.max_samples, "evaluate the first N samples only")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("-o,--output", a->opts.output,
-                  "sensitivity file: rewritten after every evaluation, existing entries skipped");
+                  "sensitivity file: rewritten after each conv's ratios, existing entries skipped");
   add_threads_option(cmd, &a->opts.eval.threads);
+  cmd->add_flag("!--no-share-prefix", a->opts.share_prefix,
+                "evaluate every (param, ratio) whole, as PaddleSlim does, instead of running the "
+                "layers before each conv once for all its ratios (same values; for comparison)");
 
   auto m = std::make_shared<MergeArgs>();
   auto* merge = cmd->add_subcommand("merge", "Union of sensitivity files (a later file wins)");

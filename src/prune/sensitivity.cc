@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "slim/dist/dist.h"
+#include "slim/exec/executor.h"
 #include "slim/onnx/onnx_io.h"
 #include "slim/prune/channel_groups.h"
 #include "slim/prune/prune_channels.h"
@@ -96,6 +97,143 @@ std::string sensitivity_text(const Sensitivities& s) {
     j[param] = std::move(p);
   }
   return j.dump(2) + "\n";
+}
+
+/// Index of the first node of `pruned` that computes anything differently from `g`: its op,
+/// wiring or weights differ, or it reads a value such a node produced. Every node before it
+/// produces exactly what g's node produces (prune_channels keeps node order and names).
+size_t first_affected(const Graph& g, const Graph& pruned) {
+  std::set<std::string> changed;
+  const size_t n = std::min(g.nodes.size(), pruned.nodes.size());
+  for (size_t i = 0; i < n; ++i) {
+    const Node &a = g.nodes[i], &b = pruned.nodes[i];
+    if (a.op_type != b.op_type || a.name != b.name || a.inputs != b.inputs ||
+        a.outputs != b.outputs)
+      return i;
+    for (const auto& in : b.inputs) {
+      if (in.empty()) continue;
+      if (changed.count(in)) return i;
+      const bool ia = g.is_initializer(in), ib = pruned.is_initializer(in);
+      if (ia != ib) return i;
+      if (ia && !g.initializers.at(in).equal(pruned.initializers.at(in))) return i;
+    }
+    // Attributes (a pruned depthwise conv's group) come with a changed weight shape; compare
+    // them anyway through their printed form.
+    if (a.label() != b.label() || a.attrs.size() != b.attrs.size()) return i;
+  }
+  return n;
+}
+
+/// Nodes [begin, end) of `g` as a graph of their own, for inference: its inputs are the values
+/// those nodes read that earlier nodes (or g's inputs) produce, its outputs `outputs`.
+Graph slice_graph(const Graph& g, size_t begin, size_t end,
+                  const std::vector<std::string>& outputs) {
+  Graph s;
+  s.name = g.name;
+  s.opset = g.opset;
+  s.ir_version = g.ir_version;
+  s.other_opsets = g.other_opsets;
+  std::set<std::string> produced, seen;
+  for (size_t i = begin; i < end; ++i)
+    for (const auto& o : g.nodes[i].outputs) produced.insert(o);
+  for (size_t i = begin; i < end; ++i) {
+    const Node& node = g.nodes[i];
+    s.nodes.push_back(node);
+    if (g.frozen_nodes.count(node.name)) s.frozen_nodes.insert(node.name);
+    for (const auto& in : node.inputs) {
+      if (in.empty() || produced.count(in) || !seen.insert(in).second) continue;
+      if (g.is_initializer(in)) {
+        s.initializers[in] = g.initializers.at(in);
+        continue;
+      }
+      ValueInfo v;
+      v.name = in;
+      for (const auto& gi : g.inputs)
+        if (gi.name == in) v.dtype = gi.dtype;
+      s.inputs.push_back(v);
+    }
+  }
+  for (const auto& o : outputs) {
+    ValueInfo v;
+    v.name = o;
+    s.outputs.push_back(v);
+  }
+  for (const auto& [name, info] : g.value_info)
+    if (produced.count(name)) s.value_info[name] = info;
+  return s;
+}
+
+int64_t correct_top1(const at::Tensor& logits, const at::Tensor& labels) {
+  // As evaluate() counts it (topk, so ties resolve the same way).
+  at::Tensor top = std::get<1>(logits.topk(1, 1));
+  return top.eq(labels.view({-1, 1})).any(1).sum().item<int64_t>();
+}
+
+/// Top-1 of each of `pruned` (copies of g, each with one conv pruned) on `data`, as evaluate()
+/// gives it, running what they share once: for each batch the nodes before the first one any
+/// copy changes run once, and each copy runs only the rest from their outputs.
+std::vector<double> top1_sharing_prefix(const Graph& g, const std::vector<Graph>& pruned,
+                                        const std::shared_ptr<Dataset>& data,
+                                        const EvalOptions& eo) {
+  size_t k = g.nodes.size();
+  for (const auto& p : pruned) k = std::min(k, first_affected(g, p));
+  // A ratio that removes nothing changes no node: its copy still runs the node producing the
+  // logits.
+  const int head = g.producer(logits_value(g));
+  if (head >= 0) k = std::min(k, static_cast<size_t>(head));
+  std::vector<Graph> suffix;
+  suffix.reserve(pruned.size());
+  std::vector<std::string> fetch;
+  for (const auto& p : pruned) {
+    fetch.push_back(logits_value(p));
+    suffix.push_back(slice_graph(p, k, p.nodes.size(), {fetch.back()}));
+  }
+  // What the suffixes read from the prefix (or the images).
+  std::vector<std::string> boundary;
+  {
+    std::set<std::string> b;
+    for (const auto& s : suffix)
+      for (const auto& in : s.inputs) b.insert(in.name);
+    boundary.assign(b.begin(), b.end());
+  }
+  const std::string image = g.inputs[0].name;
+  std::vector<std::string> from_prefix;
+  for (const auto& b : boundary)
+    if (b != image) from_prefix.push_back(b);
+  Graph prefix = slice_graph(g, 0, k, from_prefix);
+  set_num_threads(eo.threads);
+  std::unique_ptr<Executor> pre;
+  if (!from_prefix.empty()) pre = std::make_unique<Executor>(prefix);
+  std::vector<std::unique_ptr<Executor>> post;
+  for (auto& s : suffix) post.push_back(std::make_unique<Executor>(s));
+  LoaderOptions lo;
+  lo.batch_size = eo.batch_size;
+  lo.shuffle = false;
+  lo.max_samples = eo.max_samples;
+  DataLoader loader(data, lo);
+  loader.start_epoch(0);
+  std::vector<int64_t> correct(pruned.size(), 0);
+  int64_t samples = 0;
+  Batch b;
+  while (loader.next(b)) {
+    std::map<std::string, at::Tensor> values;
+    if (pre) values = pre->run_named({{image, b.images}}, from_prefix);
+    values[image] = b.images;
+    for (size_t j = 0; j < suffix.size(); ++j) {
+      std::map<std::string, at::Tensor> feeds;
+      for (const auto& in : suffix[j].inputs) feeds[in.name] = values.at(in.name);
+      at::Tensor logits = post[j]->run_named(feeds, {fetch[j]}).at(fetch[j]);
+      SLIM_CHECK(logits.dim() == 2 && logits.size(1) >= data->num_classes(), "model output '",
+                 fetch[j], "' has shape ", shape_to_string(logits.sizes().vec()), " but ",
+                 data->describe(), " has ", data->num_classes(), " classes");
+      correct[j] += correct_top1(logits, b.labels);
+    }
+    samples += b.labels.size(0);
+  }
+  SLIM_CHECK(samples > 0, data->describe(), " has no samples to evaluate");
+  std::vector<double> top1;
+  for (int64_t c : correct) top1.push_back(static_cast<double>(c) / static_cast<double>(samples));
+  return top1;
 }
 
 /// Exact text of a double (17 significant digits read back to the same value).
@@ -198,8 +336,17 @@ Sensitivities sensitivity(const Graph& g, const std::shared_ptr<Dataset>& data,
                    group ? (" on " + std::to_string(group->size()) + " ranks").c_str() : "");
   }
   const int world = group ? group->size() : 1, rank = group ? group->rank() : 0;
+  // Work goes by conv: the ratios of one conv share the layers before it (todo lists a param's
+  // ratios together). Conv u (in todo order) is rank u % world's.
+  std::vector<std::vector<size_t>> units;
+  std::vector<int> owner(todo.size());
+  for (size_t k = 0; k < todo.size(); ++k) {
+    if (k == 0 || todo[k].param != todo[k - 1].param) units.emplace_back();
+    units.back().push_back(k);
+    owner[k] = static_cast<int>((units.size() - 1) % world);
+  }
   size_t collected = 0;
-  // Rank 0 takes in the cells other ranks have finished, in order, and saves.
+  // Rank 0 takes in the cells, its own and (in order) other ranks' as they finish, and saves.
   auto record = [&](size_t k, double top1, int by) {
     const Item& item = todo[k];
     const double loss = (baseline - top1) / baseline;
@@ -214,33 +361,43 @@ Sensitivities sensitivity(const Graph& g, const std::shared_ptr<Dataset>& data,
   auto collect = [&] {
     bool any = false;
     for (size_t k = 0; k < todo.size(); ++k) {
-      if (have[k] || static_cast<int>(k % world) == rank) continue;
+      if (have[k] || owner[k] == rank) continue;
       const std::string key = "sensitivity/top1/" + std::to_string(k);
       if (!group->check(key)) continue;
       have[k] = true;
-      record(k, std::strtod(group->get(key).c_str(), nullptr), static_cast<int>(k % world));
+      record(k, std::strtod(group->get(key).c_str(), nullptr), owner[k]);
       any = true;
     }
     if (any && !opts.output.empty()) sensitivity_save(result, opts.output);
   };
 
-  for (size_t k = 0; k < todo.size(); ++k) {
-    if (static_cast<int>(k % world) != rank) continue;
-    const Item& item = todo[k];
-    Graph pruned = g.clone();
-    PruneOptions po;
-    po.ratios = {{*item.param, item.ratio}};
-    po.criterion = opts.criterion;
-    po.align = opts.align;
-    prune_channels(pruned, po);
-    const double top1 = evaluate(pruned, data, opts.eval).top1;
-    if (group) group->set("sensitivity/top1/" + std::to_string(k), exact(top1));
-    if (lead) {
-      have[k] = true;
-      record(k, top1, rank);
-      if (!opts.output.empty()) sensitivity_save(result, opts.output);
-      if (group) collect();
+  for (const auto& unit : units) {
+    if (owner[unit[0]] != rank) continue;
+    std::vector<Graph> pruned;
+    for (size_t k : unit) {
+      pruned.push_back(g.clone());
+      PruneOptions po;
+      po.ratios = {{*todo[k].param, todo[k].ratio}};
+      po.criterion = opts.criterion;
+      po.align = opts.align;
+      prune_channels(pruned.back(), po);
     }
+    std::vector<double> top1;
+    if (opts.share_prefix) {
+      top1 = top1_sharing_prefix(g, pruned, data, opts.eval);
+    } else {
+      for (auto& p : pruned) top1.push_back(evaluate(p, data, opts.eval).top1);
+    }
+    for (size_t j = 0; j < unit.size(); ++j) {
+      const size_t k = unit[j];
+      if (group) group->set("sensitivity/top1/" + std::to_string(k), exact(top1[j]));
+      if (lead) {
+        have[k] = true;
+        record(k, top1[j], rank);
+      }
+    }
+    if (lead && !opts.output.empty()) sensitivity_save(result, opts.output);
+    if (lead && group) collect();
   }
   if (group) {
     if (lead) {

@@ -448,13 +448,15 @@ TEST(SensitivityMnist, MatchesModelsPrunedByHand) {
 
   SensitivityOptions o;
   // Pointwise conv -> the pointwise conv that reads it through one depthwise conv.
-  const std::map<std::string, std::string> reader = {{"conv2_1_sep_weights", "conv2_2_sep_weights"},
-                                                     {"conv4_1_sep_weights", "conv4_2_sep_weights"}};
+  const std::map<std::string, std::string> reader = {
+      {"conv2_1_sep_weights", "conv2_2_sep_weights"},
+      {"conv4_1_sep_weights", "conv4_2_sep_weights"}};
   o.params = {"conv2_1_sep_weights", "conv4_1_sep_weights"};
   o.ratios = {0.0, 0.5, 0.9};
   o.eval = eo;
   o.progress = false;
-  Sensitivities s = sensitivity(g, open_dataset("mnist:" + test::data_dir("mnist"), Split::kTest), o);
+  Sensitivities s =
+      sensitivity(g, open_dataset("mnist:" + test::data_dir("mnist"), Split::kTest), o);
   ASSERT_EQ(s.size(), 2u);
   for (const auto& p : o.params) {
     ASSERT_EQ(s.at(p).size(), 3u) << p;
@@ -474,6 +476,29 @@ TEST(SensitivityMnist, MatchesModelsPrunedByHand) {
   // on every one of the 15 models). The hand-pruned values above matched exactly on all 15.
   EXPECT_GT(s.at("conv2_1_sep_weights").at(0.9), 0.2);
   EXPECT_LT(s.at("conv2_1_sep_weights").at(0.5), s.at("conv2_1_sep_weights").at(0.9));
+}
+
+// The ratios of a conv evaluated together, each pruned copy running only the layers after the
+// shared prefix, give the values of one whole evaluation per (param, ratio) exactly: the same
+// kernels on the same values. The first conv (nothing shared: its prefix is empty), pointwise
+// convs early and late, and the last conv (only the head after it).
+TEST(SensitivityMnist, SharedPrefixGivesTheValuesOfWholeEvaluations) {
+  Graph g = test::trained_mnist_mobilenet_v1();
+  auto data = open_dataset("mnist:" + test::data_dir("mnist"), Split::kTest);
+  SensitivityOptions o;
+  o.params = {"conv1_weights", "conv2_1_sep_weights", "conv5_3_sep_weights", "conv6_sep_weights"};
+  o.ratios = {0.2, 0.5, 0.8};
+  o.eval.max_samples = 1000;
+  o.eval.batch_size = 300;  // a last batch of 100
+  o.eval.threads = 2;
+  o.eval.progress = false;
+  o.progress = false;
+  const Sensitivities shared = sensitivity(g, data, o);
+  o.share_prefix = false;
+  const Sensitivities whole = sensitivity(g, data, o);
+  ASSERT_EQ(shared.size(), o.params.size());
+  for (const auto& p : o.params)
+    for (double r : o.ratios) EXPECT_EQ(shared.at(p).at(r), whole.at(p).at(r)) << p << " at " << r;
 }
 
 }  // namespace

@@ -371,7 +371,7 @@ TEST(DistFaults, KilledRankStopsTheOtherNamingItAndTheRunResumes) {
   const std::string out = dir + "/out.onnx";
   const std::string cmd = slim_cmd() + " launch --nproc 2 --threads 1 --timeout 20 -- slim train " +
                           model + " --data " + mnist() +
-                          " --max-samples 768 --batch 64 --epochs 3 --lr 0.01 --no-eval -o " + out;
+                          " --max-samples 512 --batch 64 --epochs 3 --lr 0.01 --no-eval -o " + out;
   const pid_t launcher = start(cmd, dir + "/killed.log");
   const auto t0 = Clock::now();
   while (!fs::exists(out + ".ckpt") && seconds_since(t0) < 120)
@@ -420,11 +420,11 @@ TEST(DistFaults, WithoutLauncherALostOrHungRankIsNamed) {
   for (const char* how : {"killed", "stopped"}) {
     SCOPED_TRACE(how);
     const bool hang = std::string(how) == "stopped";
-    const double timeout = hang ? 4 : 30;
+    const double timeout = hang ? 3 : 30;
     const int port = free_port();
     const std::string out = dir + "/" + how + ".onnx";
     const std::string args = slim_cmd() + " train " + model + " --data " + mnist() +
-                             " --max-samples 768 --batch 64 --epochs 3 --lr 0.01 --no-eval -o " +
+                             " --max-samples 512 --batch 64 --epochs 3 --lr 0.01 --no-eval -o " +
                              out;
     pid_t r0 = start("env " + rank_env(0, 2, port, timeout) + args, dir + "/" + how + "0.log");
     pid_t r1 = start("env " + rank_env(1, 2, port, timeout) + args, dir + "/" + how + "1.log");

@@ -36,11 +36,17 @@ struct SensitivityOptions {
   /// combine them with sensitivity_merge.
   int shard_index = 0;
   int shard_count = 1;
-  /// Rewritten atomically after every evaluation; entries already in it are skipped (resume).
+  /// Rewritten atomically after each param's ratios (and, distributed, as other ranks' cells
+  /// arrive); entries already in it are skipped (resume).
   /// A file that exists but does not load is an error and is left untouched. "" = none.
   std::string output;
   EvalOptions eval;      ///< evaluation of baseline and every pruned model (metric: top-1)
   bool progress = true;  ///< one line per evaluation on stderr
+  /// The ratios of one conv are evaluated together, batch by batch: the layers before the first
+  /// one pruning changes run once per batch and each pruned copy runs only the rest (same
+  /// values as separate evaluations). false: one whole evaluation per (param, ratio), as
+  /// PaddleSlim does (for comparison).
+  bool share_prefix = true;
   /// Distributed (nullptr or one rank: one process): the cells still to compute are dealt out
   /// (cell k to rank k % size); rank 0 computes the baseline, collects every rank's top-1
   /// through the store, writes `output` as cells arrive and prints; every rank returns the
