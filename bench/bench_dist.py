@@ -39,6 +39,9 @@ def main():
     ap.add_argument("--json-out")
     a = ap.parse_args()
     slim = a.slim
+    if not os.path.exists(a.bench_allreduce):  # not part of `make build`
+        run(["cmake", "--build", os.path.dirname(a.bench_allreduce), "--target",
+             "bench_allreduce"], echo=True)
     mnist = "mnist:" + os.path.join(REPO, "data", "mnist")
     report = {"machine_cores": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:

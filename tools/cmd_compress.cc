@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "slim/analysis/summary.h"
 #include "slim/pipeline/config.h"
 #include "slim/pipeline/pipeline.h"
 
@@ -17,12 +18,6 @@ struct CompressArgs {
   double max_latency_ms = 0, max_loss = 0.01;
   int64_t max_size = 0;
 };
-
-std::string with_commas(int64_t v) {
-  std::string s = std::to_string(v < 0 ? -v : v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
-  return (v < 0 ? "-" : "") + s;
-}
 
 /// One row per stage that has a model measured: stage, top-1, FLOPs, params, bytes, latency.
 void print_table(const PipelineResult& r) {

@@ -64,12 +64,13 @@ nlohmann::json to_json(const ModelSummary& s) {
   return j;
 }
 
-namespace {
 std::string with_commas(int64_t v) {
   std::string s = std::to_string(v);
   for (int i = static_cast<int>(s.size()) - 3; i > (v < 0 ? 1 : 0); i -= 3) s.insert(i, ",");
   return s;
 }
+
+namespace {
 std::string human_bytes(int64_t b) {
   std::ostringstream os;
   os << std::fixed << std::setprecision(2);
@@ -94,8 +95,8 @@ std::string to_text(const ModelSummary& s) {
   os << "nodes     " << s.nodes << ":";
   for (const auto& [op, n] : s.ops) os << " " << op << " x" << n;
   os << "\n";
-  os << "params    " << with_commas(s.params.count) << " (" << human_bytes(s.params.bytes)
-     << " in " << s.params.tensors << " initializers)\n";
+  os << "params    " << with_commas(s.params.count) << " (" << human_bytes(s.params.bytes) << " in "
+     << s.params.tensors << " initializers)\n";
   os << "file      " << human_bytes(s.file_bytes) << " (" << s.file_bytes << " bytes)\n";
   os << "FLOPs     " << with_commas(s.flops) << " (conv + fc, per image)\n";
   os << "FLOPs all " << with_commas(s.flops_all) << " (with pool, BN, activations)\n";

@@ -7,6 +7,8 @@
 #include <sstream>
 #include <vector>
 
+#include "slim/analysis/summary.h"
+
 namespace slim {
 
 namespace {
@@ -40,12 +42,6 @@ std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
   return b;
-}
-
-std::string commas(int64_t v) {
-  std::string s = std::to_string(v < 0 ? -v : v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
-  return (v < 0 ? "-" : "") + s;
 }
 
 /// Round tick values covering [lo, hi]: steps of 1, 2, 2.5 or 5 times a power of ten.
@@ -271,7 +267,7 @@ std::string pipeline_report_html(const Json& summary) {
       << esc(r.kind) << (int8 ? " (int8)" : "") << "</td><td class=\"what\">" << esc(r.what)
       << "</td><td>" << (r.has_top1 ? fmt("%.2f", 100 * r.top1) : "&ndash;") << "</td><td>"
       << (r.has_top1 && base ? fmt("%+.2f", 100 * (r.top1 - base->top1)) : "&ndash;") << "</td><td>"
-      << commas(r.flops) << "</td><td>" << commas(r.params) << "</td><td>"
+      << with_commas(r.flops) << "</td><td>" << with_commas(r.params) << "</td><td>"
       << fmt("%.2f", static_cast<double>(r.bytes) / 1e6) << "</td><td>"
       << (r.has_latency && !int8 ? fmt("%.3f", r.latency) : "&ndash;") << "</td><td>"
       << (r.has_latency && int8 ? fmt("%.3f", r.latency) : "&ndash;") << "</td></tr>\n";
@@ -510,7 +506,7 @@ std::string pipeline_report_html(const Json& summary) {
     if (budget.contains("max_latency_ms"))
       h << ", latency at most " << fmt("%.3f ms", budget["max_latency_ms"].get<double>());
     if (budget.contains("max_size"))
-      h << ", file at most " << commas(budget["max_size"].get<int64_t>()) << " bytes";
+      h << ", file at most " << with_commas(budget["max_size"].get<int64_t>()) << " bytes";
     h << "; float model: top-1 " << fmt("%.2f%%", 100 * m["float"]["top1"].get<double>());
     if (m["float"].contains("latency_ms"))
       h << ", " << fmt("%.3f ms", m["float"]["latency_ms"].get<double>());

@@ -34,4 +34,8 @@ std::string to_text(const ModelSummary& s);
 /// {"name":..., "dtype":..., "shape":[...]} with -1 for dynamic dims.
 nlohmann::json to_json(const ValueInfo& v);
 
+/// `v` with thousands separators: 12,973,736 (what `slim info`, the pipeline's table and its
+/// report print).
+std::string with_commas(int64_t v);
+
 }  // namespace slim
