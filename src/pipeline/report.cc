@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <sstream>
 #include <vector>
@@ -42,6 +43,17 @@ std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
   return b;
+}
+
+/// A value for a data- attribute: the shortest decimal that reads back as exactly `v`, so the
+/// page carries the run's numbers, not six significant digits of them.
+std::string exact(double v) {
+  for (int digits = 6; digits < 17; ++digits) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.*g", digits, v);
+    if (std::strtod(b, nullptr) == v) return b;
+  }
+  return fmt("%.17g", v);
 }
 
 /// Round tick values covering [lo, hi]: steps of 1, 2, 2.5 or 5 times a power of ten.
@@ -303,8 +315,8 @@ std::string pipeline_report_html(const Json& summary) {
       const std::string tip = r.name + ": top-1 " + fmt("%.2f%%", 100 * r.top1) + ", " +
                               fmt("%.3f ms", r.latency) + ", " + r.precision;
       std::ostringstream p;
-      p << "<g class=\"point\" data-stage=\"" << esc(r.name) << "\" data-x=\"" << r.latency
-        << "\" data-y=\"" << 100 * r.top1 << "\"><title>" << esc(tip) << "</title>";
+      p << "<g class=\"point\" data-stage=\"" << esc(r.name) << "\" data-x=\"" << exact(r.latency)
+        << "\" data-y=\"" << exact(100 * r.top1) << "\"><title>" << esc(tip) << "</title>";
       if (int8)
         p << "<rect x=\"" << px - 6 << "\" y=\"" << py - 6
           << "\" width=\"12\" height=\"12\" fill=\"" << kColors[1] << "\"/>";
@@ -390,10 +402,10 @@ std::string pipeline_report_html(const Json& summary) {
       for (const auto& [rx, ly] : pts) s << c.x(rx) << "," << c.y(ly) << " ";
       s << "\"/>";
       for (const auto& [rx, ly] : pts)
-        s << "<circle class=\"point\" data-x=\"" << rx << "\" data-y=\"" << ly << "\" cx=\""
-          << c.x(rx) << "\" cy=\"" << c.y(ly) << "\" r=\"3.5\" fill=\"" << color << "\"><title>"
-          << esc(param) << " at ratio " << fmt("%.2f", rx) << ": top-1 loss " << fmt("%.2f%%", ly)
-          << "</title></circle>";
+        s << "<circle class=\"point\" data-x=\"" << exact(rx) << "\" data-y=\"" << exact(ly)
+          << "\" cx=\"" << c.x(rx) << "\" cy=\"" << c.y(ly) << "\" r=\"3.5\" fill=\"" << color
+          << "\"><title>" << esc(param) << " at ratio " << fmt("%.2f", rx) << ": top-1 loss "
+          << fmt("%.2f%%", ly) << "</title></circle>";
       s << "</g>";
       c.add(s.str());
       items.emplace_back(swatch_line(color, dashed), param);
@@ -480,8 +492,8 @@ std::string pipeline_report_html(const Json& summary) {
       line += fmt("%.2f", c.x(x)) + "," + fmt("%.2f", c.y(best)) + " ";
       const bool accepted = cand.value("accepted", false);
       std::ostringstream pt;
-      pt << "<g class=\"point\" data-x=\"" << x << "\" data-y=\"" << y << "\"><title>step " << x
-         << ": top-1 " << fmt("%.2f%%", y)
+      pt << "<g class=\"point\" data-x=\"" << exact(x) << "\" data-y=\"" << exact(y)
+         << "\"><title>step " << x << ": top-1 " << fmt("%.2f%%", y)
          << (cand.contains("latency_ms") ? ", " + fmt("%.3f ms", cand["latency_ms"].get<double>())
                                          : std::string())
          << (accepted ? ", accepted" : ", not accepted") << ", tokens "
@@ -550,9 +562,9 @@ std::string pipeline_report_html(const Json& summary) {
     auto point = [&](double x, double y, const std::string& color, const std::string& name,
                      const std::string& tip) {
       std::ostringstream p;
-      p << "<g class=\"point\" data-stage=\"" << esc(name) << "\" data-x=\"" << x << "\" data-y=\""
-        << y << "\"><title>" << esc(tip) << "</title><circle cx=\"" << c.x(x) << "\" cy=\""
-        << c.y(y) << "\" r=\"5\" fill=\"" << color << "\"/></g>";
+      p << "<g class=\"point\" data-stage=\"" << esc(name) << "\" data-x=\"" << exact(x)
+        << "\" data-y=\"" << exact(y) << "\"><title>" << esc(tip) << "</title><circle cx=\""
+        << c.x(x) << "\" cy=\"" << c.y(y) << "\" r=\"5\" fill=\"" << color << "\"/></g>";
       c.add(p.str());
     };
     if (m["float"].contains("latency_ms"))

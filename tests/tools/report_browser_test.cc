@@ -157,8 +157,8 @@ document.body.insertAdjacentHTML('beforeend',
     const auto& p = acc["points"][i];
     const auto& me = drawn[i]["metrics"]["measure"];
     EXPECT_EQ(p["stage"], drawn[i]["name"]);
-    EXPECT_NEAR(p["x"].get<double>(), me["latency"]["median_ms"].get<double>(), 1e-6);
-    EXPECT_NEAR(p["y"].get<double>(), 100 * me["eval"]["top1"].get<double>(), 1e-6);
+    EXPECT_DOUBLE_EQ(p["x"].get<double>(), me["latency"]["median_ms"].get<double>());
+    EXPECT_DOUBLE_EQ(p["y"].get<double>(), 100 * me["eval"]["top1"].get<double>());
     EXPECT_NE(p["title"].get<std::string>().find(drawn[i]["name"].get<std::string>()),
               std::string::npos);
   }
