@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= 2
 PY := /usr/bin/python3
 
-.PHONY: all setup build test test-isa test-asan demo bench clean format
+.PHONY: all setup build test test-isa test-asan demo bench clean format api-docs docs
 
 all: build
 
@@ -53,3 +53,11 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# The C++ API pages from the public headers' /// comments: build/api/html/index.html.
+api-docs: setup
+	doxygen docs/Doxyfile
+
+# The command reference (docs/en/cli.md, docs/zh/cli.md) regenerated from the binary's --help.
+docs: build
+	$(PY) scripts/check_docs.py cli --write

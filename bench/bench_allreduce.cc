@@ -7,14 +7,13 @@
 //   build/bench_allreduce MODEL.onnx --compute --batch B [--steps N] [--threads T]
 //       one process: forward + backward (cross-entropy) of the model on random images of its
 //       input shape at batch B, median over N steps; one JSON line.
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <vector>
 
 #include "slim/dist/dist.h"
@@ -37,8 +36,9 @@ double ms_since(Clock::time_point t0) {
 }
 
 int run(int argc, char** argv) {
-  SLIM_CHECK(argc >= 2, "usage: bench_allreduce MODEL.onnx [--steps N] [--compute --batch B "
-                        "--threads T]");
+  SLIM_CHECK(argc >= 2,
+             "usage: bench_allreduce MODEL.onnx [--steps N] [--compute --batch B "
+             "--threads T]");
   std::string model = argv[1];
   int steps = 20, batch = 32, threads = 0;
   bool compute = false;
@@ -86,10 +86,10 @@ int run(int argc, char** argv) {
       loss.backward();
       if (s > 0) times.push_back(ms_since(t0));  // the first step warms up
     }
-    std::printf("{\"model\":\"%s\",\"params\":%lld,\"batch\":%d,\"threads\":%d,"
-                "\"step_ms\":%.3f}\n",
-                model.c_str(), static_cast<long long>(count), batch, slim::num_threads(),
-                median(times));
+    std::printf(
+        "{\"model\":\"%s\",\"params\":%lld,\"batch\":%d,\"threads\":%d,"
+        "\"step_ms\":%.3f}\n",
+        model.c_str(), static_cast<long long>(count), batch, slim::num_threads(), median(times));
     return 0;
   }
 
@@ -97,21 +97,15 @@ int run(int argc, char** argv) {
   SLIM_CHECK(env.active, "run under slim launch --nproc N (N >= 2)");
   std::vector<std::string> args(argv, argv + argc);
   auto group = slim::dist::Group::join(env, slim::dist::identity_of(args));
-  // The buckets of dist::GradientAverager: from the last parameter, the first ~1 MB, then ~25 MB.
+  // The buckets data-parallel training reduces (dist::GradientAverager's).
+  std::vector<int64_t> numels;
+  for (const auto& p : params) numels.push_back(p.numel());
   std::vector<at::Tensor> buckets;
-  size_t limit = size_t{1} << 20, bytes = 0;
-  int64_t elems = 0;
-  for (size_t k = params.size(); k-- > 0;) {
-    if (elems > 0 && bytes >= limit) {
-      buckets.push_back(at::ones({elems}));
-      limit = size_t{25} << 20;
-      bytes = 0;
-      elems = 0;
-    }
-    elems += params[k].numel();
-    bytes += static_cast<size_t>(params[k].numel()) * sizeof(float);
+  for (const auto& members : slim::dist::gradient_buckets(numels)) {
+    int64_t elems = 0;
+    for (size_t k : members) elems += numels[k];
+    buckets.push_back(at::ones({elems}));
   }
-  if (elems > 0) buckets.push_back(at::ones({elems}));
   auto pg = group->process_group();
   std::vector<double> times;
   group->barrier("start");
@@ -132,12 +126,12 @@ int run(int argc, char** argv) {
     const int n = group->size();
     // Bus bandwidth as NCCL's tests report it: a ring all-reduce moves 2(n-1)/n of the data
     // through each link.
-    std::printf("{\"model\":\"%s\",\"params\":%lld,\"megabytes\":%.3f,\"buckets\":%zu,"
-                "\"ranks\":%d,\"allreduce_ms\":%.3f,\"min_ms\":%.3f,\"algbw_GBps\":%.3f,"
-                "\"busbw_GBps\":%.3f}\n",
-                model.c_str(), static_cast<long long>(count), mb, buckets.size(), n, ms,
-                *std::min_element(times.begin(), times.end()), mb / ms,
-                mb / ms * 2.0 * (n - 1) / n);
+    std::printf(
+        "{\"model\":\"%s\",\"params\":%lld,\"megabytes\":%.3f,\"buckets\":%zu,"
+        "\"ranks\":%d,\"allreduce_ms\":%.3f,\"min_ms\":%.3f,\"algbw_GBps\":%.3f,"
+        "\"busbw_GBps\":%.3f}\n",
+        model.c_str(), static_cast<long long>(count), mb, buckets.size(), n, ms,
+        *std::min_element(times.begin(), times.end()), mb / ms, mb / ms * 2.0 * (n - 1) / n);
   }
   return 0;
 }

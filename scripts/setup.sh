@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libstb-dev                        # image decoding for folder datasets (stb_image)
   libyaml-cpp-dev                   # slim compress: pipeline configs
   chromium-headless-shell           # renders report.html in the report test
+  doxygen                           # the C++ API pages (docs/Doxyfile), checked warning-free
   libdnnl-dev                       # oneDNN headers: the same libdnnl.so.2 libtorch links; cached conv primitives
   python3-torch python3-torchvision python3-onnx python3-numpy   # reference exports, peers
   libonnx-testdata                  # ONNX operator conformance tests

@@ -160,6 +160,11 @@ inline at::Tensor ort_run(const std::string& model, const at::Tensor& x, const s
   return r.code == 0 ? npy_load(dir + "/ort_y.npy") : at::Tensor();
 }
 
+/// Writes `text` to `path` (replacing it).
+inline void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
 /// A fresh empty directory under the build tree for one test's files.
 inline std::string temp_dir(const std::string& name) {
   std::string d =

@@ -38,7 +38,7 @@ Graph load_model_for_analysis(const std::string& path, const std::string& input_
 
 void add_threads_option(CLI::App* cmd, int* threads) {
   cmd->add_option("--threads", *threads, "LibTorch intra-op threads (0 = all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
 }
 
 namespace {
@@ -185,11 +185,10 @@ void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Inference latency: median of N runs after warm-up");
   cmd->add_option("model", args->model, "ONNX file")->required();
   cmd->add_option("--input", args->input, "input shape without batch, e.g. 3,224,224");
-  cmd->add_option("--batch", args->opts.batch, "batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", args->opts.batch, "batch size")->check(positive());
   add_threads_option(cmd, &args->opts.threads);
-  cmd->add_option("--runs", args->opts.runs, "timed runs")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", args->opts.warmup, "untimed warm-up runs")
-      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--runs", args->opts.runs, "timed runs")->check(positive());
+  cmd->add_option("--warmup", args->opts.warmup, "untimed warm-up runs")->check(non_negative());
   cmd->add_flag("!--no-fold-bn", args->opts.fold_batch_norm,
                 "time the model as stored (by default Conv+BatchNormalization are folded first, "
                 "as ONNX Runtime does)");

@@ -66,10 +66,10 @@ void add_compress(CLI::App& app) {
       "fewer FLOPs with fine-tuning and QAT) and keep the most accurate model that meets it");
   cmd->add_option("--max-latency-ms", a->max_latency_ms,
                   "--auto: latency budget at the config's measure latency-batch")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->needs(auto_flag);
   cmd->add_option("--max-size", a->max_size, "--auto: file size budget in bytes")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->needs(auto_flag);
   cmd->add_option("--max-loss", a->max_loss,
                   "--auto: top-1 loss allowed, relative to the float model's (default 0.01)")

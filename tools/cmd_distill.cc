@@ -30,6 +30,7 @@ void add_distill(CLI::App& app) {
   cmd->add_option("--data", a->data, "dataset: mnist:DIR, fashion:DIR or folder:DIR")->required();
   add_image_flags(cmd, &a->image);
   cmd->add_option("-o,--output", a->out, "trained student ONNX file (written atomically)")
+      ->check(output_file())
       ->required();
   cmd->add_option("--loss", a->losses,
                   "a loss term (repeatable): l2:teacher_VALUE,VALUE[:weight] | "
@@ -38,7 +39,7 @@ void add_distill(CLI::App& app) {
                   "teacher's and the student's outputs, when each has one)");
   cmd->add_option("--task-weight", a->task_weight,
                   "weight of the student's cross-entropy on the labels (0: distillation only)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_flag("--adapter", a->adapter,
                 "l2 between maps with different channel counts: learn a 1x1 conv on the student "
                 "side (not exported)");
@@ -48,7 +49,7 @@ void add_distill(CLI::App& app) {
   cmd->add_option("--prefix", a->prefix, "prefix of teacher value names in --loss");
   add_train_flags(cmd, &a->flags);
   cmd->add_option("--eval-batch", a->eval_batch, "batch size of the final evaluation")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_flag("--no-eval", a->no_eval, "skip evaluating the student on the test split");
   cmd->add_flag("--json", a->json, "print one JSON object with the results");
   cmd->callback([a] {

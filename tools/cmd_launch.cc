@@ -37,10 +37,10 @@ void add_launch(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "launch",
       "Run a command on several ranks (torch c10d, Gloo): slim launch --nproc 2 -- slim train ...");
-  cmd->add_option("--nproc", o->nproc, "ranks on this node")->check(CLI::PositiveNumber);
-  cmd->add_option("--nnodes", o->nnodes, "nodes in the run")->check(CLI::PositiveNumber);
+  cmd->add_option("--nproc", o->nproc, "ranks on this node")->check(positive());
+  cmd->add_option("--nnodes", o->nnodes, "nodes in the run")->check(positive());
   cmd->add_option("--node-rank", o->node_rank, "this node's index (node 0 hosts the store)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--master-addr", o->master_addr, "address of node 0");
   cmd->add_option("--master-port", o->master_port,
                   "port of node 0's store (default: a free port with one node, 29500 with "
@@ -48,9 +48,9 @@ void add_launch(CLI::App& app) {
   cmd->add_option("--timeout", o->timeout_s,
                   "seconds a rank waits for the others (start, collectives) before it stops "
                   "naming the rank it lost")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_option("--threads", o->threads, "threads per rank (0 = this machine's cores / --nproc)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("command", o->command, "the command each rank runs, after --")->required();
   cmd->positionals_at_end();
   cmd->callback([o] { std::exit(dist::launch(*o)); });

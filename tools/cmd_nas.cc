@@ -57,52 +57,50 @@ void add_nas(CLI::App& app) {
   NasOptions& o = a->opts;
   cmd->add_option("--space", o.space, "search space (see `slim nas spaces`)");
   cmd->add_option("--input", a->input, "input shape C,H,W, e.g. 1,28,28");
-  cmd->add_option("--classes", a->classes, "classes (default: the data's)")
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--classes", a->classes, "classes (default: the data's)")->check(positive());
   cmd->add_option("--data", a->data, "training data: mnist:DIR, fashion:DIR or folder:DIR");
   add_image_flags(cmd, &a->image);
   cmd->add_option("--steps", o.steps, "candidates to train, the initial tokens included")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_option("--max-flops", o.limits.max_flops, "limit: FLOPs (multiply-accumulates)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--max-params", o.limits.max_params, "limit: weight elements")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--max-size", o.limits.max_size, "limit: bytes of the ONNX file")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--size-format", a->size_format,
                   "what --max-size measures: float (the file as searched) or int8 (BN folded, "
                   "weights int8)")
       ->check(CLI::IsMember({"float", "int8"}));
   cmd->add_option("--max-latency-ms", o.limits.max_latency_ms,
                   "limit: median latency measured here with Slim's executor")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--latency-batch", o.latency_batch, "batch of the latency measurement")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_option("--latency-threads", o.latency_threads,
                   "threads of the latency measurement (default: --threads)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--latency-runs", o.latency_runs, "timed runs per candidate (median)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_option("--latency-table", a->latency_table,
                   "predict latency from this table (slim latency-table) instead of measuring");
   cmd->add_option("--latency-weight", o.latency_weight,
                   "reward = val_top1 * (latency / target)^-W (MnasNet: 0.07); 0 = off")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--target-latency-ms", o.target_latency_ms,
                   "target of --latency-weight (default --max-latency-ms)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--val-samples", o.val_samples,
                   "training samples held out for the reward (drawn by --seed)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--eval-batch", o.eval_batch, "validation batch size")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
+  cmd->add_option("--eval-batch", o.eval_batch, "validation batch size")->check(positive());
   cmd->add_option("--init-temperature", o.controller.init_temperature, "T0 (default 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_option("--reduce-rate", o.controller.reduce_rate, "temperature factor per step")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--max-draws", o.max_draws,
                   "candidates in a row over a limit before the search gives up")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   add_train_flags(cmd, &a->flags);
   cmd->add_option("-o,--output", o.output_dir,
                   "run directory: checkpoint.json (resumed), search.log, best.json, best.onnx");
@@ -113,9 +111,11 @@ void add_nas(CLI::App& app) {
   ex->add_option("--space", e->space, "search space")->required();
   ex->add_option("--tokens", e->tokens, "token vector, e.g. 4,4,5,1,0,...")->required();
   ex->add_option("--input", e->input, "input shape C,H,W (default 1,28,28)");
-  ex->add_option("--classes", e->classes, "classes (default 10)")->check(CLI::PositiveNumber);
+  ex->add_option("--classes", e->classes, "classes (default 10)")->check(positive());
   ex->add_option("--seed", e->seed, "seed of the weight initialisation (default 0)");
-  ex->add_option("-o,--output", e->out, "ONNX file (written atomically)")->required();
+  ex->add_option("-o,--output", e->out, "ONNX file (written atomically)")
+      ->required()
+      ->check(output_file());
   ex->callback([e] {
     ZooOptions zo;
     zo.input = parse_chw(e->input);
@@ -197,17 +197,16 @@ void add_latency_table(CLI::App& app) {
   cmd->add_option("models", a->models, "ONNX files whose steps to add");
   cmd->add_option("--space", a->space, "add every step configuration of this search space");
   cmd->add_option("--input", a->input, "--space: input shape C,H,W (default 1,28,28)");
-  cmd->add_option("--classes", a->classes, "--space: classes (default 10)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--batch", a->opts.batch, "batch (default 1)")->check(CLI::PositiveNumber);
+  cmd->add_option("--classes", a->classes, "--space: classes (default 10)")->check(positive());
+  cmd->add_option("--batch", a->opts.batch, "batch (default 1)")->check(positive());
   cmd->add_option("--runs", a->opts.runs, "timed runs per entry (median; default 30)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_option("--warmup", a->opts.warmup, "untimed runs first (default 5)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--rounds", a->opts.rounds,
                   "passes over every step, each entry the smallest of its rounds' medians "
                   "(default 1; 3 on a machine whose speed drifts; extends an existing table)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   add_threads_option(cmd, &a->opts.threads);
   cmd->add_option("-o,--output", a->out,
                   "table JSON: an existing table is extended (same batch and threads), saved "

@@ -41,7 +41,9 @@ void add_prune(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "prune", "Remove conv filters (and everything coupled to them) and save the smaller model");
   cmd->add_option("model", a->model, "ONNX file")->required();
-  cmd->add_option("-o,--output", a->out, "pruned ONNX file (written atomically)")->required();
+  cmd->add_option("-o,--output", a->out, "pruned ONNX file (written atomically)")
+      ->required()
+      ->check(output_file());
   cmd->add_option("--input", a->input, "input shape without batch, e.g. 1,28,28");
   auto* ratios =
       cmd->add_option("--ratios", a->ratios, "per-param ratios: NAME=R,NAME=R,...")->delimiter(',');
@@ -63,7 +65,7 @@ void add_prune(CLI::App& app) {
   cmd->add_option("--criterion", a->criterion, "l1_norm, l2_norm, l0_norm, fpgm or bn_scale");
   cmd->add_option("--align", a->opts.align,
                   "round kept channels of every group to a multiple of N (8 suits SIMD kernels)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_flag("--lazy", a->opts.lazy, "zero the pruned filters instead of removing them");
   cmd->add_flag("--json", a->json, "print one JSON object");
   ratios->excludes(sens)->excludes(flops)->excludes(uniform);

@@ -105,18 +105,18 @@ void add_ptq(CLI::App* parent) {
                   "(images resized to the model's input); without it, --table must name an "
                   "existing table to apply");
   add_image_flags(cmd, &a->image);
-  cmd->add_option("-o,--output", a->out, "quantized QDQ ONNX file (written atomically)");
+  cmd->add_option("-o,--output", a->out, "quantized QDQ ONNX file (written atomically)")
+      ->check(output_file());
   cmd->add_option("--table", a->table,
                   "scale table JSON: written after calibration (with --data; without -o the "
                   "command stops there), or read and applied (without --data)");
   cmd->add_option("--algo", a->algo, "activation calibration: hist, kl, mse, avg or abs_max")
       ->check(CLI::IsMember({"hist", "kl", "KL", "mse", "avg", "abs_max"}));
   cmd->add_option("--batches", a->calib.batches, "calibrate on the first N batches (0: all)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--batch-size", a->calib.batch_size, "calibration batch size")
-      ->check(CLI::PositiveNumber);
+      ->check(non_negative());
+  cmd->add_option("--batch-size", a->calib.batch_size, "calibration batch size")->check(positive());
   cmd->add_option("--max-samples", a->calib.max_samples, "use the first N samples only")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--kl-max-clip", a->calib.kl_max_clip,
                   "kl: the largest share of |x| the threshold may clip (1: MXNet's unguarded kl)");
   cmd->add_option("--hist-percent", a->calib.hist_percent, "hist: percentile of |x| to keep")
@@ -127,8 +127,7 @@ void add_ptq(CLI::App* parent) {
   add_quant_flags(cmd, &a->quant, true);
   cmd->add_flag("--eval", a->eval,
                 "evaluate the float and the quantized model on the test split of --data");
-  cmd->add_option("--eval-batch", a->eval_batch, "evaluation batch size")
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--eval-batch", a->eval_batch, "evaluation batch size")->check(positive());
   cmd->add_flag("--json", a->json, "print one JSON object with the results");
   add_threads_option(cmd, &a->calib.threads);
   cmd->callback([a] {
@@ -206,6 +205,7 @@ void add_qat(CLI::App* parent) {
   cmd->add_option("--data", a->data, "dataset: mnist:DIR, fashion:DIR or folder:DIR")->required();
   add_image_flags(cmd, &a->image);
   cmd->add_option("-o,--output", a->out, "quantized QDQ ONNX file (written atomically)")
+      ->check(output_file())
       ->required();
   add_quant_flags(cmd, &a->quant, true);
   cmd->add_option("--act-algo", a->quant.act_algo,
@@ -223,11 +223,10 @@ void add_qat(CLI::App* parent) {
                   "between the two models' outputs)");
   cmd->add_option("--task-weight", a->task_weight,
                   "with --teacher: weight of the cross-entropy on the labels")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_flag("--t2-scale", a->t2, "with --teacher: multiply soft_label losses by T_s^2");
   add_train_flags(cmd, &a->flags);
-  cmd->add_option("--eval-batch", a->eval_batch, "evaluation batch size")
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--eval-batch", a->eval_batch, "evaluation batch size")->check(positive());
   cmd->add_flag("--no-eval", a->no_eval, "skip evaluating on the test split");
   cmd->add_flag("--json", a->json, "print one JSON object with the results");
   cmd->callback([a] {
@@ -290,7 +289,9 @@ void add_weight(CLI::App* parent) {
   auto* cmd = parent->add_subcommand(
       "weight", "Weight-only quantization (no data): int8 or int16 per-channel weights");
   cmd->add_option("model", a->model, "float ONNX model")->required();
-  cmd->add_option("-o,--output", a->out, "output ONNX file (written atomically)")->required();
+  cmd->add_option("-o,--output", a->out, "output ONNX file (written atomically)")
+      ->required()
+      ->check(output_file());
   cmd->add_option("--bits", a->bits, "8 (int8, DequantizeLinear) or 16 (int16, Cast+Mul); 2..16");
   cmd->add_option("--weight-algo", a->quant.weight_algo, "channel_wise_abs_max or abs_max");
   cmd->add_option("--op-types", a->quant.op_types, "op types (default Conv,Gemm,MatMul)")
@@ -322,10 +323,12 @@ void add_embedding(CLI::App* parent) {
   auto* cmd = parent->add_subcommand(
       "embedding", "Embedding quantization: Gather tables to int8 (abs_max, optional clipping)");
   cmd->add_option("model", a->model, "float ONNX model")->required();
-  cmd->add_option("-o,--output", a->out, "output ONNX file (written atomically)")->required();
+  cmd->add_option("-o,--output", a->out, "output ONNX file (written atomically)")
+      ->required()
+      ->check(output_file());
   cmd->add_option("--threshold", a->opts.threshold,
                   "clip tables to [-T, T] (0: max |W|, or its 99.99th percentile when >= 1)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--pattern", a->opts.pattern, "only Gather nodes whose name matches this regex");
   cmd->add_flag("--json", a->json, "print one JSON object with the results");
   cmd->callback([a] {

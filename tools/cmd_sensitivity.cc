@@ -74,12 +74,11 @@ void add_sensitivity(CLI::App& app) {
   cmd->add_option("--criterion", a->criterion,
                   "filter importance: l1_norm, l2_norm, l0_norm, fpgm, bn_scale");
   cmd->add_option("--align", a->opts.align, "keep channel counts multiples of N")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_option("--shard", a->shard, "run only work items with index % N == I (I/N)");
-  cmd->add_option("--batch", a->opts.eval.batch_size, "evaluation batch size")
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", a->opts.eval.batch_size, "evaluation batch size")->check(positive());
   cmd->add_option("--max-samples", a->opts.eval.max_samples, "evaluate the first N samples only")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("-o,--output", a->opts.output,
                   "sensitivity file: rewritten after each conv's ratios, existing entries skipped");
   add_threads_option(cmd, &a->opts.eval.threads);
@@ -90,7 +89,9 @@ void add_sensitivity(CLI::App& app) {
   auto m = std::make_shared<MergeArgs>();
   auto* merge = cmd->add_subcommand("merge", "Union of sensitivity files (a later file wins)");
   merge->add_option("inputs", m->inputs, "sensitivity files")->required();
-  merge->add_option("-o,--output", m->out, "merged file (written atomically)")->required();
+  merge->add_option("-o,--output", m->out, "merged file (written atomically)")
+      ->required()
+      ->check(output_file());
   merge->callback([m] {
     std::vector<Sensitivities> parts;
     for (const auto& f : m->inputs) parts.push_back(sensitivity_load(f));

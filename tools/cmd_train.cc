@@ -1,5 +1,6 @@
 // slim train | eval
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +11,47 @@
 #include "slim/train/trainer.h"
 
 namespace slim::cli {
+
+const CLI::Validator& output_file() {
+  static const CLI::Validator v(
+      [](std::string& path) -> std::string {
+        namespace fs = std::filesystem;
+        const fs::path dir = fs::path(path).parent_path();
+        if (!dir.empty() && !fs::is_directory(dir))
+          return "cannot write '" + path + "': folder '" + dir.string() + "' does not exist";
+        if (fs::is_directory(path)) return "'" + path + "' is a folder, not a file name";
+        return "";
+      },
+      "");
+  return v;
+}
+
+namespace {
+
+/// A validator of numbers: `ok(value)` or the message "must be <what>, not <value>".
+CLI::Validator number_check(bool (*ok)(double), const std::string& what, const std::string& desc) {
+  return CLI::Validator(
+      [ok, what](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v)) return "'" + text + "' is not a number";
+        return ok(v) ? "" : "must be " + what + ", not " + text;
+      },
+      desc);
+}
+
+}  // namespace
+
+const CLI::Validator& positive() {
+  static const CLI::Validator v =
+      number_check([](double x) { return x > 0; }, "positive", "POSITIVE");
+  return v;
+}
+
+const CLI::Validator& non_negative() {
+  static const CLI::Validator v =
+      number_check([](double x) { return x >= 0; }, "0 or more", "NONNEGATIVE");
+  return v;
+}
 
 namespace {
 
@@ -48,14 +90,13 @@ std::string TrainFlags::checkpoint_for(const std::string& output) const {
 }
 
 void add_train_flags(CLI::App* cmd, TrainFlags* f) {
-  cmd->add_option("--epochs", f->opts.epochs, "epochs")->check(CLI::PositiveNumber);
-  cmd->add_option("--batch", f->opts.batch_size, "batch size")->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", f->opts.lr, "learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--epochs", f->opts.epochs, "epochs")->check(positive());
+  cmd->add_option("--batch", f->opts.batch_size, "batch size")->check(positive());
+  cmd->add_option("--lr", f->opts.lr, "learning rate")->check(positive());
   cmd->add_option("--optimizer", f->optimizer, "momentum (SGD with momentum) or adam")
       ->check(CLI::IsMember({"momentum", "adam"}));
   cmd->add_option("--momentum", f->opts.momentum, "momentum");
-  cmd->add_option("--weight-decay", f->opts.weight_decay, "L2 weight decay")
-      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--weight-decay", f->opts.weight_decay, "L2 weight decay")->check(non_negative());
   cmd->add_option("--lr-schedule", f->schedule, "constant, piecewise or cosine")
       ->check(CLI::IsMember({"constant", "piecewise", "cosine"}));
   cmd->add_option("--boundaries", f->opts.boundaries, "piecewise: epoch boundaries")
@@ -64,7 +105,7 @@ void add_train_flags(CLI::App* cmd, TrainFlags* f) {
       ->delimiter(',');
   cmd->add_option("--seed", f->opts.seed, "random seed (shuffling, dropout)");
   cmd->add_option("--max-samples", f->opts.max_samples, "train on the first N samples only")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_flag("!--no-shuffle", f->opts.shuffle,
                 "keep the file order (PaddleSlim's tutorial reader) instead of reshuffling");
   cmd->add_flag("--drop-last", f->opts.drop_last, "skip a last batch smaller than --batch");
@@ -81,14 +122,16 @@ void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a model (cross-entropy) and save it as ONNX");
   cmd->add_option("model", a->model, "ONNX file to start from")->required();
   cmd->add_option("--data", a->data, "dataset: mnist:DIR, fashion:DIR or folder:DIR")->required();
-  cmd->add_option("-o,--output", a->out, "trained ONNX file (written atomically)")->required();
+  cmd->add_option("-o,--output", a->out, "trained ONNX file (written atomically)")
+      ->required()
+      ->check(output_file());
   add_image_flags(cmd, &a->image);
   cmd->add_flag("--reset-head", a->reset_head,
                 "replace the final fully-connected layer with a new one for the data's classes "
                 "(fine-tuning on data with another class count)");
   add_train_flags(cmd, &a->flags);
   cmd->add_option("--eval-batch", a->eval_batch, "batch size of the final evaluation")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_flag("--no-eval", a->no_eval, "skip evaluating on the test split after training");
   cmd->add_flag("--json", a->json, "print one JSON object with the results");
   cmd->callback([a] {
@@ -138,9 +181,9 @@ void add_eval(CLI::App& app) {
   cmd->add_option("model", a->model, "ONNX file")->required();
   cmd->add_option("--data", a->data, "dataset: mnist:DIR, fashion:DIR or folder:DIR")->required();
   add_image_flags(cmd, &a->image);
-  cmd->add_option("--batch", a->opts.batch_size, "batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", a->opts.batch_size, "batch size")->check(positive());
   cmd->add_option("--max-samples", a->opts.max_samples, "evaluate the first N samples only")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_flag("--json", a->json, "print one JSON object");
   add_threads_option(cmd, &a->opts.threads);
   cmd->callback([a] {

@@ -25,7 +25,7 @@ void add_zoo(CLI::App& app) {
   cmd->add_option("--classes", args->opts.classes, "number of classes (default 10)");
   cmd->add_option("--scale", args->opts.scale, "width multiplier, MobileNets only (default 1)");
   cmd->add_option("--seed", args->opts.seed, "seed of the weight initialisation (default 0)");
-  cmd->add_option("-o,--output", args->output, "ONNX file to write");
+  cmd->add_option("-o,--output", args->output, "ONNX file to write")->check(output_file());
   cmd->add_flag("--list", args->list, "list the models");
   cmd->callback([args] {
     if (args->list) {

@@ -67,4 +67,13 @@ struct TrainFlags {
 };
 void add_train_flags(CLI::App* cmd, TrainFlags* f);
 
+/// Checks an output file's path when the flags are read, not after the work: its folder must
+/// exist and the path must not be a folder. (No description: --help stays as it was.)
+const CLI::Validator& output_file();
+
+/// CLI11's PositiveNumber and NonNegativeNumber with messages a user can read (theirs print the
+/// largest double in full); --help shows the same POSITIVE / NONNEGATIVE.
+const CLI::Validator& positive();
+const CLI::Validator& non_negative();
+
 }  // namespace slim::cli

@@ -48,6 +48,14 @@ int fail(const std::string& line, int code, bool print = true) {
 
 }  // namespace
 
+/// `app`'s help and its subcommands', recursively; `parent` is the path of the command above.
+void print_help_all(CLI::App& app, const std::string& parent) {
+  const std::string path = parent.empty() ? app.get_name() : parent + " " + app.get_name();
+  std::printf("\x1e%s\n%s", path.c_str(), app.help(parent).c_str());
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    print_help_all(*sub, path);
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"Slim: compress ONNX models (prune, quantize, distill, search) and measure them"};
   app.require_subcommand(1);
@@ -68,15 +76,34 @@ int main(int argc, char** argv) {
   slim::cli::add_latency_table(app);
   slim::cli::add_compress(app);
   slim::cli::add_launch(app);
+  // Every command's --help in one process, each after a line "\x1e<command path>": the command
+  // reference (scripts/check_docs.py) is built from it without paying LibTorch's start-up once
+  // per command. Not listed in --help; meant for tools.
+  if (argc == 2 && std::string(argv[1]) == "--help-all") {
+    app.name("slim");
+    print_help_all(app, "");
+    return 0;
+  }
   slim::cli::set_command_args(std::vector<std::string>(argv + 1, argv + argc));
   try {
     join_if_distributed(argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    if (code != 0) return fail("slim: error: " + std::string(e.what()), code, /*print=*/false);
-    slim::dist::set_current(nullptr);
-    return code;
+    if (e.get_exit_code() == 0) {  // --help, --version
+      const int code = app.exit(e);
+      slim::dist::set_current(nullptr);
+      return code;
+    }
+    // One line like every other error; exit status 64 (EX_USAGE of sysexits.h), apart from the
+    // 1 of bad input and the 2 of an internal error.
+    std::string what = e.what();
+    if (argc >= 2 && argv[1][0] != '-' && what == "A subcommand is required") {
+      std::string names;
+      for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+      what = "unknown command '" + std::string(argv[1]) + "' (commands: " + names + ")";
+    }
+    return fail("slim: error: " + what + " (see --help)", 64);
   } catch (const slim::Error& e) {
     return fail("slim: error: " + std::string(e.what()), 1);
   } catch (const slim::InternalError& e) {

@@ -30,18 +30,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-/// First line of an exception's text, without LibTorch's backtrace.
-std::string brief(const std::exception& e) {
-  std::string s;
-  if (const auto* ce = dynamic_cast<const c10::Error*>(&e))
-    s = ce->what_without_backtrace();
-  else
-    s = e.what();
-  auto nl = s.find('\n');
-  if (nl != std::string::npos) s.resize(nl);
-  return s;
-}
-
 std::vector<uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
 std::string text(const std::vector<uint8_t>& b) { return {b.begin(), b.end()}; }
 
@@ -112,7 +100,7 @@ Env env_from(const std::function<const char*(const char*)>& get_fn) {
   SLIM_CHECK(e.rank < e.world_size, "environment variable RANK='", rank,
              "' must be below WORLD_SIZE='", world, "'");
   e.local_world_size = integer("LOCAL_WORLD_SIZE", 1, 1, e.world_size);
-  e.local_rank = integer("LOCAL_RANK", get("LOCAL_WORLD_SIZE") ? 0 : 0, 0, e.world_size - 1);
+  e.local_rank = integer("LOCAL_RANK", 0, 0, e.world_size - 1);
   SLIM_CHECK(e.local_rank < e.local_world_size || !get("LOCAL_WORLD_SIZE"),
              "environment variable LOCAL_RANK='", get("LOCAL_RANK"),
              "' must be below LOCAL_WORLD_SIZE='", get("LOCAL_WORLD_SIZE"), "'");
@@ -258,9 +246,10 @@ std::shared_ptr<Group> Group::join(const Env& env, const Identity& id) {
         run_prefix(env), connect_store(env, false, static_cast<uint16_t>(env.master_port)));
   } catch (const std::exception& e) {
     if (im.hosting)
-      SLIM_FAIL(me, " cannot host the store on MASTER_ADDR:MASTER_PORT=", where, ": ", brief(e));
+      SLIM_FAIL(me, " cannot host the store on MASTER_ADDR:MASTER_PORT=", where, ": ",
+                error_brief(e));
     SLIM_FAIL(me, " cannot reach the master at MASTER_ADDR:MASTER_PORT=", where, " within ",
-              seconds(env.timeout), " (", brief(e),
+              seconds(env.timeout), " (", error_brief(e),
               "); is rank 0 (or slim launch) running there, and are the address and port right?");
   }
   im.store = c10::make_intrusive<c10d::PrefixStore>(run_prefix(env), raw);
@@ -320,7 +309,7 @@ std::shared_ptr<Group> Group::join(const Env& env, const Identity& id) {
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    SLIM_FAIL(me, " lost ", im.store_where, " while the ranks were starting: ", brief(e));
+    SLIM_FAIL(me, " lost ", im.store_where, " while the ranks were starting: ", error_brief(e));
   }
 
   // Heartbeat, and the watchdog: once any rank (or the launcher) records a failure, a rank that
@@ -559,7 +548,7 @@ void Group::report_failure(const std::string& message) noexcept {
 void Group::fail(const std::string& what, const std::exception& e) {
   impl_->failing = true;
   const std::string me = "rank " + std::to_string(rank());
-  const std::string cause = brief(e);
+  const std::string cause = error_brief(e);
   const bool timed_out =
       cause.find("imed out") != std::string::npos || cause.find("imeout") != std::string::npos;
   auto who = [&](int r) {
@@ -650,6 +639,22 @@ struct GradientAverager::Impl {
   }
 };
 
+std::vector<std::vector<size_t>> gradient_buckets(const std::vector<int64_t>& numels,
+                                                  size_t first_bucket_bytes, size_t bucket_bytes) {
+  std::vector<std::vector<size_t>> buckets;
+  size_t limit = first_bucket_bytes, bytes = 0;
+  for (size_t k = numels.size(); k-- > 0;) {
+    if (buckets.empty() || bytes >= limit) {
+      if (!buckets.empty()) limit = bucket_bytes;
+      buckets.emplace_back();
+      bytes = 0;
+    }
+    buckets.back().push_back(k);
+    bytes += static_cast<size_t>(numels[k]) * sizeof(float);
+  }
+  return buckets;
+}
+
 GradientAverager::GradientAverager(Group& group, std::vector<at::Tensor> params,
                                    size_t first_bucket_bytes, size_t bucket_bytes)
     : impl_(std::make_unique<Impl>()) {
@@ -657,23 +662,20 @@ GradientAverager::GradientAverager(Group& group, std::vector<at::Tensor> params,
   im.group = &group;
   im.params = std::move(params);
   im.where.resize(im.params.size());
-  // Backward produces the last parameters' gradients first: buckets go from the end.
-  size_t limit = first_bucket_bytes, bytes = 0;
-  for (size_t k = im.params.size(); k-- > 0;) {
-    const at::Tensor& p = im.params[k];
+  std::vector<int64_t> numels;
+  for (const auto& p : im.params) {
     SLIM_ASSERT(p.scalar_type() == at::kFloat, "gradient buckets hold float parameters");
-    if (im.buckets.empty() || bytes >= limit) {
-      if (!im.buckets.empty()) limit = bucket_bytes;
-      im.buckets.emplace_back();
-      bytes = 0;
+    numels.push_back(p.numel());
+  }
+  for (const auto& members : gradient_buckets(numels, first_bucket_bytes, bucket_bytes)) {
+    auto& b = im.buckets.emplace_back();
+    int64_t off = 0;
+    for (size_t k : members) {
+      b.members.push_back(k);
+      b.offsets.push_back(off);
+      im.where[k] = {im.buckets.size() - 1, off};
+      off += numels[k];
     }
-    auto& b = im.buckets.back();
-    const int64_t off =
-        b.offsets.empty() ? 0 : b.offsets.back() + im.params[b.members.back()].numel();
-    b.members.push_back(k);
-    b.offsets.push_back(off);
-    im.where[k] = {im.buckets.size() - 1, off};
-    bytes += static_cast<size_t>(p.numel()) * sizeof(float);
   }
   for (auto& b : im.buckets)
     b.buf = at::zeros({b.offsets.back() + im.params[b.members.back()].numel()}, at::kFloat);

@@ -81,9 +81,7 @@ int launch(const LaunchOptions& o) {
     port = tcp->getPort();
     store = c10::make_intrusive<c10d::PrefixStore>("slim/0/", tcp);
   } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (const auto* ce = dynamic_cast<const c10::Error*>(&e)) what = ce->what_without_backtrace();
-    what = what.substr(0, what.find('\n'));
+    const std::string what = error_brief(e);
     if (o.node_rank == 0)
       SLIM_FAIL("launch: cannot host the store on ", o.master_addr, ":", port, ": ", what);
     SLIM_FAIL("launch: cannot reach node 0's store at ", o.master_addr, ":", port, " within ",

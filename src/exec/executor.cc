@@ -19,7 +19,7 @@ void set_num_threads(int n) {
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const char* t = std::getenv("SLIM_THREADS");
     const char* lws = std::getenv("LOCAL_WORLD_SIZE");
-    n = t && std::atoi(t) > 0   ? std::atoi(t)
+    n = t && std::atoi(t) > 0       ? std::atoi(t)
         : lws && std::atoi(lws) > 0 ? std::max(1, cores / std::atoi(lws))
                                     : cores;
   }
@@ -124,9 +124,9 @@ std::vector<PlannedStep> Executor::plan() const {
   std::vector<bool> int8_on(steps_.size(), false);
   for (size_t k = 0; k < steps_.size(); ++k) {
     const Step& st = steps_[k];
-    int8_on[k] = int8_ && st.int8 &&
-                 std::none_of(st.int8_inner.begin(), st.int8_inner.end(),
-                              [&](int s) { return kept[s]; });
+    int8_on[k] =
+        int8_ && st.int8 &&
+        std::none_of(st.int8_inner.begin(), st.int8_inner.end(), [&](int s) { return kept[s]; });
   }
   for (size_t k = 0; k < steps_.size(); ++k) {
     const Step& st = steps_[k];
@@ -475,9 +475,7 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       throw;
     } catch (const std::exception& e) {
       // ATen errors carry long backtraces; keep the first line and name the node.
-      std::string msg = e.what();
-      auto nl = msg.find('\n');
-      if (nl != std::string::npos) msg = msg.substr(0, nl);
+      const std::string msg = error_brief(e);
       std::string shapes;
       for (size_t k = 0; k < ctx.in.size(); ++k)
         shapes += (k ? ", " : "") + (ctx.in[k].defined() ? shape_to_string(ctx.in[k].sizes().vec())
@@ -527,7 +525,7 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       } catch (const Error&) {
         throw;
       } catch (const std::exception& e) {
-        SLIM_FAIL(step.node->label(), " failed in its int8 kernel: ", e.what());
+        SLIM_FAIL(step.node->label(), " failed in its int8 kernel: ", error_brief(e));
       }
       if (done) {
         ++int8_runs_;

@@ -95,16 +95,26 @@ std::string ValueInfo::shape_str() const {
 
 at::ScalarType dtype_from_onnx(int64_t code) {
   switch (code) {
-    case 1: return at::kFloat;
-    case 2: return at::kByte;
-    case 3: return at::kChar;
-    case 5: return at::kShort;
-    case 6: return at::kInt;
-    case 7: return at::kLong;
-    case 9: return at::kBool;
-    case 10: return at::kHalf;
-    case 11: return at::kDouble;
-    case 16: return at::kBFloat16;
+    case 1:
+      return at::kFloat;
+    case 2:
+      return at::kByte;
+    case 3:
+      return at::kChar;
+    case 5:
+      return at::kShort;
+    case 6:
+      return at::kInt;
+    case 7:
+      return at::kLong;
+    case 9:
+      return at::kBool;
+    case 10:
+      return at::kHalf;
+    case 11:
+      return at::kDouble;
+    case 16:
+      return at::kBFloat16;
     default:
       SLIM_FAIL("ONNX data type ", code,
                 " is not supported (supported: float32, float64, float16, bfloat16, int8, uint8, "
@@ -114,33 +124,55 @@ at::ScalarType dtype_from_onnx(int64_t code) {
 
 int64_t dtype_to_onnx(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return 1;
-    case at::kByte: return 2;
-    case at::kChar: return 3;
-    case at::kShort: return 5;
-    case at::kInt: return 6;
-    case at::kLong: return 7;
-    case at::kBool: return 9;
-    case at::kHalf: return 10;
-    case at::kDouble: return 11;
-    case at::kBFloat16: return 16;
-    default: SLIM_FAIL("dtype ", c10::toString(t), " has no ONNX equivalent");
+    case at::kFloat:
+      return 1;
+    case at::kByte:
+      return 2;
+    case at::kChar:
+      return 3;
+    case at::kShort:
+      return 5;
+    case at::kInt:
+      return 6;
+    case at::kLong:
+      return 7;
+    case at::kBool:
+      return 9;
+    case at::kHalf:
+      return 10;
+    case at::kDouble:
+      return 11;
+    case at::kBFloat16:
+      return 16;
+    default:
+      SLIM_FAIL("dtype ", c10::toString(t), " has no ONNX equivalent");
   }
 }
 
 std::string dtype_name(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return "float32";
-    case at::kDouble: return "float64";
-    case at::kHalf: return "float16";
-    case at::kBFloat16: return "bfloat16";
-    case at::kByte: return "uint8";
-    case at::kChar: return "int8";
-    case at::kShort: return "int16";
-    case at::kInt: return "int32";
-    case at::kLong: return "int64";
-    case at::kBool: return "bool";
-    default: return c10::toString(t);
+    case at::kFloat:
+      return "float32";
+    case at::kDouble:
+      return "float64";
+    case at::kHalf:
+      return "float16";
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kByte:
+      return "uint8";
+    case at::kChar:
+      return "int8";
+    case at::kShort:
+      return "int16";
+    case at::kInt:
+      return "int32";
+    case at::kLong:
+      return "int64";
+    case at::kBool:
+      return "bool";
+    default:
+      return c10::toString(t);
   }
 }
 
@@ -334,12 +366,17 @@ void Graph::topo_sort() {
 }
 
 std::string Graph::unique_name(const std::string& base) const {
+  // Only names starting with `base` can clash with it or its numbered variants: a scan that
+  // keeps those, without hashing every name of the graph (passes call this once per node).
   std::unordered_set<std::string> taken;
-  for (const auto& i : inputs) taken.insert(i.name);
-  for (const auto& [k, v] : initializers) taken.insert(k);
+  auto see = [&](const std::string& s) {
+    if (s.compare(0, base.size(), base) == 0) taken.insert(s);
+  };
+  for (const auto& i : inputs) see(i.name);
+  for (const auto& [k, v] : initializers) see(k);
   for (const auto& n : nodes) {
-    taken.insert(n.name);
-    for (const auto& o : n.outputs) taken.insert(o);
+    see(n.name);
+    for (const auto& o : n.outputs) see(o);
   }
   if (!taken.count(base)) return base;
   for (int k = 1;; ++k) {

@@ -15,8 +15,8 @@ void check_in_range(const Tokens& range, const Tokens& t, const char* what) {
   SLIM_CHECK(t.size() == range.size(), what, " has ", t.size(), " tokens, the space ",
              range.size());
   for (size_t i = 0; i < t.size(); ++i)
-    SLIM_CHECK(t[i] >= 0 && t[i] < range[i], what, ": token ", i, " is ", t[i],
-               ", outside [0, ", range[i], ")");
+    SLIM_CHECK(t[i] >= 0 && t[i] < range[i], what, ": token ", i, " is ", t[i], ", outside [0, ",
+               range[i], ")");
 }
 
 }  // namespace
@@ -68,8 +68,8 @@ SaController::SaController(Tokens range_table, Tokens init, SaOptions options)
   check_in_range(range_, init_, "initial tokens");
   SLIM_CHECK(std::isfinite(opts_.init_temperature) && opts_.init_temperature > 0,
              "initial temperature must be positive, got ", opts_.init_temperature);
-  SLIM_CHECK(opts_.reduce_rate > 0 && opts_.reduce_rate <= 1,
-             "reduce rate must be in (0, 1], got ", opts_.reduce_rate);
+  SLIM_CHECK(opts_.reduce_rate > 0 && opts_.reduce_rate <= 1, "reduce rate must be in (0, 1], got ",
+             opts_.reduce_rate);
   SLIM_CHECK(opts_.max_tries > 0, "max tries must be positive, got ", opts_.max_tries);
   set_workers(opts_.workers);
   base_ = best_ = init_;
@@ -236,7 +236,7 @@ SaController SaController::from_json(const nlohmann::json& j, const std::string&
     }
     return c;
   } catch (const nlohmann::json::exception& e) {
-    SLIM_FAIL(what, ": controller state: ", e.what());
+    SLIM_FAIL(what, ": controller state: ", error_brief(e));
   }
 }
 

@@ -292,7 +292,7 @@ NasResult nas_search(const NasOptions& o, const std::shared_ptr<Dataset>& train_
       ctl = std::make_unique<SaController>(SaController::from_json(ck.at("controller"), ck_path));
       for (const auto& c : ck.at("candidates")) cands.push_back(candidate_from_json(c));
     } catch (const Json::exception& e) {
-      SLIM_FAIL(ck_path, ": not a NAS checkpoint (", e.what(),
+      SLIM_FAIL(ck_path, ": not a NAS checkpoint (", error_brief(e),
                 "); move it away to start a new search");
     }
     ctl->set_workers(o.controller.workers);

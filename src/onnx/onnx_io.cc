@@ -88,8 +88,8 @@ at::Tensor tensor_from_proto(const onnx::TensorProto& tp, const std::string& ori
     return t;
   }
   auto check_count = [&](int n) {
-    SLIM_CHECK(n == numel, origin, ": tensor '", tp.name(), "' of shape ",
-               shape_to_string(shape), " has ", n, " values, expected ", numel);
+    SLIM_CHECK(n == numel, origin, ": tensor '", tp.name(), "' of shape ", shape_to_string(shape),
+               " has ", n, " values, expected ", numel);
   };
   switch (dt) {
     case at::kFloat:
@@ -177,13 +177,20 @@ AttrValue attr_from_proto(const onnx::AttributeProto& a, const Node& n, const st
                           const std::string& base_dir) {
   using A = onnx::AttributeProto;
   switch (a.type()) {
-    case A::INT: return a.i();
-    case A::FLOAT: return a.f();
-    case A::STRING: return a.s();
-    case A::TENSOR: return tensor_from_proto(a.t(), origin, base_dir);
-    case A::INTS: return std::vector<int64_t>(a.ints().begin(), a.ints().end());
-    case A::FLOATS: return std::vector<float>(a.floats().begin(), a.floats().end());
-    case A::STRINGS: return std::vector<std::string>(a.strings().begin(), a.strings().end());
+    case A::INT:
+      return a.i();
+    case A::FLOAT:
+      return a.f();
+    case A::STRING:
+      return a.s();
+    case A::TENSOR:
+      return tensor_from_proto(a.t(), origin, base_dir);
+    case A::INTS:
+      return std::vector<int64_t>(a.ints().begin(), a.ints().end());
+    case A::FLOATS:
+      return std::vector<float>(a.floats().begin(), a.floats().end());
+    case A::STRINGS:
+      return std::vector<std::string>(a.strings().begin(), a.strings().end());
     default:
       SLIM_FAIL(origin, ": ", n.label(), ": attribute '", a.name(), "' has type ",
                 A::AttributeType_Name(a.type()), ", which is not supported");
@@ -241,7 +248,8 @@ std::string read_file(const std::string& path) {
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   std::random_device rd;
-  std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
+  std::string tmp =
+      path + ".tmp" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     SLIM_CHECK(f.good(), "cannot write '", tmp, "': ", std::strerror(errno));
@@ -343,7 +351,8 @@ Graph onnx_parse(const std::string& bytes, const std::string& origin, const std:
   SLIM_CHECK(!bytes.empty(), origin, ": file is empty, not an ONNX model");
   SLIM_CHECK(mp.ParseFromString(bytes), origin,
              ": not a valid ONNX model (protobuf parsing failed; the file is truncated or of "
-             "another format; ", bytes.size(), " bytes)");
+             "another format; ",
+             bytes.size(), " bytes)");
   SLIM_CHECK(mp.has_graph() && mp.ir_version() > 0, origin,
              ": not a valid ONNX model (no graph or IR version; the file is of another format)");
   const int64_t file_opset = default_opset(mp);
@@ -371,8 +380,7 @@ Graph onnx_parse(const std::string& bytes, const std::string& origin, const std:
   g.name = gp.name().empty() ? "graph" : gp.name();
   for (const auto& t : gp.initializer())
     g.initializers[t.name()] = tensor_from_proto(t, origin, base_dir);
-  SLIM_CHECK(gp.sparse_initializer_size() == 0, origin,
-             ": sparse initializers are not supported");
+  SLIM_CHECK(gp.sparse_initializer_size() == 0, origin, ": sparse initializers are not supported");
   for (const auto& vp : gp.input())
     if (!g.initializers.count(vp.name())) g.inputs.push_back(value_info_from_proto(vp, origin));
   for (const auto& vp : gp.output()) g.outputs.push_back(value_info_from_proto(vp, origin));
@@ -393,7 +401,8 @@ Graph onnx_parse(const std::string& bytes, const std::string& origin, const std:
       unsupported.emplace(key, n.name.empty() ? n.outputs.at(0) : n.name);
       continue;
     }
-    for (const auto& a : np.attribute()) n.attrs[a.name()] = attr_from_proto(a, n, origin, base_dir);
+    for (const auto& a : np.attribute())
+      n.attrs[a.name()] = attr_from_proto(a, n, origin, base_dir);
     g.nodes.push_back(std::move(n));
   }
   if (!unsupported.empty()) {
@@ -450,7 +459,7 @@ std::string onnx_serialize(const Graph& graph) {
         infer_shapes(inferred);
       } catch (const Error& e) {
         SLIM_FAIL("graph '", graph.name, "': output '", o.name,
-                  "' has no shape and shape inference failed: ", e.what());
+                  "' has no shape and shape inference failed: ", error_brief(e));
       }
       src = &inferred;
     }

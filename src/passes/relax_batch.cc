@@ -57,8 +57,8 @@ std::vector<at::Tensor> sample_inputs(const Graph& g, at::Generator& gen, std::s
   for (const auto& in : g.inputs) {
     for (size_t d = 1; d < in.shape.size(); ++d) {
       if (in.shape[d] < 0) {
-        *why = "input '" + in.name + "' has a symbolic dim besides the batch (" +
-               in.shape_str() + "), so it cannot be checked";
+        *why = "input '" + in.name + "' has a symbolic dim besides the batch (" + in.shape_str() +
+               "), so it cannot be checked";
         return {};
       }
     }
@@ -100,7 +100,7 @@ RelaxBatchReport relax_batch(Graph& g, uint64_t seed) {
   try {
     infer_shapes(r);
   } catch (const Error& e) {
-    rep.reason = std::string("shape inference at a symbolic batch failed: ") + e.what();
+    rep.reason = std::string("shape inference at a symbolic batch failed: ") + error_brief(e);
     return rep;
   }
 
@@ -118,7 +118,7 @@ RelaxBatchReport relax_batch(Graph& g, uint64_t seed) {
     Executor two(r);
     y2 = two.run(both);
   } catch (const Error& e) {
-    rep.reason = std::string("running it at batch 2 failed: ") + e.what();
+    rep.reason = std::string("running it at batch 2 failed: ") + error_brief(e);
     return rep;
   }
   for (size_t k = 0; k < ya.size(); ++k) {

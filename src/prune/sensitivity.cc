@@ -163,12 +163,6 @@ Graph slice_graph(const Graph& g, size_t begin, size_t end,
   return s;
 }
 
-int64_t correct_top1(const at::Tensor& logits, const at::Tensor& labels) {
-  // As evaluate() counts it (topk, so ties resolve the same way).
-  at::Tensor top = std::get<1>(logits.topk(1, 1));
-  return top.eq(labels.view({-1, 1})).any(1).sum().item<int64_t>();
-}
-
 /// Top-1 of each of `pruned` (copies of g, each with one conv pruned) on `data`, as evaluate()
 /// gives it, running what they share once: for each batch the nodes before the first one any
 /// copy changes run once, and each copy runs only the rest from their outputs.
@@ -226,7 +220,7 @@ std::vector<double> top1_sharing_prefix(const Graph& g, const std::vector<Graph>
       SLIM_CHECK(logits.dim() == 2 && logits.size(1) >= data->num_classes(), "model output '",
                  fetch[j], "' has shape ", shape_to_string(logits.sizes().vec()), " but ",
                  data->describe(), " has ", data->num_classes(), " classes");
-      correct[j] += correct_top1(logits, b.labels);
+      correct[j] += correct_topk(logits, b.labels, 1);
     }
     samples += b.labels.size(0);
   }

@@ -38,13 +38,6 @@ void check_fits(const Graph& g, const Dataset& d) {
              " has images of ", shape_to_string(want));
 }
 
-/// Number of correct predictions in the top-k.
-int64_t correct_topk(const at::Tensor& logits, const at::Tensor& labels, int64_t k) {
-  k = std::min<int64_t>(k, logits.size(1));
-  at::Tensor top = std::get<1>(logits.topk(k, 1));
-  return top.eq(labels.view({-1, 1})).any(1).sum().item<int64_t>();
-}
-
 /// Every float initializer by name (weights and BatchNormalization statistics), in name order.
 std::vector<std::pair<std::string, at::Tensor>> float_state(const Graph& g) {
   std::vector<std::pair<std::string, at::Tensor>> out;
@@ -93,7 +86,8 @@ int64_t load_checkpoint(const std::string& path, const std::string& bytes, const
   try {
     ar.load_from(is);
   } catch (const std::exception& e) {
-    SLIM_FAIL("checkpoint '", path, "' cannot be read (", e.what(), "); delete it to start over");
+    SLIM_FAIL("checkpoint '", path, "' cannot be read (", error_brief(e),
+              "); delete it to start over");
   }
   c10::IValue v;
   ar.read("key", v);
@@ -144,6 +138,12 @@ int64_t load_checkpoint(const std::string& path, const std::string& bytes, const
 }
 
 }  // namespace
+
+int64_t correct_topk(const at::Tensor& logits, const at::Tensor& labels, int64_t k) {
+  k = std::min<int64_t>(k, logits.size(1));
+  at::Tensor top = std::get<1>(logits.topk(k, 1));
+  return top.eq(labels.view({-1, 1})).any(1).sum().item<int64_t>();
+}
 
 std::string logits_value(const Graph& g) {
   SLIM_CHECK(!g.outputs.empty(), "graph '", g.name, "' has no outputs");

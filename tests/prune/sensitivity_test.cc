@@ -27,10 +27,7 @@ using test::error_of;
     EXPECT_NE(msg_.find(needle), std::string::npos) << "error: '" << msg_ << "'"; \
   } while (0)
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << text;
-}
+using test::write_text;
 
 // ---- File format ---------------------------------------------------------------------------
 

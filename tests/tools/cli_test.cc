@@ -197,7 +197,27 @@ TEST_F(Cli, HelpEverywhere) {
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd << r.out;
   }
   auto bad = slim("frobnicate");
-  EXPECT_NE(bad.code, 0);
+  expect_one_line_error(bad, "slim: error: unknown command 'frobnicate' (commands: info, flops,");
+  EXPECT_EQ(bad.code, 64);
+}
+
+TEST_F(Cli, FlagErrorsAreOneLineBeforeAnyWork) {
+  // Values out of range, in words a user reads.
+  auto r = slim("train " + model() + " --data mnist:x --epochs 0 -o " + path("t.onnx"));
+  expect_one_line_error(r, "slim: error: --epochs: must be positive, not 0 (see --help)");
+  EXPECT_EQ(r.code, 64);
+  r = slim("train " + model() + " --data mnist:x --weight-decay -1 -o " + path("t.onnx"));
+  expect_one_line_error(r, "--weight-decay: must be 0 or more, not -1");
+  // An output in a folder that does not exist is found when the flags are read (the data spec
+  // is never opened: mnist:x would fail otherwise), not after the training.
+  r = slim("train " + model() + " --data mnist:x -o " + path("no_such_dir/t.onnx"));
+  expect_one_line_error(r, "--output: cannot write '" + path("no_such_dir/t.onnx") + "': folder '" +
+                               path("no_such_dir") + "' does not exist");
+  r = slim("quant weight " + model() + " -o " + *dir_);
+  expect_one_line_error(r, "--output: '" + *dir_ + "' is a folder, not a file name");
+  // A missing required flag.
+  r = slim("prune " + model() + " --uniform 0.5");
+  expect_one_line_error(r, "--output is required");
 }
 
 }  // namespace

@@ -14,6 +14,8 @@
 namespace slim {
 namespace {
 
+using test::write_text;
+
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
@@ -26,9 +28,6 @@ class CompressCli : public ::testing::Test {
   static std::string path(const std::string& f) { return *dir_ + "/" + f; }
   static test::CmdResult slim(const std::string& args) {
     return test::run_cmd(test::slim_bin() + " " + args);
-  }
-  static void write_text(const std::string& p, const std::string& text) {
-    std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
   }
   /// PaddleSlim's pruning tutorial on a slice of MNIST: train, sensitivity, prune by loss,
   /// fine-tune, int8 PTQ. `finetune_lr` varies the fourth stage.
@@ -258,7 +257,12 @@ TEST_F(CompressCli, AutoKeepsTheMostAccurateCandidateThatMeetsTheBudget) {
   EXPECT_NE(test::read_file(path("auto/report.html")).find("id=\"candidates\""), std::string::npos);
 
   // A budget nothing meets: every rung tried, a clear error naming the closest candidates, the
-  // candidates kept, no summary.
+  // candidates kept, no summary. The first run's input and trained stages, copied into the new
+  // folder, are reused (the same config up to the auto stage), so the model is not trained again.
+  fs::create_directories(path("auto_none"));
+  for (const char* d : {"00-model", "01-train"})
+    fs::copy(path(std::string("auto/") + d), path(std::string("auto_none/") + d),
+             fs::copy_options::recursive);
   write_text(path("auto_none.yaml"),
              head +
                  "  - auto: {max-size: 1000, algos: [hist], max-samples: 512, "
@@ -266,6 +270,9 @@ TEST_F(CompressCli, AutoKeepsTheMostAccurateCandidateThatMeetsTheBudget) {
   r = slim("compress " + path("auto_none.yaml") + " -o " + path("auto_none"));
   EXPECT_NE(r.code, 0);
   // The stages' progress, then the error as the last line.
+  EXPECT_NE(r.err.find("[1/2] train: done before (same config and inputs), reused"),
+            std::string::npos)
+      << r.err;
   const std::string last = r.err.substr(r.err.rfind('\n', r.err.size() - 2) + 1);
   EXPECT_EQ(last.rfind("slim: error: " + path("auto_none.yaml") +
                            ":7:5: stage 2 (auto): auto: "

@@ -11,6 +11,8 @@
 namespace slim {
 namespace {
 
+using test::write_text;
+
 using Ints = std::vector<int64_t>;
 
 class SensitivityCli : public ::testing::Test {
@@ -58,10 +60,6 @@ class SensitivityCli : public ::testing::Test {
     EXPECT_NE(r.code, 0);
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-  }
-  static void write_text(const std::string& p, const std::string& text) {
-    std::ofstream f(p, std::ios::binary | std::ios::trunc);
-    f << text;
   }
   static std::string* dir_;
 };

@@ -39,8 +39,8 @@ struct FolderOptions {
 };
 
 /// Opens a dataset from a spec: "mnist:DIR", "fashion:DIR" (IDX files as MNIST ships them:
-/// DIR/train-images-idx3-ubyte etc.) or "folder:DIR" (DIR/train/<class>/*.png|jpg and
-/// DIR/test/<class>/..., or DIR/<class>/... for both splits). MNIST-style pixels are scaled as
+/// DIR/train-images-idx3-ubyte etc.) or "folder:DIR" (`DIR/train/<class>/*.png|jpg` and
+/// `DIR/test/<class>/...`, or `DIR/<class>/...` for both splits). MNIST-style pixels are scaled as
 /// PaddleSlim's reader does: x / 255 * 2 - 1. Errors name the spec, file and problem.
 std::shared_ptr<Dataset> open_dataset(const std::string& spec, Split split,
                                       const FolderOptions& folder = {});

@@ -12,8 +12,8 @@ namespace slim {
 /// to options.height x options.width (bilinear, antialiased when shrinking, as torchvision's
 /// Resize) and normalized per channel: (x / 255 - mean) / std.
 ///
-/// Layout: DIR/train/<class>/... and DIR/test/<class>/... when DIR has a train/ or test/
-/// sub-folder, else DIR/<class>/... serves both splits. Classes are always those of the
+/// Layout: `DIR/train/<class>/...` and `DIR/test/<class>/...` when DIR has a train/ or test/
+/// sub-folder, else `DIR/<class>/...` serves both splits. Classes are always those of the
 /// training folder (DIR/train or DIR), so labels mean the same in both splits; a test folder
 /// may lack a class but may not add one. Hidden sub-folders (.name) are not classes. Within a
 /// class, files with the extensions .png .jpg .jpeg .bmp (any case) are taken recursively,

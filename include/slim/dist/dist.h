@@ -119,6 +119,13 @@ std::pair<int64_t, int64_t> split_range(int64_t n, int rank, int world);
 
 namespace slim::dist {
 
+/// The all-reduce buckets of parameters with `numels` float elements each: indices from the last
+/// parameter back (the order backward produces gradients), a bucket closed once it holds at least
+/// `first_bucket_bytes` (the first) or `bucket_bytes` (the others), as DDP groups them.
+std::vector<std::vector<size_t>> gradient_buckets(const std::vector<int64_t>& numels,
+                                                  size_t first_bucket_bytes = size_t{1} << 20,
+                                                  size_t bucket_bytes = size_t{25} << 20);
+
 /// Averages the gradients of `params` over the ranks, in buckets (the first ~1 MB, then ~25 MB,
 /// last parameters first, as backward produces them): each bucket's all-reduce starts from a
 /// gradient hook as soon as backward has filled it, overlapping the rest of backward.

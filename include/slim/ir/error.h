@@ -20,6 +20,10 @@ class InternalError : public std::logic_error {
   explicit InternalError(const std::string& msg) : std::logic_error(msg) {}
 };
 
+/// The first line of an exception's text, without the backtrace LibTorch appends to its own
+/// (c10::Error): what a one-line error message quotes of a failure from below.
+std::string error_brief(const std::exception& e);
+
 namespace detail {
 template <typename... Args>
 std::string str_cat(const Args&... args) {
@@ -31,16 +35,16 @@ std::string str_cat(const Args&... args) {
 
 }  // namespace slim
 
-#define SLIM_CHECK(cond, ...)                                          \
-  do {                                                                 \
+#define SLIM_CHECK(cond, ...)                                               \
+  do {                                                                      \
     if (!(cond)) throw ::slim::Error(::slim::detail::str_cat(__VA_ARGS__)); \
   } while (0)
 
 #define SLIM_FAIL(...) throw ::slim::Error(::slim::detail::str_cat(__VA_ARGS__))
 
-#define SLIM_ASSERT(cond, ...)                                                         \
-  do {                                                                                 \
-    if (!(cond))                                                                       \
-      throw ::slim::InternalError(::slim::detail::str_cat(                             \
+#define SLIM_ASSERT(cond, ...)                                                               \
+  do {                                                                                       \
+    if (!(cond))                                                                             \
+      throw ::slim::InternalError(::slim::detail::str_cat(                                   \
           "internal error at ", __FILE__, ":", __LINE__, ": ", #cond, ": ", ##__VA_ARGS__)); \
   } while (0)

@@ -66,6 +66,11 @@ struct EpochStats {
   int64_t samples = 0;
 };
 
+/// How many rows of `logits` (N x classes) have their label among the k highest scores. Ties
+/// resolve as at::topk orders them; evaluation, training statistics and sensitivity all count
+/// with this one function, so their numbers agree.
+int64_t correct_topk(const at::Tensor& logits, const at::Tensor& labels, int64_t k);
+
 /// Learning rate at `step` of `total_steps` (steps_per_epoch converts epoch boundaries).
 double lr_at(const TrainOptions& o, int64_t step, int64_t steps_per_epoch, int64_t total_steps);
 
