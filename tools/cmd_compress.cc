@@ -51,8 +51,8 @@ void add_compress(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "compress",
       "Run a compression pipeline from one YAML config: stages train, eval, sensitivity, prune, "
-      "distill, quant, bench, each with the flags of its command as keys; finished stages are "
-      "reused, a killed run resumes");
+      "distill, quant, nas, bench, model and auto, each with the flags of its command as keys; "
+      "finished stages are reused, a killed run resumes");
   cmd->add_option("config", a->config, "pipeline config (YAML)")->required();
   cmd->add_option("-o,--output", a->out, "run folder: a folder per stage and summary.json")
       ->required();

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -239,6 +240,9 @@ int64_t min_ir_version(int64_t opset) {
 }  // namespace
 
 std::string read_file(const std::string& path) {
+  std::error_code ec;
+  SLIM_CHECK(!std::filesystem::is_directory(path, ec), "cannot open '", path,
+             "': it is a folder, not a file");
   std::ifstream f(path, std::ios::binary);
   SLIM_CHECK(f.good(), "cannot open '", path, "': ", std::strerror(errno));
   std::ostringstream ss;

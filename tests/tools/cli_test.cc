@@ -146,6 +146,10 @@ TEST_F(Cli, BenchProfileTimesEveryNode) {
 
 TEST_F(Cli, MissingFile) { expect_one_line_error(slim("info " + path("nope.onnx")), "nope.onnx"); }
 
+TEST_F(Cli, AFolderWhereAModelShouldBe) {
+  expect_one_line_error(slim("info " + *dir_), "cannot open '" + *dir_ + "': it is a folder");
+}
+
 TEST_F(Cli, NotAnOnnxFile) {
   std::ofstream(path("text.onnx")) << "this is not a model\n";
   expect_one_line_error(slim("info " + path("text.onnx")), "not a valid ONNX model");
