@@ -1,4 +1,5 @@
 // slim distill
+#include <algorithm>
 #include <iostream>
 
 #include "commands.h"
@@ -75,6 +76,15 @@ void add_distill(CLI::App& app) {
       o.losses.push_back(l);
       if (lead_rank())
         std::cerr << "distill: loss " << l.describe() << " (the models' outputs; --loss sets it)\n";
+    }
+    if (teacher.opset != student.opset && lead_rank()) {
+      const bool up_teacher = teacher.opset < student.opset;
+      std::cerr << "note: " << (up_teacher ? a->teacher : a->student) << ": opset "
+                << std::min(teacher.opset, student.opset) << " converted to "
+                << std::max(teacher.opset, student.opset) << " (the "
+                << (up_teacher ? "student" : "teacher")
+                << "'s) with ONNX's version converter, to distill them in one graph"
+                << (up_teacher ? "" : "; the student is saved at that opset") << "\n";
     }
     const bool batches = allow_batches(teacher, a->teacher);
     if (!allow_batches(student, a->student) || !batches) o.train.batch_size = 1, a->eval_batch = 1;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "slim/exec/infer_shapes.h"
+#include "slim/onnx/onnx_io.h"
 
 namespace slim {
 
@@ -60,8 +61,8 @@ void check_distill_losses(const Graph& merged, const std::vector<DistillLoss>& l
         break;
       case DistillLossKind::kSoftLabel:
         SLIM_CHECK(ts == ss && ts.size() >= 2, "loss ", l.describe(), ": teacher logits '",
-                   l.teacher[0], "' ", shape_to_string(ts), " and student logits '",
-                   l.student[0], "' ", shape_to_string(ss), " must have the same [N, classes]");
+                   l.teacher[0], "' ", shape_to_string(ts), " and student logits '", l.student[0],
+                   "' ", shape_to_string(ss), " must have the same [N, classes]");
         break;
       case DistillLossKind::kFsp: {
         auto t2 = value_shape(merged, l.teacher[1]), s2 = value_shape(merged, l.student[1]);
@@ -85,7 +86,17 @@ void check_distill_losses(const Graph& merged, const std::vector<DistillLoss>& l
 
 DistillReport distill(const Graph& teacher, Graph& student, const std::shared_ptr<Dataset>& data,
                       const DistillOptions& opts) {
-  Graph merged = merge(teacher, student, opts.merge);
+  // One graph holds both networks, so they need one opset: the older one is converted up (a zoo
+  // model is opset 13, PyTorch 1.13 exports 14). The student, when converted, is saved so.
+  Graph converted;
+  const Graph* t = &teacher;
+  if (teacher.opset < student.opset) {
+    converted = onnx_convert_opset(teacher, student.opset, "the teacher");
+    t = &converted;
+  } else if (student.opset < teacher.opset) {
+    student = onnx_convert_opset(student, teacher.opset, "the student");
+  }
+  Graph merged = merge(*t, student, opts.merge);
   infer_shapes(merged);
   check_distill_losses(merged, opts.losses, opts.merge.prefix, opts.adapters);
   SLIM_CHECK(opts.task_weight >= 0, "task weight must be >= 0, got ", opts.task_weight);
@@ -123,15 +134,15 @@ DistillReport distill(const Graph& teacher, Graph& student, const std::shared_pt
         case DistillLossKind::kL2: {
           at::Tensor s = v.at(l.student[0]);
           if (adapter[i].defined())
-            s = s.dim() == 4 ? at::conv2d(s, adapter[i])
-                             : at::matmul(s.movedim(1, -1), adapter[i].flatten(1).t())
-                                   .movedim(-1, 1);
+            s = s.dim() == 4
+                    ? at::conv2d(s, adapter[i])
+                    : at::matmul(s.movedim(1, -1), adapter[i].flatten(1).t()).movedim(-1, 1);
           term = l2_loss(v.at(l.teacher[0]), s);
           break;
         }
         case DistillLossKind::kSoftLabel:
-          term = soft_label_loss(v.at(l.teacher[0]), v.at(l.student[0]), l.t_teacher,
-                                 l.t_student, l.scale_t2);
+          term = soft_label_loss(v.at(l.teacher[0]), v.at(l.student[0]), l.t_teacher, l.t_student,
+                                 l.scale_t2);
           break;
         case DistillLossKind::kFsp:
           term = fsp_loss(v.at(l.teacher[0]), v.at(l.teacher[1]), v.at(l.student[0]),

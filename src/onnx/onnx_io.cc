@@ -307,7 +307,8 @@ void fix_legacy_prelu_slopes(onnx::ModelProto& mp) {
 /// need the shapes of some inputs (a Constant added to a tensor, Softmax's rank), so ONNX's shape
 /// inference runs first; the shapes it adds are dropped again (Slim infers its own). Errors carry
 /// the converter's reason, which names the op.
-void upgrade_opset(onnx::ModelProto& mp, const std::string& origin) {
+void upgrade_opset(onnx::ModelProto& mp, const std::string& origin,
+                   int64_t target = kUpgradeOpset) {
   const int64_t from = default_opset(mp);
   std::set<std::string> had;
   for (const auto& v : mp.graph().value_info()) had.insert(v.name());
@@ -319,14 +320,14 @@ void upgrade_opset(onnx::ModelProto& mp, const std::string& origin) {
     } catch (const std::exception&) {
       inferred = mp;  // the converter may still manage without the shapes
     }
-    converted = onnx::version_conversion::ConvertVersion(inferred, static_cast<int>(kUpgradeOpset));
+    converted = onnx::version_conversion::ConvertVersion(inferred, static_cast<int>(target));
   } catch (const std::exception& e) {
     // The converter's own message may not name the op (an op ONNX removed fails on a table
     // lookup), so first name the ops that have no definition at the target opset.
     std::vector<std::string> gone;
     for (const auto& n : mp.graph().node()) {
       if (!n.domain().empty() && n.domain() != "ai.onnx") continue;
-      if (!onnx::OpSchemaRegistry::Schema(n.op_type(), static_cast<int>(kUpgradeOpset), ""))
+      if (!onnx::OpSchemaRegistry::Schema(n.op_type(), static_cast<int>(target), ""))
         gone.push_back(n.op_type() + " (node '" + (n.name().empty() ? n.output(0) : n.name()) +
                        "')");
     }
@@ -335,11 +336,14 @@ void upgrade_opset(onnx::ModelProto& mp, const std::string& origin) {
     if (auto nl = why.find('\n'); nl != std::string::npos) why.resize(nl);
     if (auto at = why.find("Assertion"); at != std::string::npos) why = why.substr(at);
     if (!gone.empty())
-      why = "no definition at opset " + std::to_string(kUpgradeOpset) + " for " + join(gone, ", ") +
+      why = "no definition at opset " + std::to_string(target) + " for " + join(gone, ", ") +
             " (ONNX removed or never standardised these ops)";
-    SLIM_FAIL(origin, ": opset ", from, " is below ", kMinOpset, " and ONNX's version converter ",
-              "could not upgrade it to ", kUpgradeOpset, ": ", why,
-              " (re-export the model with opset_version ", kMinOpset, " to ", kMaxOpset, ")");
+    if (target == kUpgradeOpset)
+      SLIM_FAIL(origin, ": opset ", from, " is below ", kMinOpset, " and ONNX's version converter ",
+                "could not upgrade it to ", kUpgradeOpset, ": ", why,
+                " (re-export the model with opset_version ", kMinOpset, " to ", kMaxOpset, ")");
+    SLIM_FAIL(origin, ": ONNX's version converter could not convert opset ", from, " to ", target,
+              ": ", why, " (export it with opset_version ", target, ")");
   }
   if (from < 7) fix_legacy_prelu_slopes(converted);
   auto* vi = converted.mutable_graph()->mutable_value_info();
@@ -450,6 +454,20 @@ Graph onnx_parse(const std::string& bytes, const std::string& origin, const std:
 Graph onnx_load(const std::string& path) {
   std::string bytes = read_file(path);
   return onnx_parse(bytes, path, dir_of(path));
+}
+
+Graph onnx_convert_opset(const Graph& g, int64_t opset, const std::string& what) {
+  SLIM_CHECK(opset > g.opset && opset <= kMaxOpset, what, ": cannot convert opset ", g.opset,
+             " to ", opset, " (only up, to at most ", kMaxOpset, ")");
+  onnx::ModelProto mp;
+  SLIM_ASSERT(mp.ParseFromString(onnx_serialize(g)), "serialized graph does not parse");
+  upgrade_opset(mp, what, opset);
+  std::string bytes;
+  mp.SerializeToString(&bytes);
+  Graph out = onnx_parse(bytes, what);
+  out.upgraded_from_opset = g.opset;
+  out.trainable = g.trainable;
+  return out;
 }
 
 std::string onnx_serialize(const Graph& graph) {

@@ -15,7 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 class DistillCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -34,7 +33,8 @@ class DistillCli : public ::testing::Test {
   static test::CmdResult slim(const std::string& args) {
     return test::run_cmd(test::slim_bin() + " " + args);
   }
-  static std::string distill(const std::string& extra, const std::string& teacher = "teacher.onnx") {
+  static std::string distill(const std::string& extra,
+                             const std::string& teacher = "teacher.onnx") {
     return "distill --teacher " + path(teacher) + " --student " + path("student.onnx") +
            " --data mnist:" + test::data_dir("mnist") +
            " --max-samples 256 --batch 64 --threads 2 " + extra;
@@ -62,8 +62,10 @@ TEST_F(DistillCli, InfoListsEveryValueWithItsShape) {
 TEST_F(DistillCli, SoftLabelsAndAdaptedMapsTrainTheStudentAloneWhichRunsInOnnxRuntime) {
   if (test::data_dir("mnist").empty()) GTEST_SKIP() << "MNIST not set up";
   const std::string out = path("distilled.onnx");
-  auto r = slim(distill("--loss soft_label:teacher_logits,logits:4,4,0.9 --t2-scale "
-                        "--loss l2:teacher_conv5_6_dw,conv5_6_dw:0.5 --adapter --json -o " + out));
+  auto r =
+      slim(distill("--loss soft_label:teacher_logits,logits:4,4,0.9 --t2-scale "
+                   "--loss l2:teacher_conv5_6_dw,conv5_6_dw:0.5 --adapter --json -o " +
+                   out));
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j["adapters"].size(), 1u);
@@ -93,8 +95,8 @@ TEST_F(DistillCli, SoftLabelsAndAdaptedMapsTrainTheStudentAloneWhichRunsInOnnxRu
     EXPECT_EQ(name.rfind("teacher_", 0), std::string::npos) << name;
     ASSERT_TRUE(student.initializers.count(name)) << name;
   }
-  EXPECT_FALSE(at::equal(got.initializers.at("conv1_weights"),
-                         student.initializers.at("conv1_weights")));
+  EXPECT_FALSE(
+      at::equal(got.initializers.at("conv1_weights"), student.initializers.at("conv1_weights")));
 
   // ONNX Runtime runs it alone and agrees with Slim.
   at::manual_seed(3);
@@ -104,6 +106,46 @@ TEST_F(DistillCli, SoftLabelsAndAdaptedMapsTrainTheStudentAloneWhichRunsInOnnxRu
   at::Tensor y = test::ort_run(out, x, *dir_);
   ASSERT_TRUE(y.defined());
   EXPECT_LE(test::rel_error(y, want), 1e-5);
+}
+
+TEST_F(DistillCli, ATeacherOfAnotherOpsetIsConvertedToTheStudents) {
+  // A PyTorch 1.13 export is opset 14, a zoo model 13. The zoo's ops mean the same at 14, so the
+  // teacher file below is the zoo teacher declared opset 14.
+  Graph t = onnx_load(path("teacher.onnx"));
+  ASSERT_EQ(t.opset, 13);
+  t.opset = 14;
+  onnx_save(t, path("teacher14.onnx"));
+  // Teacher newer: the student is converted up and saved at 14.
+  const std::string common = " --data mnist:" + test::data_dir("mnist") +
+                             " --max-samples 128 --batch 64 --threads 2 --no-eval";
+  auto r = slim("distill --teacher " + path("teacher14.onnx") + " --student " +
+                path("student.onnx") + common + " -o " + path("d14.onnx"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("note: " + path("student.onnx") +
+                       ": opset 13 converted to 14 (the "
+                       "teacher's) with ONNX's version converter, to distill them in one graph; "
+                       "the student is saved at that opset"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(onnx_load(path("d14.onnx")).opset, 14);
+  // Student newer: the teacher is converted in memory, the student keeps its opset, and the
+  // student trains as with a teacher of its own opset (same seed, same data: the same file).
+  Graph s = onnx_load(path("student.onnx"));
+  s.opset = 14;
+  onnx_save(s, path("student14.onnx"));
+  r = slim("distill --teacher " + path("teacher.onnx") + " --student " + path("student14.onnx") +
+           common + " -o " + path("s14.onnx"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("note: " + path("teacher.onnx") +
+                       ": opset 13 converted to 14 (the "
+                       "student's)"),
+            std::string::npos)
+      << r.err;
+  auto same = slim("distill --teacher " + path("teacher14.onnx") + " --student " +
+                   path("student14.onnx") + common + " -o " + path("s14_same.onnx"));
+  ASSERT_EQ(same.code, 0) << same.err;
+  EXPECT_EQ(same.err.find("note:"), std::string::npos) << same.err;
+  EXPECT_EQ(test::read_file(path("s14.onnx")), test::read_file(path("s14_same.onnx")));
 }
 
 TEST_F(DistillCli, BadInputIsAClearErrorAndLeavesTheOutputAlone) {
@@ -136,9 +178,9 @@ TEST_F(DistillCli, BadInputIsAClearErrorAndLeavesTheOutputAlone) {
     extra.has_shape = false;
     two.outputs.push_back(extra);
     onnx_save(two, path("two_outputs.onnx"));
-    auto r = slim("distill --teacher " + path("teacher.onnx") + " --student " +
-                  path("two_outputs.onnx") + " --data mnist:" + test::data_dir("mnist") +
-                  " -o " + out);
+    auto r =
+        slim("distill --teacher " + path("teacher.onnx") + " --student " +
+             path("two_outputs.onnx") + " --data mnist:" + test::data_dir("mnist") + " -o " + out);
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.err.find("distill: give --loss (the teacher has 1 outputs and the student 2"),
               std::string::npos)

@@ -20,9 +20,13 @@ constexpr int64_t kUpgradeOpset = 13;
 /// op with the list of supported ones). Graph::upgraded_from_opset tells an upgraded model.
 Graph onnx_load(const std::string& path);
 /// Parses a serialized ModelProto; `origin` names it in error messages.
-Graph onnx_parse(const std::string& bytes, const std::string& origin, const std::string& base_dir = ".");
+Graph onnx_parse(const std::string& bytes, const std::string& origin,
+                 const std::string& base_dir = ".");
 /// Serializes to a ModelProto (checked by onnx::checker).
 std::string onnx_serialize(const Graph& g);
+/// `g` converted to `opset` (above its own, at most kMaxOpset) by ONNX's version converter, as
+/// old models are on load; `what` names the graph in errors. Graph::upgraded_from_opset is set.
+Graph onnx_convert_opset(const Graph& g, int64_t opset, const std::string& what);
 /// Writes `g` to `path`: serialize + check into a temp file beside it, then rename. Nothing the
 /// user had at `path` is touched if anything fails.
 void onnx_save(const Graph& g, const std::string& path);
