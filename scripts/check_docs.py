@@ -19,6 +19,7 @@ The `slim` binary: $SLIM (default: build/slim of the repository); the pages: $SL
 docs/ of the repository). Exit status 1 on a failed check,
 with one line per problem.
 """
+import functools
 import json
 import os
 import re
@@ -41,6 +42,28 @@ def pages(lang):
     return sorted(f for f in os.listdir(d) if f.endswith(".md"))
 
 
+def closes(line, mark):
+    """Whether `line` closes a fence opened with `mark` (``` or ~~~, at least as long)."""
+    t = line.strip()
+    return t.startswith(mark) and t.strip(mark[0]) == ""
+
+
+def prose(text):
+    """The lines of `text` with every fenced block, fences included, blanked (numbering kept)."""
+    out, mark = [], None
+    for line in text.split("\n"):
+        m = FENCE.match(line)
+        if mark is None and m:
+            mark = m.group(2)
+        elif mark is not None and closes(line, mark):
+            mark = None
+        else:
+            out.append("" if mark else line)
+            continue
+        out.append("")
+    return out
+
+
 def fences(text):
     """(info string, body lines, first body line number) of every fenced block."""
     out, lines, i = [], text.split("\n"), 0
@@ -51,8 +74,7 @@ def fences(text):
             continue
         indent, mark, info = m.group(1), m.group(2), m.group(3).strip()
         body, start, i = [], i + 2, i + 1
-        while i < len(lines) and not (lines[i].strip().startswith(mark) and
-                                      lines[i].strip().strip(mark[0]) == ""):
+        while i < len(lines) and not closes(lines[i], mark):
             line = lines[i]
             body.append(line[len(indent):] if line.startswith(indent) else line)
             i += 1
@@ -136,27 +158,18 @@ def slug(heading):
     return s.replace(" ", "-")
 
 
+@functools.lru_cache(maxsize=None)
 def anchors(path):
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    # Headings outside fenced blocks.
-    in_fence, seen, out = None, {}, set()
-    for line in text.split("\n"):
-        m = FENCE.match(line)
-        if m:
-            mark = m.group(2)
-            if in_fence is None:
-                in_fence = mark
-            elif line.strip().startswith(in_fence) and line.strip().strip(in_fence[0]) == "":
-                in_fence = None
-            continue
-        if in_fence is None:
-            h = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
-            if h:
-                s = slug(h.group(1))
-                n = seen.get(s, 0)
-                seen[s] = n + 1
-                out.add(s if n == 0 else f"{s}-{n}")
+    seen, out = {}, set()
+    for line in prose(text):
+        h = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if h:
+            s = slug(h.group(1))
+            n = seen.get(s, 0)
+            seen[s] = n + 1
+            out.add(s if n == 0 else f"{s}-{n}")
     out |= set(re.findall(r'<a\s+(?:name|id)="([^"]+)"', text))
     return out
 
@@ -175,18 +188,7 @@ def check_links():
         with open(path, encoding="utf-8") as f:
             text = f.read()
         # Links in code do not count.
-        stripped, in_fence = [], None
-        for line in text.split("\n"):
-            m = FENCE.match(line)
-            if m:
-                if in_fence is None:
-                    in_fence = m.group(2)
-                elif line.strip().startswith(in_fence):
-                    in_fence = None
-                stripped.append("")
-                continue
-            stripped.append("" if in_fence else re.sub(r"`[^`]*`", "", line))
-        for n, line in enumerate(stripped, 1):
+        for n, line in enumerate((re.sub(r"`[^`]*`", "", l) for l in prose(text)), 1):
             for m in link.finditer(line):
                 target = m.group(1) or m.group(2)
                 if re.match(r"^[a-z]+:", target):

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <ctime>
 #include <sstream>
 #include <vector>
@@ -45,16 +44,9 @@ std::string fmt(const char* f, double v) {
   return b;
 }
 
-/// A value for a data- attribute: the shortest decimal that reads back as exactly `v`, so the
-/// page carries the run's numbers, not six significant digits of them.
-std::string exact(double v) {
-  for (int digits = 6; digits < 17; ++digits) {
-    char b[64];
-    std::snprintf(b, sizeof b, "%.*g", digits, v);
-    if (std::strtod(b, nullptr) == v) return b;
-  }
-  return fmt("%.17g", v);
-}
+/// A value for a data- attribute: the shortest decimal that reads back as exactly `v` (as JSON
+/// writes numbers), so the page carries the run's numbers, not six significant digits of them.
+std::string exact(double v) { return Json(v).dump(); }
 
 /// Round tick values covering [lo, hi]: steps of 1, 2, 2.5 or 5 times a power of ten.
 std::vector<double> ticks(double lo, double hi, int target = 5) {

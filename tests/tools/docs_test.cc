@@ -16,8 +16,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-test::CmdResult check_docs(const std::string& args) {
-  return test::run_cmd("SLIM=" + test::quote(test::slim_bin()) + " /usr/bin/python3 " +
+/// scripts/check_docs.py with `args`, on the repository's pages or on those in `docs`.
+test::CmdResult check_docs(const std::string& args, const std::string& docs = "") {
+  return test::run_cmd((docs.empty() ? "" : "SLIM_DOCS=" + test::quote(docs) + " ") +
+                       "SLIM=" + test::quote(test::slim_bin()) + " /usr/bin/python3 " +
                        test::quote(test::source_dir() + "/scripts/check_docs.py") + " " + args);
 }
 
@@ -34,14 +36,12 @@ TEST(Docs, BothLanguagesHoldTheSamePagesWithTheSameRunnableBlocks) {
   test::write_text(copy + "/en/zz-only-english.md", "# Test\n\n```sh run\necho one\n```\n");
   test::write_text(copy + "/en/zz-both.md", "# T\n\n```sh run\n# say one\necho one\n```\n");
   test::write_text(copy + "/zh/zz-both.md", "# T\n\n```sh run\n# 说\necho two\n```\n");
-  r = test::run_cmd("SLIM_DOCS=" + test::quote(copy) + " /usr/bin/python3 " +
-                    test::quote(test::source_dir() + "/scripts/check_docs.py") + " pages");
+  r = check_docs("pages", copy);
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("docs/zh/zz-only-english.md: missing (docs/en/zz-only-english.md exists)"),
             std::string::npos)
       << r.out;
-  r = test::run_cmd("SLIM_DOCS=" + test::quote(copy) + " /usr/bin/python3 " +
-                    test::quote(test::source_dir() + "/scripts/check_docs.py") + " blocks");
+  r = check_docs("blocks", copy);
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("docs/en/zz-both.md:4 and docs/zh/zz-both.md:4: the runnable blocks "
                        "differ"),
@@ -49,8 +49,7 @@ TEST(Docs, BothLanguagesHoldTheSamePagesWithTheSameRunnableBlocks) {
       << r.out;
   // Comments alone may differ.
   test::write_text(copy + "/zh/zz-both.md", "# T\n\n```sh run\n# 说\necho one\n```\n");
-  r = test::run_cmd("SLIM_DOCS=" + test::quote(copy) + " /usr/bin/python3 " +
-                    test::quote(test::source_dir() + "/scripts/check_docs.py") + " blocks");
+  r = check_docs("blocks", copy);
   EXPECT_EQ(r.code, 0) << r.out;
 }
 
