@@ -136,8 +136,9 @@ std::vector<PlannedStep> Executor::plan() const {
       absorbed[k] = true;
     if (int8_on[k])
       for (int a : st.int8_after) absorbed[a] = true;
-    if (!int8_on[k] && st.onednn && st.act_step >= 0 && !kept[st.out[0]])
-      absorbed[st.act_step] = true;
+    if (!int8_on[k] && st.onednn && !st.post.empty() &&
+        std::none_of(st.post_inner.begin(), st.post_inner.end(), [&](int s) { return kept[s]; }))
+      for (int a : st.post_steps) absorbed[a] = true;
   }
   for (size_t k = 0; k < steps_.size(); ++k) {
     const Step& st = steps_[k];
@@ -149,9 +150,10 @@ std::vector<PlannedStep> Executor::plan() const {
       for (int b : st.int8_before)
         if (absorbed[b]) p.fused.push_back(steps_[b].node);
       for (int a : st.int8_after) p.fused.push_back(steps_[a].node);
-    } else if (st.onednn) {
+    } else if (st.onednn || st.onednn_gemm) {
       p.engine = "onednn";
-      if (st.act_step >= 0 && absorbed[st.act_step]) p.fused.push_back(steps_[st.act_step].node);
+      for (int a : st.post_steps)
+        if (absorbed[a]) p.fused.push_back(steps_[a].node);
     } else {
       p.engine = "aten";
     }
@@ -249,24 +251,75 @@ void Executor::compile() {
     }
   }
   if (!onednn_ || !onednn_conv_available()) return;
-  // Inference: Conv on oneDNN, with a following activation fused when the conv output has no
-  // other reader and is not a graph output (execute() also checks it is not fetched).
-  std::vector<int> readers(num_slots_, 0);
-  for (const auto& st : steps_)
-    for (int s : st.in)
-      if (s >= 0) ++readers[s];
+  // Inference: Conv on oneDNN, doing the element-wise work of the steps after it when each
+  // value in between has no other reader and is not a graph output (execute() also checks none
+  // is fetched): activations, one residual Add (first, so the residual is the output buffer),
+  // Sigmoid + Mul (SiLU). Frozen convs run it while the rest trains; their chain stays frozen.
+  std::vector<std::vector<int>> readers(num_slots_);  // each slot's reading steps, in order
+  for (size_t k = 0; k < steps_.size(); ++k)
+    for (int s : steps_[k].in)
+      if (s >= 0 && (readers[s].empty() || readers[s].back() != static_cast<int>(k)))
+        readers[s].push_back(static_cast<int>(k));
+  constexpr size_t kMaxPostOps = 4;
   for (size_t k = 0; k < steps_.size(); ++k) {
     Step& st = steps_[k];
+    if (st.node->op_type == "Gemm" && st.out.size() == 1 && st.out[0] >= 0)
+      st.onednn_gemm = std::make_shared<OneDnnGemm>(*st.node);
     if (st.node->op_type != "Conv" || st.out.size() != 1 || st.out[0] < 0) continue;
     st.onednn = std::make_shared<OneDnnConv>(*st.node);
-    int s = st.out[0];
-    if (pinned[s] || readers[s] != 1 || last_use[s] <= static_cast<int>(k)) continue;
-    Step& next = steps_[last_use[s]];
-    if (next.in.empty() || next.in[0] != s || next.out.size() != 1 || next.out[0] < 0) continue;
-    FusedActivation act = fusable_activation(*graph_, *next.node);
-    if (!act.active()) continue;
-    st.act_step = last_use[s];
-    st.act = act;
+    // A step that may join the chain, reading `s` once.
+    auto joinable = [&](int r, int s) {
+      const Step& n = steps_[r];
+      return n.frozen == st.frozen && !n.int8 && n.out.size() == 1 && n.out[0] >= 0 &&
+             std::count(n.in.begin(), n.in.end(), s) == 1;
+    };
+    int cur = st.out[0];
+    while (st.post.size() < kMaxPostOps && !pinned[cur]) {
+      const std::vector<int>& rs = readers[cur];
+      if (rs.size() == 1 && joinable(rs[0], cur)) {
+        const Step& r = steps_[rs[0]];
+        std::optional<PostOp> op;
+        if (r.in[0] == cur) op = elementwise_post_op(*graph_, *r.node);
+        if (!op && r.node->op_type == "Add" && st.post.empty() && r.in.size() == 2) {
+          // The residual must exist when the conv runs; its buffer is reused when the Add is
+          // its last reader and nothing reads it in between.
+          const int other = r.in[0] == cur ? r.in[1] : r.in[0];
+          if (other < 0 || producer_step[other] >= static_cast<int>(k)) break;
+          st.post_sum = other;
+          st.post_sum_owned = !pinned[other] && readers[other].back() == rs[0] &&
+                              std::none_of(readers[other].begin(), readers[other].end(), [&](int q) {
+                                return q > static_cast<int>(k) && q < rs[0];
+                              });
+          op = PostOp{PostOp::Kind::kSum};
+        }
+        if (!op) break;
+        st.post.push_back(*op);
+        st.post_steps.push_back(rs[0]);
+        st.post_inner.push_back(cur);
+        cur = r.out[0];
+        continue;
+      }
+      if (rs.size() == 2) {
+        // SiLU: Sigmoid(cur) read only by Mul(cur, sigmoid), in either order.
+        int a = rs[0], m = rs[1];
+        if (steps_[a].node->op_type != "Sigmoid") std::swap(a, m);
+        if (steps_[a].node->op_type != "Sigmoid" || steps_[m].node->op_type != "Mul" ||
+            !joinable(a, cur) || !joinable(m, cur) || steps_[a].in[0] != cur)
+          break;
+        const int sig = steps_[a].out[0];
+        if (pinned[sig] || readers[sig] != std::vector<int>{m} || steps_[m].in.size() != 2 ||
+            (steps_[m].in[0] != sig && steps_[m].in[1] != sig) ||
+            !elementwise_post_op(*graph_, *steps_[a].node))
+          break;
+        st.post.push_back(PostOp{PostOp::Kind::kSwish});
+        st.post_steps.insert(st.post_steps.end(), {a, m});
+        st.post_inner.insert(st.post_inner.end(), {cur, sig});
+        cur = steps_[m].out[0];
+        continue;
+      }
+      break;
+    }
+    st.post_out = cur;
   }
 }
 
@@ -412,8 +465,8 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
   for (const auto& [s, name] : init_slots_) slots[s] = graph_->initializers.at(name);
   std::vector<bool> kept(num_slots_, false);
   for (int s : keep) kept[s] = true;
-  // Activation steps whose work a fused conv already did: they pass their input on.
-  std::vector<bool> forward(steps_.size(), false);
+  // Steps whose work a conv's post-ops already did.
+  std::vector<bool> done_by_conv(steps_.size(), false);
   // Steps not run (yet): DequantizeLinear read past by int8 steps, and the activation and
   // QuantizeLinear steps whose work an int8 step did.
   std::vector<bool> skip(steps_.size(), false), pending(steps_.size(), false);
@@ -456,18 +509,31 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
         ctx.in.push_back(slots[s]);
     }
     ctx.out.resize(step.out.size());
+    std::vector<int> out_slots = step.out;
     try {
       if (step.onednn && !training) {
-        bool fuse = step.act_step >= 0 && !kept[step.out[0]];
-        const FusedActivation& act = fuse ? step.act : FusedActivation{};
-        if (step.onednn->run(ctx, act)) {
+        const bool fuse = !step.post.empty() && std::none_of(step.post_inner.begin(),
+                                                             step.post_inner.end(),
+                                                             [&](int s) { return kept[s]; });
+        static const std::vector<PostOp> kNone;
+        const std::vector<PostOp>& post = fuse ? step.post : kNone;
+        at::Tensor sum;
+        if (fuse && step.post_sum >= 0)
+          sum = step.post_sum_owned && !kept[step.post_sum] ? std::move(slots[step.post_sum])
+                                                             : slots[step.post_sum];
+        if (step.onednn->run(ctx, post, sum)) {
           ++onednn_runs_;
           engine = "onednn";
         } else {
           step.kernel(ctx);
-          ctx.out[0] = act.apply(ctx.out[0]);
+          ctx.out[0] = apply_post_ops(ctx.out[0], post, sum);
         }
-        if (fuse) forward[step.act_step] = true;
+        if (fuse) {
+          for (int a : step.post_steps) done_by_conv[a] = true;
+          out_slots[0] = step.post_out;
+        }
+      } else if (step.onednn_gemm && !training && step.onednn_gemm->run(ctx)) {
+        engine = "onednn";
       } else {
         step.kernel(ctx);
       }
@@ -482,11 +548,11 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
                                                          : std::string("_"));
       SLIM_FAIL(step.node->label(), " failed on inputs (", shapes, "): ", msg);
     }
-    for (size_t k = 0; k < step.out.size(); ++k) {
-      if (step.out[k] < 0) continue;
+    for (size_t k = 0; k < out_slots.size(); ++k) {
+      if (out_slots[k] < 0) continue;
       SLIM_ASSERT(ctx.out[k].defined() || step.node->outputs[k].empty(), step.node->label(),
                   " did not produce output #", k);
-      slots[step.out[k]] = std::move(ctx.out[k]);
+      slots[out_slots[k]] = std::move(ctx.out[k]);
     }
     release(step);
   };
@@ -497,9 +563,7 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       release(step);
       continue;
     }
-    if (forward[k]) {
-      int from = step.in[0];
-      slots[step.out[0]] = std::move(slots[from]);
+    if (done_by_conv[k]) {
       release(step);
       continue;
     }

@@ -4,6 +4,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -40,20 +41,6 @@ bool scalar_initializer(const Graph& g, const std::string& name, float& out) {
 
 }  // namespace
 
-at::Tensor FusedActivation::apply(const at::Tensor& x) const {
-  switch (kind) {
-    case Kind::kNone:
-      return x;
-    case Kind::kRelu:
-      return at::relu(x);
-    case Kind::kLeakyRelu:
-      return at::leaky_relu(x, alpha);
-    case Kind::kClip:
-      return at::hardtanh(x, alpha, beta);
-  }
-  return x;
-}
-
 FusedActivation fusable_activation(const Graph& g, const Node& act) {
   FusedActivation a;
   if (!act.domain.empty() && act.domain != "ai.onnx") return a;
@@ -83,6 +70,59 @@ FusedActivation fusable_activation(const Graph& g, const Node& act) {
   return a;
 }
 
+std::optional<PostOp> elementwise_post_op(const Graph& g, const Node& n) {
+  using K = PostOp::Kind;
+  FusedActivation a = fusable_activation(g, n);
+  switch (a.kind) {
+    case FusedActivation::Kind::kRelu:
+      return PostOp{K::kRelu};
+    case FusedActivation::Kind::kLeakyRelu:
+      return PostOp{K::kLeakyRelu, a.alpha};
+    case FusedActivation::Kind::kClip:
+      return PostOp{K::kClip, a.alpha, a.beta};
+    case FusedActivation::Kind::kNone:
+      break;
+  }
+  if (!n.domain.empty() && n.domain != "ai.onnx") return std::nullopt;
+  if (n.op_type == "HardSwish") return PostOp{K::kHardSwish};
+  if (n.op_type == "Sigmoid") return PostOp{K::kSigmoid};
+  if (n.op_type == "HardSigmoid") return PostOp{K::kHardSigmoid, n.f("alpha", 0.2f), n.f("beta", 0.5f)};
+  return std::nullopt;
+}
+
+at::Tensor apply_post_ops(at::Tensor x, const std::vector<PostOp>& ops, const at::Tensor& sum) {
+  using K = PostOp::Kind;
+  for (const PostOp& op : ops) {
+    switch (op.kind) {
+      case K::kRelu:
+        x = at::relu(x);
+        break;
+      case K::kLeakyRelu:
+        x = at::leaky_relu(x, op.alpha);
+        break;
+      case K::kClip:
+        x = at::hardtanh(x, op.alpha, op.beta);
+        break;
+      case K::kHardSwish:
+        x = at::hardswish(x);
+        break;
+      case K::kHardSigmoid:
+        x = at::clamp(x * static_cast<double>(op.alpha) + static_cast<double>(op.beta), 0.0, 1.0);
+        break;
+      case K::kSigmoid:
+        x = at::sigmoid(x);
+        break;
+      case K::kSwish:
+        x = x * at::sigmoid(x);
+        break;
+      case K::kSum:
+        x = x + sum;
+        break;
+    }
+  }
+  return x;
+}
+
 bool onednn_conv_available() {
   try {
     (void)onednn_engine();
@@ -92,10 +132,30 @@ bool onednn_conv_available() {
   }
 }
 
-struct OneDnnConv::Plan {
+/// A primitive's arguments, made once: each call only points them at its tensors.
+struct BoundArgs {
+  std::unordered_map<int, dnnl::memory> args;
+  /// Makes the memory objects once (weights: the plan's reordered copy).
+  void make(const dnnl::memory::desc& src, const dnnl::memory& weights,
+            const dnnl::memory::desc& dst, const dnnl::memory::desc& bias) {
+    auto& e = onednn_engine();
+    args = {{DNNL_ARG_SRC, dnnl::memory(src, e, DNNL_MEMORY_NONE)},
+            {DNNL_ARG_WEIGHTS, weights},
+            {DNNL_ARG_DST, dnnl::memory(dst, e, DNNL_MEMORY_NONE)}};
+    if (!bias.is_zero()) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias, e, DNNL_MEMORY_NONE));
+  }
+  void bind(void* src, void* dst, void* bias) {
+    args.at(DNNL_ARG_SRC).set_data_handle(src);
+    args.at(DNNL_ARG_DST).set_data_handle(dst);
+    if (bias) args.at(DNNL_ARG_BIAS).set_data_handle(bias);
+  }
+};
+
+struct OneDnnConv::Plan : BoundArgs {
   bool usable = false;  ///< false: oneDNN has only its reference kernel here; ATen runs it
   dnnl::primitive prim;  ///< a convolution, or an inner product for pointwise convs
   bool inner_product = false;
+  bool fused = false;  ///< the post-ops run inside the primitive (else with ATen after it)
   dnnl::memory::desc src_md, dst_md, weights_md, bias_md;
   dnnl::memory weights;  ///< reordered into weights_md
   Stamp weight_stamp;
@@ -109,7 +169,53 @@ constexpr int64_t kFloatMacsPerThread = 1'000'000;
 OneDnnConv::OneDnnConv(const Node& node) : node_(node) {}
 OneDnnConv::~OneDnnConv() = default;
 
-bool OneDnnConv::run(KernelContext& c, const FusedActivation& act) {
+namespace {
+
+/// The post-ops as oneDNN's: false when one has no oneDNN equivalent.
+dnnl::post_ops onednn_post_ops(const std::vector<PostOp>& post) {
+  using K = PostOp::Kind;
+  using A = dnnl::algorithm;
+  dnnl::post_ops ops;
+  for (const PostOp& op : post) {
+    switch (op.kind) {
+      case K::kRelu:
+        ops.append_eltwise(1.f, A::eltwise_relu, 0.f, 0.f);
+        break;
+      case K::kLeakyRelu:
+        ops.append_eltwise(1.f, A::eltwise_relu, op.alpha, 0.f);
+        break;
+      case K::kClip:
+        ops.append_eltwise(1.f, A::eltwise_clip, op.alpha, op.beta);
+        break;
+      case K::kHardSwish:
+        ops.append_eltwise(1.f, A::eltwise_hardswish, 1.f / 6, 0.5f);  // 2.x ignores them
+        break;
+      case K::kHardSigmoid:
+        ops.append_eltwise(1.f, A::eltwise_linear, op.alpha, op.beta);
+        ops.append_eltwise(1.f, A::eltwise_clip, 0.f, 1.f);
+        break;
+      case K::kSigmoid:
+        ops.append_eltwise(1.f, A::eltwise_logistic, 0.f, 0.f);
+        break;
+      case K::kSwish:
+        ops.append_eltwise(1.f, A::eltwise_swish, 1.f, 0.f);
+        break;
+      case K::kSum:
+        ops.append_sum(1.f);
+        break;
+    }
+  }
+  return ops;
+}
+
+bool has_sum(const std::vector<PostOp>& post) {
+  return std::any_of(post.begin(), post.end(),
+                     [](const PostOp& op) { return op.kind == PostOp::Kind::kSum; });
+}
+
+}  // namespace
+
+bool OneDnnConv::run(KernelContext& c, const std::vector<PostOp>& post, at::Tensor& sum) {
   using tag = dnnl::memory::format_tag;
   using dt = dnnl::memory::data_type;
   if (c.training || !c.has(0) || !c.has(1)) return false;
@@ -130,11 +236,14 @@ bool OneDnnConv::run(KernelContext& c, const FusedActivation& act) {
   if (group < 1 || x.size(1) != w.size(1) * group || oc % group != 0) return false;
   if (has_bias && c.in[2].size(0) != oc) return false;
 
-  std::vector<int64_t> key = x.sizes().vec();
-  key.push_back(static_cast<int64_t>(act.kind));
-  key.push_back(float_bits(act.alpha));
-  key.push_back(float_bits(act.beta));
-  auto& slot = plans_[key];
+  // The key in a member buffer: no allocation per call once it has grown.
+  key_.assign(x.sizes().begin(), x.sizes().end());
+  for (const PostOp& op : post) {
+    key_.push_back(static_cast<int64_t>(op.kind));
+    key_.push_back(float_bits(op.alpha));
+    key_.push_back(float_bits(op.beta));
+  }
+  auto& slot = plans_[key_];
   if (!slot) {
     slot = std::make_unique<Plan>();
     Plan& p = *slot;
@@ -174,48 +283,38 @@ bool OneDnnConv::run(KernelContext& c, const FusedActivation& act) {
     p.bias_md = has_bias ? dnnl::memory::desc({oc}, dt::f32, tag::x) : dnnl::memory::desc();
     p.threads = onednn_conv_threads(w, p.out_dims, kFloatMacsPerThread);
     OmpThreads threads(p.threads);
-    try {
-      dnnl::primitive_attr attr;
-      if (act.active()) {
-        dnnl::post_ops ops;
-        switch (act.kind) {
-          case FusedActivation::Kind::kRelu:
-            ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-            break;
-          case FusedActivation::Kind::kLeakyRelu:
-            ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, act.alpha, 0.f);
-            break;
-          case FusedActivation::Kind::kClip:
-            ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, act.alpha, act.beta);
-            break;
-          case FusedActivation::Kind::kNone:
-            break;
+    // With the post-ops inside the primitive if oneDNN has a kernel for that, else without.
+    auto create = [&](const std::vector<PostOp>& ops) {
+      try {
+        dnnl::primitive_attr attr;
+        if (!ops.empty()) attr.set_post_ops(onednn_post_ops(ops));
+        std::string impl;
+        if (pointwise) {
+          auto desc = dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference,
+                                                        p.src_md, wany, p.bias_md, p.dst_md);
+          dnnl::inner_product_forward::primitive_desc pd(desc, attr, onednn_engine());
+          impl = pd.impl_info_str();
+          p.prim = dnnl::inner_product_forward(pd);
+          p.weights_md = pd.weights_desc();
+        } else {
+          auto desc = dnnl::convolution_forward::desc(
+              dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, p.src_md,
+              wany, p.bias_md, p.dst_md, strides, dil, pad_l, pad_r);
+          dnnl::convolution_forward::primitive_desc pd(desc, attr, onednn_engine());
+          impl = pd.impl_info_str();
+          p.prim = dnnl::convolution_forward(pd);
+          p.weights_md = pd.weights_desc();
         }
-        attr.set_post_ops(ops);
+        return !onednn_is_reference(impl.c_str());
+      } catch (const dnnl::error&) {
+        return false;
       }
-      std::string impl;
-      if (pointwise) {
-        auto desc = dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference,
-                                                      p.src_md, wany, p.bias_md, p.dst_md);
-        dnnl::inner_product_forward::primitive_desc pd(desc, attr, onednn_engine());
-        impl = pd.impl_info_str();
-        p.prim = dnnl::inner_product_forward(pd);
-        p.weights_md = pd.weights_desc();
-      } else {
-        auto desc = dnnl::convolution_forward::desc(
-            dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, p.src_md,
-            wany, p.bias_md, p.dst_md, strides, dil, pad_l, pad_r);
-        dnnl::convolution_forward::primitive_desc pd(desc, attr, onednn_engine());
-        impl = pd.impl_info_str();
-        p.prim = dnnl::convolution_forward(pd);
-        p.weights_md = pd.weights_desc();
-      }
-      if (onednn_is_reference(impl.c_str())) return false;  // plan stays unusable: ATen from now on
-      p.weights = dnnl::memory(p.weights_md, onednn_engine());
-      p.usable = true;
-    } catch (const dnnl::error&) {
-      return false;
-    }
+    };
+    p.fused = !post.empty() && create(post);
+    if (!p.fused && !create({})) return false;  // plan stays unusable: ATen from now on
+    p.weights = dnnl::memory(p.weights_md, onednn_engine());
+    p.make(p.src_md, p.weights, p.dst_md, p.bias_md);
+    p.usable = true;
   }
   Plan& p = *slot;
   if (!p.usable) return false;
@@ -240,15 +339,117 @@ bool OneDnnConv::run(KernelContext& c, const FusedActivation& act) {
   at::Tensor xs = x.is_contiguous(at::MemoryFormat::ChannelsLast)
                       ? x
                       : x.contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor y = at::empty(p.out_dims, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  // A residual added in the primitive must have the output's shape: it becomes the output buffer
+  // (oneDNN's sum post-op accumulates into what the destination holds). Otherwise this call
+  // takes the plan without post-ops and ATen does them.
+  const auto nhwc = at::MemoryFormat::ChannelsLast;
+  const bool sums = p.fused && has_sum(post);
+  if (sums && !(sum.defined() && sum.scalar_type() == at::kFloat && sum.sizes() == p.out_dims &&
+                !(at::GradMode::is_enabled() && sum.requires_grad()))) {
+    if (!run(c)) return false;
+    c.out[0] = apply_post_ops(c.out[0], post, sum);
+    return true;
+  }
+  at::Tensor y;
+  if (sums && sum.is_contiguous(nhwc) && sum.use_count() == 1 && sum.storage().use_count() == 1)
+    y = std::move(sum);
+  else if (sums)
+    y = at::empty(p.out_dims, x.options().memory_format(nhwc)).copy_(sum);
+  else
+    y = at::empty(p.out_dims, x.options().memory_format(nhwc));
   at::Tensor b = has_bias ? c.in[2].contiguous() : at::Tensor();
-  dnnl::memory src(p.src_md, onednn_engine(), xs.data_ptr());
-  dnnl::memory dst(p.dst_md, onednn_engine(), y.data_ptr());
-  std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
-  if (has_bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias_md, onednn_engine(), b.data_ptr()));
+  p.bind(xs.data_ptr(), y.data_ptr(), has_bias ? b.data_ptr() : nullptr);
   OmpThreads threads(p.threads);
-  p.prim.execute(onednn_stream(), args);
+  p.prim.execute(onednn_stream(), p.args);
+  onednn_stream().wait();
+  c.out[0] = p.fused ? y : apply_post_ops(y, post, sum);
+  return true;
+}
+
+struct OneDnnGemm::Plan : BoundArgs {
+  bool usable = false;
+  dnnl::inner_product_forward prim;
+  dnnl::memory::desc src_md, dst_md, weights_md, bias_md;
+  dnnl::memory weights;
+  Stamp weight_stamp;
+  int threads = 1;
+};
+
+OneDnnGemm::OneDnnGemm(const Node& node) : node_(node) {}
+OneDnnGemm::~OneDnnGemm() = default;
+
+bool OneDnnGemm::run(KernelContext& c) {
+  using tag = dnnl::memory::format_tag;
+  using dt = dnnl::memory::data_type;
+  if (c.training || !c.has(0) || !c.has(1)) return false;
+  const at::Tensor& a = c.in[0];
+  const at::Tensor& b = c.in[1];
+  const bool has_bias = c.has(2) && node_.f("beta", 1.f) != 0.f;
+  if (node_.i("transA", 0) != 0 || node_.f("alpha", 1.f) != 1.f) return false;
+  if (has_bias && node_.f("beta", 1.f) != 1.f) return false;
+  if (a.dim() != 2 || b.dim() != 2 || a.scalar_type() != at::kFloat ||
+      b.scalar_type() != at::kFloat || !a.device().is_cpu() || !b.device().is_cpu() ||
+      a.numel() == 0)
+    return false;
+  const bool trans_b = node_.i("transB", 0) != 0;
+  const int64_t k = a.size(1), n = trans_b ? b.size(0) : b.size(1);
+  if ((trans_b ? b.size(1) : b.size(0)) != k) return false;  // ATen's kernel reports it
+  at::Tensor bias;
+  if (has_bias) {
+    bias = c.in[2];
+    if (bias.scalar_type() != at::kFloat || bias.numel() != n ||
+        !(bias.dim() == 1 || (bias.dim() == 2 && bias.size(0) == 1)))
+      return false;
+  }
+  if (at::GradMode::is_enabled() &&
+      (a.requires_grad() || b.requires_grad() || (has_bias && bias.requires_grad())))
+    return false;
+
+  const int64_t m = a.size(0);
+  auto& slot = plans_[m];
+  if (!slot) {
+    slot = std::make_unique<Plan>();
+    Plan& p = *slot;
+    p.src_md = dnnl::memory::desc({m, k}, dt::f32, tag::nc);
+    p.dst_md = dnnl::memory::desc({m, n}, dt::f32, tag::nc);
+    p.bias_md = has_bias ? dnnl::memory::desc({n}, dt::f32, tag::x) : dnnl::memory::desc();
+    p.threads = onednn_threads_for(m, m * n * k, kFloatMacsPerThread / 4);
+    OmpThreads threads(p.threads);
+    try {
+      auto desc = dnnl::inner_product_forward::desc(
+          dnnl::prop_kind::forward_inference, p.src_md,
+          dnnl::memory::desc({n, k}, dt::f32, tag::any), p.bias_md, p.dst_md);
+      dnnl::inner_product_forward::primitive_desc pd(desc, onednn_engine());
+      if (onednn_is_reference(pd.impl_info_str())) return false;
+      p.prim = dnnl::inner_product_forward(pd);
+      p.weights_md = pd.weights_desc();
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    p.weights = dnnl::memory(p.weights_md, onednn_engine());
+    p.make(p.src_md, p.weights, p.dst_md, p.bias_md);
+    p.usable = true;
+  }
+  Plan& p = *slot;
+  if (!p.usable) return false;
+  if (has_bias != !p.bias_md.is_zero()) return false;  // a bias present in one call only
+  Stamp ws = Stamp::of(b);
+  if (ws != p.weight_stamp) {
+    // The weights as oneDNN's {out, in}: B itself with transB, else B viewed transposed.
+    dnnl::memory::dims strides = trans_b ? dnnl::memory::dims{b.stride(0), b.stride(1)}
+                                         : dnnl::memory::dims{b.stride(1), b.stride(0)};
+    dnnl::memory user(dnnl::memory::desc({n, k}, dt::f32, strides), onednn_engine(),
+                      b.data_ptr());
+    dnnl::reorder(user, p.weights).execute(onednn_stream(), user, p.weights);
+    onednn_stream().wait();
+    p.weight_stamp = ws;
+  }
+  at::Tensor as = a.contiguous();
+  at::Tensor bs = has_bias ? bias.contiguous() : at::Tensor();
+  at::Tensor y = at::empty({m, n}, a.options());
+  p.bind(as.data_ptr(), y.data_ptr(), has_bias ? bs.data_ptr() : nullptr);
+  OmpThreads threads(p.threads);
+  p.prim.execute(onednn_stream(), p.args);
   onednn_stream().wait();
   c.out[0] = y;
   return true;

@@ -177,5 +177,152 @@ TEST(OneDnnConv, TrainingUsesAtenWithGradientsAndEvaluationAfterwardsSeesTheUpda
   EXPECT_FALSE(at::allclose(after, before)) << "the trained weights were not used";
 }
 
+// --- element-wise work after a conv done by its primitive (post-ops) -------------------------
+
+/// x -> conv a (3x3) -> [chain] -> y, where the chain may add conv r's output (a residual) that
+/// is computed from x before conv a.
+struct ChainCase {
+  std::string label;
+  std::string chain;  ///< HardSwish, HardSigmoid, Sigmoid, SiLU, SiLU-swapped, Add+Relu,
+                      ///< Add-shared, Add-broadcast, Relu+HardSwish
+  std::vector<std::string> fused;  ///< nodes the conv's plan must list as fused
+};
+
+Graph chain_graph(const ChainCase& c) {
+  at::manual_seed(11);
+  test::GraphBuilder b;
+  using V = std::vector<int64_t>;
+  auto x = b.input("x", {kDynamicDim, 6, 8, 8});
+  std::map<std::string, AttrValue> same{{"pads", V{1, 1, 1, 1}}};
+  // The residual's conv comes first, so it exists when conv a runs.
+  auto r = b.node("Conv", {x, b.init("wr", at::randn({10, 6, 1, 1}) * 0.3)}, {}, "res");
+  auto y = b.node("Conv", {x, b.init("w", at::randn({10, 6, 3, 3}) * 0.3),
+                           b.init("b", at::randn({10}))}, same, "a");
+  if (c.chain == "HardSwish") y = b.node("HardSwish", {y}, {}, "hs");
+  if (c.chain == "HardSigmoid")
+    y = b.node("HardSigmoid", {y}, {{"alpha", 1.f / 6}, {"beta", 0.5f}}, "hsig");
+  if (c.chain == "Sigmoid") y = b.node("Sigmoid", {y}, {}, "sig");
+  if (c.chain == "SiLU" || c.chain == "SiLU-swapped") {
+    auto s = b.node("Sigmoid", {y}, {}, "sig");
+    y = c.chain == "SiLU" ? b.node("Mul", {y, s}, {}, "mul") : b.node("Mul", {s, y}, {}, "mul");
+  }
+  if (c.chain == "Add+Relu" || c.chain == "Add-shared") {
+    y = b.node("Add", {r, y}, {}, "add");
+    y = b.node("Relu", {y}, {}, "relu");
+  }
+  if (c.chain == "Add-shared")  // the residual is read again after the Add
+    y = b.node("Mul", {y, r}, {}, "again");
+  if (c.chain == "Add-broadcast")
+    y = b.node("Add", {y, b.init("bias2", at::randn({1, 10, 1, 1}))}, {}, "add");
+  if (c.chain == "Relu+HardSwish") {
+    y = b.node("Relu", {y}, {}, "relu");
+    y = b.node("HardSwish", {y}, {}, "hs");
+  }
+  b.output(y);
+  if (c.chain == "Add-broadcast" || c.chain == "Sigmoid") b.output(r);
+  return b.build();
+}
+
+TEST(OneDnnConv, ElementwiseWorkAfterAConvIsDoneByItsPrimitiveWithTheSameResult) {
+  const std::vector<ChainCase> chains{
+      {"HardSwish", "HardSwish", {"hs"}},
+      {"HardSigmoid (MobileNetV3's squeeze-excitation gate)", "HardSigmoid", {"hsig"}},
+      {"Sigmoid", "Sigmoid", {"sig"}},
+      {"SiLU as PyTorch exports it", "SiLU", {"sig", "mul"}},
+      {"SiLU, Mul operands swapped", "SiLU-swapped", {"sig", "mul"}},
+      {"residual Add then Relu (ResNet)", "Add+Relu", {"add", "relu"}},
+      {"residual read again after the Add", "Add-shared", {"add", "relu"}},
+      {"Add of a broadcast constant: the primitive adds it with ATen", "Add-broadcast", {"add"}},
+      {"two activations", "Relu+HardSwish", {"relu", "hs"}},
+  };
+  for (const auto& c : chains) {
+    SCOPED_TRACE(c.label);
+    Graph g = chain_graph(c), ref_g = chain_graph(c);
+    Executor fast(g), ref(ref_g);
+    ref.set_onednn(false);
+    std::vector<std::string> fused;
+    for (const auto& step : fast.plan())
+      if (step.node->name == "a")
+        for (const Node* n : step.fused) fused.push_back(n->name);
+    EXPECT_EQ(fused, c.fused);
+    for (int64_t n : {2, 1}) {
+      at::Tensor x = at::randn({n, 6, 8, 8});
+      auto got = fast.run({x}), want = ref.run({x});
+      ASSERT_EQ(got.size(), want.size());
+      EXPECT_EQ(fast.onednn_convs_last_run(), 2);
+      for (size_t k = 0; k < got.size(); ++k) EXPECT_TRUE(close(got[k], want[k])) << "output " << k;
+      // Fetching a value inside the chain runs the steps as written.
+      std::string inner = c.fused.size() > 1 ? c.fused[0] + "_out" : "a_out";
+      auto named = fast.run_named({{"x", x}}, {inner, g.outputs[0].name});
+      auto named_ref = ref.run_named({{"x", x}}, {inner, g.outputs[0].name});
+      EXPECT_TRUE(close(named.at(inner), named_ref.at(inner)));
+      EXPECT_TRUE(close(named.at(g.outputs[0].name), want[0]));
+    }
+  }
+}
+
+TEST(OneDnnConv, ConvAndResidualAddWithoutOneDnnGiveTheSameAsWritten) {
+  // A residual Add whose other operand is computed after the conv is not fused into it (the
+  // conv that computes the residual takes the Add instead: "res" reads the chain's result).
+  test::GraphBuilder b;
+  at::manual_seed(3);
+  auto x = b.input("x", {kDynamicDim, 4, 5, 5});
+  auto a = b.node("Conv", {x, b.init("wa", at::randn({4, 4, 1, 1}))}, {}, "a");
+  auto r = b.node("Conv", {x, b.init("wr", at::randn({4, 4, 1, 1}))}, {}, "res");
+  b.output(b.node("Add", {a, r}, {}, "add"));
+  Graph g = b.build();
+  Executor ex(g);
+  std::map<std::string, std::vector<std::string>> fused;
+  for (const auto& step : ex.plan())
+    for (const Node* n : step.fused) fused[step.node->name].push_back(n->name);
+  EXPECT_EQ(fused.count("a"), 0u);
+  EXPECT_EQ(fused["res"], std::vector<std::string>{"add"});
+  at::Tensor xv = at::randn({3, 4, 5, 5});
+  at::Tensor want = at::conv2d(xv, g.initializers.at("wa")) + at::conv2d(xv, g.initializers.at("wr"));
+  EXPECT_TRUE(close(ex.run({xv})[0], want));
+}
+
+TEST(OneDnnConv, GemmRunsAsAnInnerProductWithTheSameResult) {
+  struct GemmCase {
+    std::string label;
+    bool trans_b;
+    std::string bias;  // "", "N", "1xN"
+    float alpha = 1.f;
+  };
+  for (const GemmCase& c : std::vector<GemmCase>{{"classifier (transB, bias [N])", true, "N"},
+                                                 {"B not transposed, bias [1, N]", false, "1xN"},
+                                                 {"no bias", true, ""},
+                                                 {"alpha 0.5: ATen", true, "N", 0.5f}}) {
+    SCOPED_TRACE(c.label);
+    auto build = [&] {
+      at::manual_seed(5);
+      test::GraphBuilder b;
+      auto x = b.input("x", {kDynamicDim, 24});
+      std::vector<std::string> in{
+          x, b.init("w", c.trans_b ? at::randn({10, 24}) : at::randn({24, 10}))};
+      if (c.bias == "N") in.push_back(b.init("c", at::randn({10})));
+      if (c.bias == "1xN") in.push_back(b.init("c", at::randn({1, 10})));
+      b.output(b.node("Gemm", in,
+                      {{"transB", int64_t{c.trans_b ? 1 : 0}}, {"alpha", c.alpha}}, "gemm"));
+      return b.build();
+    };
+    Graph g = build(), ref_g = build();
+    Executor fast(g), ref(ref_g);
+    ref.set_onednn(false);
+    fast.set_profiling(true);
+    for (int64_t n : {1, 5}) {
+      at::Tensor x = at::randn({n, 24});
+      EXPECT_TRUE(close(fast.run({x})[0], ref.run({x})[0]));
+    }
+    ASSERT_EQ(fast.profile().size(), 1u);
+    EXPECT_EQ(fast.profile()[0].engine, c.alpha == 1.f ? "onednn" : "aten");
+    // Weights changed in place are reordered again.
+    g.initializers.at("w").mul_(-1);
+    ref_g.initializers.at("w").mul_(-1);
+    at::Tensor x = at::randn({3, 24});
+    EXPECT_TRUE(close(fast.run({x})[0], ref.run({x})[0]));
+  }
+}
+
 }  // namespace
 }  // namespace slim

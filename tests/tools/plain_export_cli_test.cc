@@ -5,7 +5,7 @@
 // 30% fewer FLOPs aligned to 8, quant ptq, quant qat, distill from the unpruned model and eval
 // again, each with its defaults: no batch, size or normalisation flag. Every output keeps a
 // symbolic batch and runs in ONNX Runtime on all the test images at once, agreeing with Slim.
-// The same steps as a `slim compress` config give the same files.
+// The same steps as a `slim compress` config give the same files (resnet18).
 #include <gtest/gtest.h>
 #include <stb/stb_image_write.h>
 
@@ -173,9 +173,12 @@ TEST_P(PlainExportWorkflow, EveryCommandRunsWithItsDefaultsAndItsOutputRunsBatch
   }
 
   // The same steps as a `slim compress` pipeline, with the same defaults: the same float files;
+  // checked on one of the two networks (the pipeline calls the commands' code; CompressCli checks
+  // the same on the zoo's MobileNetV1).
   // the int8 file has the same nodes and weights, its scales equal to a few float steps and its
   // integers to one step (calibration sums in an order the thread pool may change: measured 1 ulp,
   // once, while another process loaded the cores).
+  if (GetParam() != "resnet18_bn") return;
   const std::string config = path("pipeline.yaml");
   std::ofstream(config) << "model: {file: " << model_ << "}\ndata: folder:" << *images_
                         << "\nmeasure: {latency-runs: 0}\nstages:\n"

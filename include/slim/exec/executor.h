@@ -113,8 +113,15 @@ class Executor {
     bool inplace_in_training = false;    ///< see KernelContext::can_overwrite
     bool frozen = false;                 ///< in Graph::frozen_nodes: inference mode always
     std::shared_ptr<OneDnnConv> onednn;  ///< Conv steps in inference
-    int act_step = -1;                   ///< Conv: the activation step that may be fused into it
-    FusedActivation act;                 ///< ... and its activation
+    std::shared_ptr<OneDnnGemm> onednn_gemm;  ///< Gemm steps in inference
+    // A Conv's float oneDNN primitive may also do the element-wise work of the steps after it:
+    // activations, a residual Add, SiLU's Sigmoid and Mul.
+    std::vector<PostOp> post;     ///< that work, in order
+    std::vector<int> post_steps;  ///< the steps it stands for (skipped when it is done)
+    std::vector<int> post_inner;  ///< values it does not produce: fetching one disables it
+    int post_out = -1;            ///< the slot it then writes
+    int post_sum = -1;            ///< the slot a kSum adds (the residual), or -1
+    bool post_sum_owned = false;  ///< nothing reads the residual after: its buffer may be reused
     // A Conv/Gemm (or a residual Add) step fused with its QDQ neighbours into one int8 step
     // (inference only).
     std::shared_ptr<Int8Step> int8;
