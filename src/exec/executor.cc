@@ -1,5 +1,7 @@
 #include "slim/exec/executor.h"
 
+#include "batch_norm_inference.h"
+
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <malloc.h>
@@ -136,7 +138,7 @@ std::vector<PlannedStep> Executor::plan() const {
       absorbed[k] = true;
     if (int8_on[k])
       for (int a : st.int8_after) absorbed[a] = true;
-    if (!int8_on[k] && st.onednn && !st.post.empty() &&
+    if (!int8_on[k] && (st.onednn || st.bn) && !st.post.empty() &&
         std::none_of(st.post_inner.begin(), st.post_inner.end(), [&](int s) { return kept[s]; }))
       for (int a : st.post_steps) absorbed[a] = true;
   }
@@ -150,8 +152,8 @@ std::vector<PlannedStep> Executor::plan() const {
       for (int b : st.int8_before)
         if (absorbed[b]) p.fused.push_back(steps_[b].node);
       for (int a : st.int8_after) p.fused.push_back(steps_[a].node);
-    } else if (st.onednn || st.onednn_gemm) {
-      p.engine = "onednn";
+    } else if (st.onednn || st.onednn_gemm || st.bn) {
+      p.engine = st.bn ? "slim" : "onednn";
       for (int a : st.post_steps)
         if (absorbed[a]) p.fused.push_back(steps_[a].node);
     } else {
@@ -263,10 +265,16 @@ void Executor::compile() {
   constexpr size_t kMaxPostOps = 4;
   for (size_t k = 0; k < steps_.size(); ++k) {
     Step& st = steps_[k];
-    if (st.node->op_type == "Gemm" && st.out.size() == 1 && st.out[0] >= 0)
+    if (st.out.empty() || st.out[0] < 0) continue;
+    if (st.node->op_type == "Gemm" && st.out.size() == 1)
       st.onednn_gemm = std::make_shared<OneDnnGemm>(*st.node);
-    if (st.node->op_type != "Conv" || st.out.size() != 1 || st.out[0] < 0) continue;
-    st.onednn = std::make_shared<OneDnnConv>(*st.node);
+    const bool conv = st.node->op_type == "Conv" && st.out.size() == 1;
+    if (st.node->op_type == "BatchNormalization" && st.out.size() == 1)
+      st.bn = std::make_shared<BatchNormInference>();
+    else if (conv)
+      st.onednn = std::make_shared<OneDnnConv>(*st.node);
+    else
+      continue;
     // A step that may join the chain, reading `s` once.
     auto joinable = [&](int r, int s) {
       const Step& n = steps_[r];
@@ -280,7 +288,8 @@ void Executor::compile() {
         const Step& r = steps_[rs[0]];
         std::optional<PostOp> op;
         if (r.in[0] == cur) op = elementwise_post_op(*graph_, *r.node);
-        if (!op && r.node->op_type == "Add" && st.post.empty() && r.in.size() == 2) {
+        if (op && !conv && !BatchNormInference::supports(*op)) break;
+        if (!op && conv && r.node->op_type == "Add" && st.post.empty() && r.in.size() == 2) {
           // The residual must exist when the conv runs; its buffer is reused when the Add is
           // its last reader and nothing reads it in between.
           const int other = r.in[0] == cur ? r.in[1] : r.in[0];
@@ -299,7 +308,7 @@ void Executor::compile() {
         cur = r.out[0];
         continue;
       }
-      if (rs.size() == 2) {
+      if (rs.size() == 2 && conv) {
         // SiLU: Sigmoid(cur) read only by Mul(cur, sigmoid), in either order.
         int a = rs[0], m = rs[1];
         if (steps_[a].node->op_type != "Sigmoid") std::swap(a, m);
@@ -511,7 +520,7 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
     ctx.out.resize(step.out.size());
     std::vector<int> out_slots = step.out;
     try {
-      if (step.onednn && !training) {
+      if ((step.onednn || step.bn) && !training) {
         const bool fuse = !step.post.empty() && std::none_of(step.post_inner.begin(),
                                                              step.post_inner.end(),
                                                              [&](int s) { return kept[s]; });
@@ -521,7 +530,14 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
         if (fuse && step.post_sum >= 0)
           sum = step.post_sum_owned && !kept[step.post_sum] ? std::move(slots[step.post_sum])
                                                              : slots[step.post_sum];
-        if (step.onednn->run(ctx, post, sum)) {
+        if (step.bn) {
+          if (step.bn->run(ctx, post)) {
+            engine = "slim";
+          } else {
+            step.kernel(ctx);
+            ctx.out[0] = apply_post_ops(ctx.out[0], post, sum);
+          }
+        } else if (step.onednn->run(ctx, post, sum)) {
           ++onednn_runs_;
           engine = "onednn";
         } else {

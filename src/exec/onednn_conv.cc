@@ -163,8 +163,9 @@ struct OneDnnConv::Plan : BoundArgs {
   int threads = 1;  ///< OpenMP threads the primitive was created for and runs with
 };
 
-/// Multiply-accumulates per thread below which a float conv runs on fewer threads.
-constexpr int64_t kFloatMacsPerThread = 1'000'000;
+/// Multiply-accumulates per thread below which a float conv runs on fewer threads
+/// (onednn_threads_for); a Gemm (memory-bound at batch 1) takes a quarter of it.
+constexpr int64_t kFloatMacsPerThread = 100'000;
 
 OneDnnConv::OneDnnConv(const Node& node) : node_(node) {}
 OneDnnConv::~OneDnnConv() = default;

@@ -232,8 +232,8 @@ struct OneDnnInt8::Plan {
 };
 
 /// Multiply-accumulates per thread below which an int8 step runs on fewer threads at small batches
-/// (int8 kernels do more work per cycle than float ones).
-constexpr int64_t kInt8MacsPerThread = 2'000'000;
+/// (int8 kernels do more work per cycle than float ones; onednn_threads_for).
+constexpr int64_t kInt8MacsPerThread = 200'000;
 
 OneDnnInt8::OneDnnInt8(const Node& op, Int8Operands operands, FusedActivation act)
     : node_(op), ops_(std::move(operands)), act_(act) {}

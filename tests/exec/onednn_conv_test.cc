@@ -324,5 +324,67 @@ TEST(OneDnnConv, GemmRunsAsAnInnerProductWithTheSameResult) {
   }
 }
 
+TEST(OneDnnConv, BatchNormalizationAfterAConcatRunsInOnePassWithItsActivation) {
+  // DenseNet's layer: Concat -> BatchNormalization -> Relu -> Conv, BN not foldable into a conv;
+  // and a BN straight on the (NCHW) graph input followed by a Clip.
+  auto build = [](bool nhwc) {
+    at::manual_seed(9);
+    test::GraphBuilder b;
+    auto x = b.input("x", {kDynamicDim, 6, 7, 7});
+    std::vector<std::string> bn_in;
+    auto bn_params = [&](const std::string& p, int64_t c) {
+      return std::vector<std::string>{b.init(p + "g", at::rand({c}) + 0.5),
+                                      b.init(p + "b", at::randn({c})),
+                                      b.init(p + "m", at::randn({c}) * 0.3),
+                                      b.init(p + "v", at::rand({c}) + 0.2)};
+    };
+    std::string y;
+    if (nhwc) {
+      auto a = b.node("Conv", {x, b.init("wa", at::randn({5, 6, 1, 1}))}, {}, "a");
+      auto cat = b.node("Concat", {a, b.node("Conv", {x, b.init("wb", at::randn({3, 6, 1, 1}))},
+                                             {}, "b2")},
+                        {{"axis", int64_t{1}}}, "cat");
+      std::vector<std::string> in{cat};
+      for (auto& p : bn_params("p", 8)) in.push_back(p);
+      y = b.node("BatchNormalization", in, {{"epsilon", 1e-3f}}, "bn");
+      y = b.node("Relu", {y}, {}, "relu");
+      y = b.node("Conv", {y, b.init("wc", at::randn({4, 8, 3, 3}))}, {}, "c");
+    } else {
+      std::vector<std::string> in{x};
+      for (auto& p : bn_params("q", 6)) in.push_back(p);
+      y = b.node("BatchNormalization", in, {}, "bn");
+      y = b.node("Clip", {y, b.init("lo", at::scalar_tensor(-0.5f)),
+                          b.init("hi", at::scalar_tensor(1.f))},
+                 {}, "clip");
+    }
+    b.output(y);
+    return b.build();
+  };
+  for (bool nhwc : {true, false}) {
+    SCOPED_TRACE(nhwc ? "after a Concat of oneDNN convs (NHWC)" : "on the graph input (NCHW)");
+    Graph g = build(nhwc), ref_g = build(nhwc);
+    Executor fast(g), ref(ref_g);
+    ref.set_onednn(false);
+    fast.set_profiling(true);
+    for (const auto& step : fast.plan())
+      if (step.node->name == "bn") {
+        EXPECT_EQ(step.engine, "slim");
+        ASSERT_EQ(step.fused.size(), 1u);
+        EXPECT_EQ(step.fused[0]->name, nhwc ? "relu" : "clip");
+      }
+    for (int64_t n : {3, 1}) {
+      at::Tensor x = at::randn({n, 6, 7, 7});
+      EXPECT_TRUE(close(fast.run({x})[0], ref.run({x})[0]));
+    }
+    for (const auto& t : fast.profile())
+      if (t.node == "bn") EXPECT_EQ(t.engine, "slim");
+    // Parameters changed in place (a training step) are taken up.
+    g.initializers.at(nhwc ? "pm" : "qm").add_(1);
+    ref_g.initializers.at(nhwc ? "pm" : "qm").add_(1);
+    at::Tensor x = at::randn({2, 6, 7, 7});
+    EXPECT_TRUE(close(fast.run({x})[0], ref.run({x})[0]));
+  }
+}
+
 }  // namespace
 }  // namespace slim

@@ -14,6 +14,8 @@
 
 namespace slim {
 
+class BatchNormInference;
+
 /// Sets LibTorch's intra-op thread count (its default on this machine is 1). n <= 0 -> all
 /// cores, divided among the ranks on this machine in a distributed run (SLIM_THREADS, else
 /// LOCAL_WORLD_SIZE).
@@ -26,17 +28,19 @@ struct NodeTime {
   std::string node;     ///< node name (or label when unnamed)
   std::string op_type;  ///< ONNX op type
   /// How it ran: "int8" (fused int8 step, including the activation and QuantizeLinear it did the
-  /// work of), "onednn" (float conv on oneDNN, with any fused activation), or "aten".
+  /// work of), "onednn" (float conv or Gemm on oneDNN, with the element-wise work fused into it),
+  /// "slim" (BatchNormalization in one pass, with its activations), or "aten".
   std::string engine;
   double total_ms = 0;
   int64_t runs = 0;
 };
 
 /// A step as the executor runs it in inference when only the graph outputs are fetched: its
-/// node, the nodes whose work it does too (an activation fused into a oneDNN conv; the
-/// DequantizeLinear inputs, activation and QuantizeLinear of an int8 step), and the engine it
-/// is planned on ("int8", "onednn" or "aten"; a step can still fall back at run time, e.g. a
-/// oneDNN conv on an input it cannot take).
+/// node, the nodes whose work it does too (activations, a residual Add or SiLU fused into a
+/// oneDNN conv, activations into a BatchNormalization; the DequantizeLinear inputs, activation
+/// and QuantizeLinear of an int8 step), and the engine it is planned on ("int8", "onednn",
+/// "slim" or "aten"; a step can still fall back at run time, e.g. a oneDNN conv on an input it
+/// cannot take).
 struct PlannedStep {
   const Node* node = nullptr;
   std::vector<const Node*> fused;
@@ -114,8 +118,10 @@ class Executor {
     bool frozen = false;                 ///< in Graph::frozen_nodes: inference mode always
     std::shared_ptr<OneDnnConv> onednn;  ///< Conv steps in inference
     std::shared_ptr<OneDnnGemm> onednn_gemm;  ///< Gemm steps in inference
-    // A Conv's float oneDNN primitive may also do the element-wise work of the steps after it:
-    // activations, a residual Add, SiLU's Sigmoid and Mul.
+    std::shared_ptr<BatchNormInference> bn;   ///< BatchNormalization steps in inference
+    // A Conv's float oneDNN primitive may also do the element-wise work of the steps after it
+    // (activations, a residual Add, SiLU's Sigmoid and Mul), a BatchNormalization's pass the
+    // activations after it.
     std::vector<PostOp> post;     ///< that work, in order
     std::vector<int> post_steps;  ///< the steps it stands for (skipped when it is done)
     std::vector<int> post_inner;  ///< values it does not produce: fetching one disables it
