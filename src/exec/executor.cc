@@ -427,6 +427,40 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
       install(st, std::make_shared<Int8MaxPool>(*st.node, *ops), ops->names(), 1, std::move(o));
       continue;
     }
+    if (std::optional<PostOp> f = elementwise_post_op(*graph_, *st.node)) {
+      // DequantizeLinear -> f -> QuantizeLinear as a table of levels: one element-wise node, or
+      // SiLU's Sigmoid and the Mul of the dequantized value by it.
+      std::optional<Int8TableOperands> ops = match_int8_table(*graph_, *st.node, producer);
+      if (!ops) continue;
+      OutputSide o;
+      std::vector<PostOp> fs{*f};
+      int last = static_cast<int>(k);
+      const std::vector<int>& xr = reader_steps[st.in[0]];
+      if (f->kind == PostOp::Kind::kSigmoid && xr.size() == 2) {
+        const int m = xr[0] == static_cast<int>(k) ? xr[1] : xr[0];
+        const Step& mul = steps_[m];
+        if (mul.node->op_type == "Mul" && !mul.frozen && mul.out.size() == 1 && mul.out[0] >= 0 &&
+            m > static_cast<int>(k) && !pinned[st.out[0]] &&
+            reader_steps[st.out[0]] == std::vector<int>{m} && mul.in.size() == 2 &&
+            ((mul.in[0] == st.in[0] && mul.in[1] == st.out[0]) ||
+             (mul.in[1] == st.in[0] && mul.in[0] == st.out[0]))) {
+          fs = {PostOp{PostOp::Kind::kSwish}};
+          o.after.push_back(m);
+          o.inner.push_back(st.out[0]);
+          last = m;
+        }
+      }
+      const int q = sole_reader(steps_[last].out[0]);
+      if (q < 0 || !int8_output_quantize(*graph_, *steps_[q].node)) continue;
+      ops->y_scale = steps_[q].node->input(1);
+      ops->y_zero_point = steps_[q].node->input(2);
+      o.after.push_back(q);
+      o.inner.push_back(steps_[last].out[0]);
+      o.out = steps_[q].out[0];
+      o.quantize = q;
+      install(st, std::make_shared<Int8Table>(*ops, fs), ops->names(), 1, std::move(o));
+      continue;
+    }
     if (st.node->op_type != "Conv" && st.node->op_type != "Gemm") continue;
     std::optional<Int8Operands> ops = match_int8_operands(*graph_, *st.node, producer);
     if (!ops) continue;
@@ -444,13 +478,25 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
     if (st.node->op_type != "DequantizeLinear" || st.out.size() != 1 || st.out[0] < 0) continue;
     int s = st.out[0];
     if (pinned[s] || reader_steps[s].empty()) continue;
+    // Readers that read past it, and steps whose work one of those does (SiLU's Mul).
+    auto reads_past = [&](int r) {
+      const auto& before = steps_[r].int8_before;
+      return steps_[r].int8 &&
+             std::find(before.begin(), before.end(), static_cast<int>(k)) != before.end();
+    };
+    std::vector<int> past;
     bool all = true;
     for (int r : reader_steps[s]) {
-      const auto& before = steps_[r].int8_before;
-      all = all && steps_[r].int8 &&
-            std::find(before.begin(), before.end(), static_cast<int>(k)) != before.end();
+      if (reads_past(r)) {
+        past.push_back(r);
+        continue;
+      }
+      all = all && std::any_of(reader_steps[s].begin(), reader_steps[s].end(), [&](int p) {
+        const auto& after = steps_[p].int8_after;
+        return reads_past(p) && std::find(after.begin(), after.end(), r) != after.end();
+      });
     }
-    if (all) st.int8_readers = reader_steps[s];
+    if (all) st.int8_readers = past;
   }
 }
 

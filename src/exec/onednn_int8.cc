@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <limits>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -730,6 +731,79 @@ bool Int8MaxPool::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
       dequantize_levels({px + i, xt == at::kByte}, buf, 0, n, p.x.scale, p.x.zero);
       quantize_levels(buf, {py + i, y_type == at::kByte}, 0, n, p.y.scale, p.y.zero);
     }
+  });
+  out = y;
+  return true;
+}
+
+std::optional<Int8TableOperands> match_int8_table(
+    const Graph& g, const Node& op,
+    const std::function<const Node*(const std::string&)>& producer) {
+  if (!default_domain(op) || op.inputs.empty() || op.outputs.size() != 1) return std::nullopt;
+  const Node* dq = producer(op.input(0));
+  if (!activation_dq(g, dq)) return std::nullopt;
+  Int8TableOperands r;
+  r.x = dq->input(0);
+  r.x_scale = dq->input(1);
+  r.x_zero_point = dq->input(2);
+  return r;
+}
+
+struct Int8Table::Params {
+  std::vector<Stamp> stamps;  ///< of the scale and zero point operands
+  ActivationParams x, y;
+  uint8_t table[256];  ///< output level (as a byte) by input byte
+};
+
+namespace {
+const std::vector<int> kTableParams = {1, 2, 3, 4};  // the scales and zero points
+}  // namespace
+
+Int8Table::Int8Table(Int8TableOperands operands, std::vector<PostOp> f)
+    : ops_(std::move(operands)), f_(std::move(f)) {}
+Int8Table::~Int8Table() = default;
+
+bool Int8Table::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
+  SLIM_ASSERT(in.size() == 5, "int8 table got ", in.size(), " operands");
+  const at::Tensor& x = in[0];
+  if (!x.defined() || !x.device().is_cpu() || x.numel() == 0) return false;
+  if (!params_ || !same_stamps(params_->stamps, in, kTableParams)) {
+    auto p = std::make_unique<Params>();
+    p->stamps = stamps_of(in, kTableParams);
+    p->x = ActivationParams::of(in[1], in[2]);
+    p->y = ActivationParams::of(in[3], in[4]);
+    params_ = std::move(p);
+    if (params_->x.ok && params_->y.ok) {
+      // Every input level (as its byte 0..255), dequantized, through f, quantized.
+      const bool u8 = params_->x.type != at::kChar;  // an absent zero point reads either
+      at::Tensor levels = at::arange(256, at::kInt).to(at::kByte);
+      if (!u8) levels = levels.view(at::kChar);
+      at::Tensor real = at::empty({256}, at::kFloat);
+      dequantize_levels({levels.data_ptr(), u8}, real.data_ptr<float>(), 0, 256,
+                        params_->x.scale, params_->x.zero);
+      real = apply_post_ops(real, f_, at::Tensor()).contiguous();
+      const at::ScalarType yt = params_->y.output_type();
+      at::Tensor q = at::empty({256}, yt);
+      quantize_levels(real.data_ptr<float>(), {q.data_ptr(), yt == at::kByte}, 0, 256,
+                      params_->y.scale, params_->y.zero);
+      std::memcpy(params_->table, q.data_ptr(), 256);
+    }
+  }
+  const Params& p = *params_;
+  if (!p.x.ok || !p.y.ok || !p.x.matches(x)) return false;
+  // A table built for one input type serves only that type (an absent zero point reads either).
+  if (p.x.type == at::ScalarType::Undefined && x.scalar_type() != at::kByte) return false;
+  const auto fmt =
+      x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast)
+          ? at::MemoryFormat::ChannelsLast
+          : at::MemoryFormat::Contiguous;
+  const at::Tensor xc = x.contiguous(fmt);
+  at::Tensor y = at::empty(x.sizes(), x.options().dtype(p.y.output_type()).memory_format(fmt));
+  const uint8_t* src = static_cast<const uint8_t*>(xc.data_ptr());
+  uint8_t* dst = static_cast<uint8_t*>(y.data_ptr());
+  const uint8_t* table = p.table;
+  at::parallel_for(0, x.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) dst[i] = table[src[i]];
   });
   out = y;
   return true;

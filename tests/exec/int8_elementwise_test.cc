@@ -190,5 +190,68 @@ TEST(Int8Elementwise, MaxPoolWindowFollowsTheInputShape) {
   }
 }
 
+TEST(Int8Elementwise, ActivationsBetweenQuantizeStepsAreATableOfLevels) {
+  // DQ -> f -> Q for EfficientNet's SiLU (Sigmoid and Mul, operands in either order), its
+  // squeeze-excitation gate (Sigmoid), MobileNetV3's HardSwish and HardSigmoid, and a Clip:
+  // every level equals the float nodes' result (int8 off), NCHW and NHWC.
+  const float sx = 0.05f, sy = 0.03f;
+  for (const std::string f : {"SiLU", "SiLU-swapped", "Sigmoid", "HardSwish", "HardSigmoid",
+                              "Clip"}) {
+    for (const auto& xc : {LevelsCase{at::kChar, 0}, LevelsCase{at::kByte, 128}}) {
+      SCOPED_TRACE(f + (xc.type == at::kByte ? " u8" : " s8"));
+      auto build = [&] {
+        test::GraphBuilder b;
+        auto x = b.input("x", {kDynamicDim, 6, 5, 7}, xc.type);
+        auto xd = b.node("DequantizeLinear",
+                         {x, b.init("sx", at::scalar_tensor(sx)),
+                          b.init("zx", zero_point(xc.zp, xc.type))},
+                         {}, "dq");
+        std::string y;
+        if (f == "SiLU" || f == "SiLU-swapped") {
+          auto sg = b.node("Sigmoid", {xd}, {}, "sig");
+          y = f == "SiLU" ? b.node("Mul", {xd, sg}, {}, "mul") : b.node("Mul", {sg, xd}, {}, "mul");
+        } else if (f == "HardSigmoid") {
+          y = b.node(f, {xd}, {{"alpha", 1.f / 6}, {"beta", 0.5f}}, "f");
+        } else if (f == "Clip") {
+          y = b.node(f, {xd, b.init("lo", at::scalar_tensor(-1.f)),
+                         b.init("hi", at::scalar_tensor(2.f))},
+                     {}, "f");
+        } else {
+          y = b.node(f, {xd}, {}, "f");
+        }
+        auto yq = b.node("QuantizeLinear",
+                         {y, b.init("sy", at::scalar_tensor(sy)),
+                          b.init("zy", zero_point(xc.zp, xc.type))},
+                         {}, "q");
+        b.output(yq, xc.type);
+        return b.build();
+      };
+      Graph g = build(), ref_g = build();
+      Executor ex(g), ref(ref_g);
+      ref.set_int8(false);
+      std::vector<std::string> planned;
+      for (const auto& step : ex.plan()) planned.push_back(step.node->name + ":" + step.engine);
+      EXPECT_EQ(planned.size(), 1u) << "DQ, f and Q as one step";
+      const int64_t lo = xc.type == at::kByte ? 0 : -128;
+      at::manual_seed(2);
+      for (bool nhwc : {false, true}) {
+        // Every level at least once.
+        at::Tensor in = (at::arange(2 * 6 * 5 * 7) % 256 + lo).view({2, 6, 5, 7}).to(xc.type);
+        if (nhwc) in = in.contiguous(at::MemoryFormat::ChannelsLast);
+        at::Tensor got = ex.run({in})[0], want = ref.run({in})[0];
+        EXPECT_EQ(ex.int8_ops_last_run(), 1);
+        EXPECT_EQ(ref.int8_ops_last_run(), 0);
+        ASSERT_EQ(got.sizes(), want.sizes());
+        EXPECT_TRUE(at::equal(got.contiguous(), want.contiguous()))
+            << (got.to(at::kInt) - want.to(at::kInt)).abs().max();
+      }
+      // Fetching the float value inside runs the nodes.
+      auto named = ex.run_named({{"x", at::zeros({1, 6, 5, 7}, xc.type)}},
+                                {f.rfind("SiLU", 0) == 0 ? "mul_out" : "f_out"});
+      EXPECT_EQ(ex.int8_ops_last_run(), 0);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace slim

@@ -172,4 +172,33 @@ class Int8MaxPool : public Int8Step {
   std::unique_ptr<Params> params_;  ///< scales, zero points and their Stamps; null before a run
 };
 
+/// The values an int8 table step reads: x_q -> DequantizeLinear -> f -> QuantizeLinear(y).
+using Int8TableOperands = Int8PoolOperands;
+
+/// The input side of an int8 table step starting at node `op`: an element-wise node reading a
+/// DequantizeLinear of a runtime value with a scalar scale and a zero point an int8 step takes,
+/// as its first input. y_* stay empty.
+std::optional<Int8TableOperands> match_int8_table(
+    const Graph& g, const Node& op, const std::function<const Node*(const std::string&)>& producer);
+
+/// DequantizeLinear -> f -> QuantizeLinear, f element-wise (a HardSwish, HardSigmoid, Sigmoid,
+/// SiLU's Sigmoid and Mul, or the activations of PostOp), as a lookup in a table of the 256
+/// output levels: the table is f computed by the same ATen functions on every input level
+/// dequantized, then quantized as QuantizeLinear does, so each level gives what the nodes give.
+/// Recomputed when a scale or zero point changes. ONNX Runtime runs these nodes in float between
+/// its int8 convs (EfficientNet's and MobileNetV3's activations and squeeze-excitation gates).
+class Int8Table : public Int8Step {
+ public:
+  Int8Table(Int8TableOperands operands, std::vector<PostOp> f);
+  ~Int8Table() override;
+  const Int8TableOperands& operands() const { return ops_; }
+  bool run(const std::vector<at::Tensor>& in, at::Tensor& out) override;
+
+ private:
+  struct Params;
+  Int8TableOperands ops_;
+  std::vector<PostOp> f_;
+  std::unique_ptr<Params> params_;  ///< the table, scales, zero points and their Stamps
+};
+
 }  // namespace slim
