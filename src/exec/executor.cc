@@ -518,8 +518,11 @@ void Executor::check_input(const ValueInfo& info, const at::Tensor& t) const {
 std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
                                           const std::vector<int>& keep) {
   for (const auto& [s, name] : init_slots_) slots[s] = graph_->initializers.at(name);
-  std::vector<bool> kept(num_slots_, false);
-  for (int s : keep) kept[s] = true;
+  // `kept`: values that must be computed as written (nothing fused past them); `held`: values
+  // the caller fetches, never released. Recording shapes, every value is computed as written.
+  std::vector<bool> held(num_slots_, false);
+  for (int s : keep) held[s] = true;
+  std::vector<bool> kept = shapes_ ? std::vector<bool>(num_slots_, true) : held;
   // Steps whose work a conv's post-ops already did.
   std::vector<bool> done_by_conv(steps_.size(), false);
   // Steps not run (yet): DequantizeLinear read past by int8 steps, and the activation and
@@ -545,7 +548,7 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
   int8_runs_ = 0;
   auto release = [&](const Step& step) {
     for (int s : step.free_after)
-      if (!kept[s]) slots[s].reset();
+      if (!held[s]) slots[s].reset();
   };
   const char* engine = "aten";  // how the current step ran, for the profile
   auto run_step = [&](size_t k) {
@@ -558,7 +561,7 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       int s = step.in[i];
       if (s < 0)
         ctx.in.emplace_back();
-      else if (step.hand_over[i] && !kept[s])
+      else if (step.hand_over[i] && !held[s])
         ctx.in.push_back(std::move(slots[s]));
       else
         ctx.in.push_back(slots[s]);
@@ -614,6 +617,8 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       if (out_slots[k] < 0) continue;
       SLIM_ASSERT(ctx.out[k].defined() || step.node->outputs[k].empty(), step.node->label(),
                   " did not produce output #", k);
+      if (shapes_ && ctx.out[k].defined())
+        (*shapes_)[step.node->outputs[k]] = {ctx.out[k].sizes().vec(), ctx.out[k].scalar_type()};
       slots[out_slots[k]] = std::move(ctx.out[k]);
     }
     release(step);

@@ -1,5 +1,7 @@
 #include "slim/exec/infer_shapes.h"
 
+#include <oneapi/dnnl/dnnl.hpp>
+
 #include <sstream>
 
 #include "slim/exec/executor.h"
@@ -80,18 +82,28 @@ std::vector<at::Tensor> example_inputs(const Graph& g, int64_t dynamic_as, bool 
 
 namespace {
 
-std::map<std::string, at::Tensor> probe(Graph& g, int64_t batch) {
+/// The shape and type of every value a node of `g` computes, from one run at `batch`.
+std::map<std::string, Executor::ValueShape> probe(Graph& g, int64_t batch) {
   Executor ex(g);
   ex.set_check_inputs(false);
-  std::map<std::string, at::Tensor> feeds;
-  auto xs = example_inputs(g, batch);
-  for (size_t i = 0; i < xs.size(); ++i) feeds[g.inputs[i].name] = xs[i];
-  std::vector<std::string> fetch;
-  for (const auto& n : g.nodes)
-    for (const auto& o : n.outputs)
-      if (!o.empty()) fetch.push_back(o);
+  // ATen's convolutions: oneDNN's plans would keep a reordered copy of every weight (a
+  // dequantized float one in an int8 model) until the probe ends.
+  ex.set_onednn(false);
+  std::map<std::string, Executor::ValueShape> shapes;
+  ex.set_shape_recorder(&shapes);
   at::NoGradGuard no_grad;
-  return ex.run_named(feeds, fetch);
+  // Nor oneDNN's primitive cache (ATen's convolutions go through it), whose primitives keep
+  // their scratch buffers.
+  const int capacity = dnnl::get_primitive_cache_capacity();
+  dnnl::set_primitive_cache_capacity(0);
+  try {
+    ex.run(example_inputs(g, batch));
+  } catch (...) {
+    dnnl::set_primitive_cache_capacity(capacity);
+    throw;
+  }
+  dnnl::set_primitive_cache_capacity(capacity);
+  return shapes;
 }
 
 }  // namespace
@@ -101,7 +113,7 @@ void infer_shapes(Graph& g) {
   for (const auto& in : g.inputs)
     for (auto d : in.shape) dynamic = dynamic || d == kDynamicDim;
   auto first = probe(g, 1);
-  std::map<std::string, at::Tensor> second;
+  std::map<std::string, Executor::ValueShape> second;
   if (dynamic) {
     try {
       second = probe(g, 2);
@@ -114,14 +126,14 @@ void infer_shapes(Graph& g) {
   for (const auto& [name, t] : first) {
     ValueInfo v;
     v.name = name;
-    v.dtype = t.scalar_type();
+    v.dtype = t.dtype;
     v.has_shape = true;
-    v.shape = t.sizes().vec();
+    v.shape = t.sizes;
     v.dim_names.assign(v.shape.size(), "");
     auto it = second.find(name);
-    if (it != second.end() && it->second.dim() == t.dim()) {
-      for (int64_t d = 0; d < t.dim(); ++d)
-        if (it->second.size(d) != t.size(d)) {
+    if (it != second.end() && it->second.sizes.size() == t.sizes.size()) {
+      for (size_t d = 0; d < t.sizes.size(); ++d)
+        if (it->second.sizes[d] != t.sizes[d]) {
           v.shape[d] = kDynamicDim;
           v.dim_names[d] = "N";
         }

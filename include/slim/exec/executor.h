@@ -73,6 +73,16 @@ class Executor {
 
   /// Skip input shape checks (used by shape inference, which runs on substitute dims).
   void set_check_inputs(bool check) { check_inputs_ = check; }
+  /// The shape and element type of a value a run computed.
+  struct ValueShape {
+    std::vector<int64_t> sizes;
+    at::ScalarType dtype;
+  };
+  /// While set, each run runs every node as written (nothing fused or skipped, as when every
+  /// value is fetched) and records into `*shapes` the shape and type of every value a node
+  /// computes, releasing each value after its last reader as usual: shape inference at the
+  /// memory of one run, not of every value at once. nullptr switches it off.
+  void set_shape_recorder(std::map<std::string, ValueShape>* shapes) { shapes_ = shapes; }
 
   /// Inference convolutions on oneDNN with prepacked weights, cached primitives, NHWC
   /// activations and Relu/LeakyRelu/Clip fused into the conv (default on). Off: every Conv runs
@@ -148,6 +158,7 @@ class Executor {
   Graph* graph_;
   bool training_ = false;
   bool check_inputs_ = true;
+  std::map<std::string, ValueShape>* shapes_ = nullptr;
   bool onednn_ = true;
   int onednn_runs_ = 0;
   bool int8_ = true;
