@@ -21,12 +21,11 @@ Prints a table on stderr and one JSON object on stdout.
 """
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import warnings
 
-from common import REPO, emit_report, run  # bench/ is on sys.path
+from common import REPO, emit_report, run, tools  # bench/ is on sys.path
 from bench_quant import build_speed_models, mnist_rgb_folder
 
 ORT_BENCH = os.path.join(REPO, "bench", "ort_bench.js")
@@ -106,15 +105,7 @@ def main():
     ap.add_argument("--json-out")
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
-    slim_bin = os.path.abspath(args.slim)
-    if not os.access(slim_bin, os.X_OK):
-        sys.exit("bench_memory: %s is not an executable; build it first (make build)" % slim_bin)
-    node_bin = shutil.which("node")
-    if node_bin is None:
-        sys.exit("bench_memory: node is not on PATH; run scripts/setup.sh")
-    out_dir = os.path.abspath(args.out_dir or os.path.join(os.path.dirname(slim_bin),
-                                                           "bench_memory"))
-    os.makedirs(out_dir, exist_ok=True)
+    slim_bin, node_bin, out_dir = tools("bench_memory", args.slim, args.out_dir)
     models = build_speed_models(slim_bin, os.path.join(out_dir, "readme"), 8)
     cases = []
     for name, m in models.items():

@@ -30,12 +30,11 @@ Prints tables on stderr and one JSON object on stdout. Timings on a busy machine
 import argparse
 import math
 import os
-import shutil
 import statistics
 import sys
 import warnings
 
-from common import REPO, emit_report, run, run_json  # bench/ is on sys.path
+from common import REPO, emit_report, run, run_json, tools  # bench/ is on sys.path
 from bench_quant import mnist_rgb_folder
 
 ORT_BENCH = os.path.join(REPO, "bench", "ort_bench.js")
@@ -129,16 +128,7 @@ def main():
     if not set(precisions) <= {"float", "int8"}:
         sys.exit("bench_networks: --precisions takes float and/or int8")
     batches = [int(b) for b in args.batches.split(",")]
-    slim_bin = os.path.abspath(args.slim)
-    if not os.access(slim_bin, os.X_OK):
-        sys.exit("bench_networks: %s is not an executable; build it first (make build)" %
-                 slim_bin)
-    node_bin = shutil.which("node")
-    if node_bin is None:
-        sys.exit("bench_networks: node is not on PATH; run scripts/setup.sh")
-    out_dir = os.path.abspath(args.out_dir or os.path.join(os.path.dirname(slim_bin),
-                                                           "bench_networks"))
-    os.makedirs(out_dir, exist_ok=True)
+    slim_bin, node_bin, out_dir = tools("bench_networks", args.slim, args.out_dir)
     models = build_models(slim_bin, nets, precisions, out_dir)
 
     keys = [(e, n, p, b) for n in nets for p in precisions for b in batches

@@ -33,11 +33,10 @@ Timings on a machine busy with other work are noise: run it with nothing else ru
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 
-from common import REPO, run, run_json  # bench/, the script directory, is on sys.path
+from common import REPO, run, run_json, tools  # bench/, the script directory, is on sys.path
 
 ORT_BENCH = os.path.join(REPO, "bench", "ort_bench.js")
 INPUT = "1,28,28"
@@ -100,14 +99,7 @@ def main():
         sys.exit("bench_prune: --threads, --rounds and --runs must be >= 1, --warmup >= 0")
     batches = [int(b) for b in args.batches.split(",")]
 
-    slim_bin = os.path.abspath(args.slim)
-    if not os.access(slim_bin, os.X_OK):
-        sys.exit("bench_prune: %s is not an executable; build it first (make build)" % slim_bin)
-    node_bin = shutil.which("node")
-    if node_bin is None:
-        sys.exit("bench_prune: node is not on PATH; run scripts/setup.sh (ONNX Runtime side)")
-    out_dir = os.path.abspath(args.out_dir or os.path.join(os.path.dirname(slim_bin),
-                                                           "bench_prune"))
+    slim_bin, node_bin, out_dir = tools("bench_prune", args.slim, args.out_dir)
     models = build_models(slim_bin, out_dir)
     for name in MODELS:
         m = models[name]

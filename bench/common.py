@@ -1,6 +1,7 @@
 """Helpers the benchmarks share: the repository root and running `slim`/`node` commands."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -35,3 +36,18 @@ def emit_report(report, json_out=None):
     if json_out:
         with open(json_out, "w") as f:
             f.write(text + "\n")
+
+
+def tools(script, slim, out_dir=None):
+    """(slim, node, out_dir) for bench script `script`: the absolute `slim` binary, which must be
+    built, node from PATH, and out_dir (default <dir of slim>/<script>), created. Exits with a
+    one-line message naming what is missing."""
+    slim_bin = os.path.abspath(slim)
+    if not os.access(slim_bin, os.X_OK):
+        sys.exit("%s: %s is not an executable; build it first (make build)" % (script, slim_bin))
+    node_bin = shutil.which("node")
+    if node_bin is None:
+        sys.exit("%s: node is not on PATH; run scripts/setup.sh (ONNX Runtime side)" % script)
+    out = os.path.abspath(out_dir or os.path.join(os.path.dirname(slim_bin), script))
+    os.makedirs(out, exist_ok=True)
+    return slim_bin, node_bin, out

@@ -9,10 +9,10 @@ namespace slim {
 
 /// A float BatchNormalization node in inference (a BN that does not follow a conv, so
 /// fold_batch_norm leaves it: DenseNet's BN -> ReLU -> Conv after each Concat) as a per-channel
-/// scale and shift, computed once per version of its parameters as ATen computes them
-/// (scale = gamma / sqrt(var + eps), shift = beta - mean * scale), applied in one pass over NCHW
-/// or NHWC data with a following Relu, LeakyRelu or Clip. ATen's batch_norm recomputes them and
-/// dispatches several ops on every call: 12 us a call at DenseNet-169's sizes at batch 1.
+/// scale and shift computed as ATen computes them (scale = gamma / sqrt(var + eps), shift =
+/// beta - mean * scale), applied in one pass over NCHW or NHWC data with a following Relu,
+/// LeakyRelu or Clip. ATen's batch_norm dispatches several ops on every call: 12 us a call at
+/// DenseNet-169's sizes at batch 1, against 4 us here with the Relu.
 class BatchNormInference {
  public:
   /// True when `post` holds only what run() can apply after the affine map.
@@ -23,8 +23,7 @@ class BatchNormInference {
   bool run(KernelContext& c, const std::vector<PostOp>& post);
 
  private:
-  Stamp stamps_[4];
-  std::vector<float> scale_, shift_;
+  std::vector<float> scale_, shift_;  ///< buffers reused between calls
 };
 
 }  // namespace slim
