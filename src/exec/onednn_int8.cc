@@ -230,6 +230,9 @@ struct OneDnnInt8::Plan {
   std::unordered_map<int, dnnl::memory> args;
   int threads = 1;  ///< OpenMP threads the primitive was created for and runs with
   at::ScalarType x_type = at::ScalarType::Undefined;  ///< of the levels the primitive reads
+  /// u8 levels with zero point 128 read and written as u8 with oneDNN's zero points, not as s8
+  /// through an XOR pass each way.
+  bool zero_points = false;
 };
 
 /// Multiply-accumulates per thread below which an int8 step runs on fewer threads at small batches
@@ -368,130 +371,143 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
     pl.x_type = x_type;
     const at::Tensor& w = p.weights;
     const int64_t oc = p.oc;
-    const dt src_dt = x_type == at::kByte && !p.x_shift ? dt::u8 : dt::s8;
-    // Without VNNI oneDNN runs s8 inputs by halving the weights (its weight scale adjustment),
-    // which drops the low bit of every odd weight: not the QDQ graph's result.
-    if (src_dt == dt::s8 && !int8_exact_for_any_weights()) return false;
-    const dt dst_dt = p.y_type == at::kFloat                ? dt::f32
-                      : p.y_type == at::kByte && !p.y_shift ? dt::u8
-                                                            : dt::s8;
-    dnnl::memory::desc src_md, dst_md, user_w_md;
-    dnnl::memory::dims strides, dil, pad_l, pad_r;
-    bool inner_product = !conv;
-    if (conv) {
-      const int64_t group = node_.i("group", 1);
-      if (group < 1 || x.size(1) != w.size(1) * group || oc % group != 0) return false;
-      std::vector<int64_t> kshape(w.sizes().begin() + 2, w.sizes().end());
-      Window win;
-      try {
-        win = resolve_window(node_, x, node_.ints("kernel_shape", kshape));
-      } catch (const Error&) {
-        return false;  // the float Conv kernel reports it
-      }
-      if (win.kernel != kshape) return false;
-      strides = win.strides;
-      pad_l = win.pad_begin;
-      pad_r = win.pad_end;
-      pl.out_dims = {x.size(0), oc};
-      for (int d = 0; d < 2; ++d) {
-        dil.push_back(win.dilations[d] - 1);
-        int64_t eff = (win.kernel[d] - 1) * win.dilations[d] + 1;
-        int64_t o = (x.size(d + 2) + win.pad_begin[d] + win.pad_end[d] - eff) / win.strides[d] + 1;
-        if (o <= 0) return false;
-        pl.out_dims.push_back(o);
-      }
-      // As in OneDnnConv: a pointwise conv over NHWC data is a matrix product, which oneDNN's
-      // inner product runs faster than its 1x1 convolution.
-      bool pointwise = group == 1 && kshape == std::vector<int64_t>{1, 1};
-      for (int d = 0; d < 2; ++d)
-        pointwise =
-            pointwise && win.strides[d] == 1 && win.pad_begin[d] == 0 && win.pad_end[d] == 0;
-      inner_product = pointwise;
-      if (pointwise) {
-        const int64_t rows = x.size(0) * x.size(2) * x.size(3);
-        src_md = dnnl::memory::desc({rows, x.size(1)}, src_dt, tag::nc);
-        dst_md = dnnl::memory::desc({rows, oc}, dst_dt, tag::nc);
-        user_w_md = dnnl::memory::desc({oc, w.size(1)}, dt::s8, {w.stride(0), w.stride(1)});
-      } else {
-        src_md = dnnl::memory::desc(x.sizes().vec(), src_dt, tag::nhwc);
-        dst_md = dnnl::memory::desc(pl.out_dims, dst_dt, tag::nhwc);
-        if (group > 1)
-          user_w_md = dnnl::memory::desc(
-              {group, oc / group, w.size(1), w.size(2), w.size(3)}, dt::s8,
-              {w.stride(0) * (oc / group), w.stride(0), w.stride(1), w.stride(2), w.stride(3)});
-        else
-          user_w_md = dnnl::memory::desc(w.sizes().vec(), dt::s8, w.strides().vec());
-      }
-    } else {
-      // Gemm: weights [N, K] (transB = 1) or [K, N]; oneDNN wants them as (N, K).
-      const bool trans_b = ops_.w_axis == 0;
-      const int64_t k = trans_b ? w.size(1) : w.size(0);
-      if (x.size(1) != k) return false;
-      pl.out_dims = {x.size(0), oc};
-      src_md = dnnl::memory::desc({x.size(0), k}, src_dt, tag::nc);
-      dst_md = dnnl::memory::desc({x.size(0), oc}, dst_dt, tag::nc);
-      user_w_md = trans_b ? dnnl::memory::desc({oc, k}, dt::s8, {w.stride(0), w.stride(1)})
-                          : dnnl::memory::desc({oc, k}, dt::s8, {w.stride(1), w.stride(0)});
-    }
-    dnnl::memory::desc wany(user_w_md.dims(), dt::s8, tag::any);
-    dnnl::memory::desc bias_md =
-        p.bias.defined() ? dnnl::memory::desc({oc}, dt::f32, tag::x) : dnnl::memory::desc();
-    pl.threads = onednn_conv_threads(w, pl.out_dims, kInt8MacsPerThread);
-    OmpThreads threads(pl.threads);
-    try {
-      dnnl::primitive_attr attr;
-      attr.set_output_scales(1 << 1, p.out_scales);
-      if (act_.active()) {
-        dnnl::post_ops ops;
-        switch (act_.kind) {
-          case FusedActivation::Kind::kRelu:
-            ops.append_eltwise(p.eltwise_scale, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-            break;
-          case FusedActivation::Kind::kLeakyRelu:
-            ops.append_eltwise(p.eltwise_scale, dnnl::algorithm::eltwise_relu, act_.alpha, 0.f);
-            break;
-          case FusedActivation::Kind::kClip:
-            ops.append_eltwise(p.eltwise_scale, dnnl::algorithm::eltwise_clip, act_.alpha,
-                               act_.beta);
-            break;
-          case FusedActivation::Kind::kNone:
-            break;
+    // u8 levels with zero point 128: as u8 with oneDNN's zero points where its kernel takes
+    // them (VNNI CPUs, where s8 would be exact too), else as s8 through an XOR pass each way.
+    pl.zero_points = (p.x_shift || p.y_shift) && int8_exact_for_any_weights();
+    for (;; pl.zero_points = false) {
+      const bool zp = pl.zero_points;
+      const dt src_dt = x_type == at::kByte && (!p.x_shift || zp) ? dt::u8 : dt::s8;
+      // Without VNNI oneDNN runs s8 inputs by halving the weights (its weight scale adjustment),
+      // which drops the low bit of every odd weight: not the QDQ graph's result.
+      if (src_dt == dt::s8 && !int8_exact_for_any_weights()) return false;
+      const dt dst_dt = p.y_type == at::kFloat                ? dt::f32
+                        : p.y_type == at::kByte && (!p.y_shift || zp) ? dt::u8
+                                                                      : dt::s8;
+      dnnl::memory::desc src_md, dst_md, user_w_md;
+      dnnl::memory::dims strides, dil, pad_l, pad_r;
+      bool inner_product = !conv;
+      if (conv) {
+        const int64_t group = node_.i("group", 1);
+        if (group < 1 || x.size(1) != w.size(1) * group || oc % group != 0) return false;
+        std::vector<int64_t> kshape(w.sizes().begin() + 2, w.sizes().end());
+        Window win;
+        try {
+          win = resolve_window(node_, x, node_.ints("kernel_shape", kshape));
+        } catch (const Error&) {
+          return false;  // the float Conv kernel reports it
         }
-        attr.set_post_ops(ops);
-      }
-      dnnl::memory::desc weights_md;
-      std::string impl;
-      if (inner_product) {
-        auto desc = dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference, src_md,
-                                                      wany, bias_md, dst_md);
-        dnnl::inner_product_forward::primitive_desc pd(desc, attr, onednn_engine());
-        impl = pd.impl_info_str();
-        pl.prim = dnnl::inner_product_forward(pd);
-        weights_md = pd.weights_desc();
+        if (win.kernel != kshape) return false;
+        strides = win.strides;
+        pad_l = win.pad_begin;
+        pad_r = win.pad_end;
+        pl.out_dims = {x.size(0), oc};
+        for (int d = 0; d < 2; ++d) {
+          dil.push_back(win.dilations[d] - 1);
+          int64_t eff = (win.kernel[d] - 1) * win.dilations[d] + 1;
+          int64_t o = (x.size(d + 2) + win.pad_begin[d] + win.pad_end[d] - eff) / win.strides[d] + 1;
+          if (o <= 0) return false;
+          pl.out_dims.push_back(o);
+        }
+        // As in OneDnnConv: a pointwise conv over NHWC data is a matrix product, which oneDNN's
+        // inner product runs faster than its 1x1 convolution.
+        bool pointwise = group == 1 && kshape == std::vector<int64_t>{1, 1};
+        for (int d = 0; d < 2; ++d)
+          pointwise =
+              pointwise && win.strides[d] == 1 && win.pad_begin[d] == 0 && win.pad_end[d] == 0;
+        inner_product = pointwise;
+        if (pointwise) {
+          const int64_t rows = x.size(0) * x.size(2) * x.size(3);
+          src_md = dnnl::memory::desc({rows, x.size(1)}, src_dt, tag::nc);
+          dst_md = dnnl::memory::desc({rows, oc}, dst_dt, tag::nc);
+          user_w_md = dnnl::memory::desc({oc, w.size(1)}, dt::s8, {w.stride(0), w.stride(1)});
+        } else {
+          src_md = dnnl::memory::desc(x.sizes().vec(), src_dt, tag::nhwc);
+          dst_md = dnnl::memory::desc(pl.out_dims, dst_dt, tag::nhwc);
+          if (group > 1)
+            user_w_md = dnnl::memory::desc(
+                {group, oc / group, w.size(1), w.size(2), w.size(3)}, dt::s8,
+                {w.stride(0) * (oc / group), w.stride(0), w.stride(1), w.stride(2), w.stride(3)});
+          else
+            user_w_md = dnnl::memory::desc(w.sizes().vec(), dt::s8, w.strides().vec());
+        }
       } else {
-        auto desc = dnnl::convolution_forward::desc(
-            dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wany,
-            bias_md, dst_md, strides, dil, pad_l, pad_r);
-        dnnl::convolution_forward::primitive_desc pd(desc, attr, onednn_engine());
-        impl = pd.impl_info_str();
-        pl.prim = dnnl::convolution_forward(pd);
-        weights_md = pd.weights_desc();
+        // Gemm: weights [N, K] (transB = 1) or [K, N]; oneDNN wants them as (N, K).
+        const bool trans_b = ops_.w_axis == 0;
+        const int64_t k = trans_b ? w.size(1) : w.size(0);
+        if (x.size(1) != k) return false;
+        pl.out_dims = {x.size(0), oc};
+        src_md = dnnl::memory::desc({x.size(0), k}, src_dt, tag::nc);
+        dst_md = dnnl::memory::desc({x.size(0), oc}, dst_dt, tag::nc);
+        user_w_md = trans_b ? dnnl::memory::desc({oc, k}, dt::s8, {w.stride(0), w.stride(1)})
+                            : dnnl::memory::desc({oc, k}, dt::s8, {w.stride(1), w.stride(0)});
       }
-      if (onednn_is_reference(impl.c_str())) return false;  // plan stays unusable
-      // With s8 sources the kernel adds 128 to make them u8 and subtracts the compensation
-      // sum(w) * 128 that the reorder into its own weights layout computes.
-      pl.weights = dnnl::memory(weights_md, onednn_engine());
-      dnnl::memory user(user_w_md, onednn_engine(), p.weights.data_ptr());
-      dnnl::reorder(user, pl.weights).execute(onednn_stream(), user, pl.weights);
-      onednn_stream().wait();
-      pl.src = dnnl::memory(src_md, onednn_engine(), DNNL_MEMORY_NONE);
-      pl.dst = dnnl::memory(dst_md, onednn_engine(), DNNL_MEMORY_NONE);
-      pl.args = {{DNNL_ARG_SRC, pl.src}, {DNNL_ARG_WEIGHTS, pl.weights}, {DNNL_ARG_DST, pl.dst}};
-      if (p.bias.defined())
-        pl.args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, onednn_engine(), p.bias.data_ptr()));
-      pl.usable = true;
-    } catch (const dnnl::error&) {
-      return false;
+      dnnl::memory::desc wany(user_w_md.dims(), dt::s8, tag::any);
+      dnnl::memory::desc bias_md =
+          p.bias.defined() ? dnnl::memory::desc({oc}, dt::f32, tag::x) : dnnl::memory::desc();
+      pl.threads = onednn_conv_threads(w, pl.out_dims, kInt8MacsPerThread);
+      OmpThreads threads(pl.threads);
+      try {
+        dnnl::primitive_attr attr;
+        attr.set_output_scales(1 << 1, p.out_scales);
+        if (zp && p.x_shift) attr.set_zero_points(DNNL_ARG_SRC, 0, {128});
+        if (zp && p.y_shift) attr.set_zero_points(DNNL_ARG_DST, 0, {128});
+        if (act_.active()) {
+          dnnl::post_ops ops;
+          switch (act_.kind) {
+            case FusedActivation::Kind::kRelu:
+              ops.append_eltwise(p.eltwise_scale, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+              break;
+            case FusedActivation::Kind::kLeakyRelu:
+              ops.append_eltwise(p.eltwise_scale, dnnl::algorithm::eltwise_relu, act_.alpha, 0.f);
+              break;
+            case FusedActivation::Kind::kClip:
+              ops.append_eltwise(p.eltwise_scale, dnnl::algorithm::eltwise_clip, act_.alpha,
+                                 act_.beta);
+              break;
+            case FusedActivation::Kind::kNone:
+              break;
+          }
+          attr.set_post_ops(ops);
+        }
+        dnnl::memory::desc weights_md;
+        std::string impl;
+        if (inner_product) {
+          auto desc = dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference, src_md,
+                                                        wany, bias_md, dst_md);
+          dnnl::inner_product_forward::primitive_desc pd(desc, attr, onednn_engine());
+          impl = pd.impl_info_str();
+          pl.prim = dnnl::inner_product_forward(pd);
+          weights_md = pd.weights_desc();
+        } else {
+          auto desc = dnnl::convolution_forward::desc(
+              dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wany,
+              bias_md, dst_md, strides, dil, pad_l, pad_r);
+          dnnl::convolution_forward::primitive_desc pd(desc, attr, onednn_engine());
+          impl = pd.impl_info_str();
+          pl.prim = dnnl::convolution_forward(pd);
+          weights_md = pd.weights_desc();
+        }
+        if (onednn_is_reference(impl.c_str())) {
+          if (zp) continue;  // without zero points
+          return false;      // plan stays unusable
+        }
+        // With s8 sources the kernel adds 128 to make them u8 and subtracts the compensation
+        // sum(w) * 128 that the reorder into its own weights layout computes.
+        pl.weights = dnnl::memory(weights_md, onednn_engine());
+        dnnl::memory user(user_w_md, onednn_engine(), p.weights.data_ptr());
+        dnnl::reorder(user, pl.weights).execute(onednn_stream(), user, pl.weights);
+        onednn_stream().wait();
+        pl.src = dnnl::memory(src_md, onednn_engine(), DNNL_MEMORY_NONE);
+        pl.dst = dnnl::memory(dst_md, onednn_engine(), DNNL_MEMORY_NONE);
+        pl.args = {{DNNL_ARG_SRC, pl.src}, {DNNL_ARG_WEIGHTS, pl.weights}, {DNNL_ARG_DST, pl.dst}};
+        if (p.bias.defined())
+          pl.args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, onednn_engine(), p.bias.data_ptr()));
+        pl.usable = true;
+      } catch (const dnnl::error&) {
+        if (zp) continue;
+        return false;
+      }
+      break;
     }
   }
   Plan& pl = *slot;
@@ -502,8 +518,8 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
                               : x.contiguous(at::MemoryFormat::ChannelsLast))
                        : x.contiguous();
   // u8 levels q with zero point 128 are the s8 levels q - 128 = q ^ 0x80 (same bits otherwise).
-  if (p.x_shift) xs = at::bitwise_xor(xs, 128).view(at::kChar);
-  const at::ScalarType y_type = p.y_shift ? at::kChar : p.y_type;
+  if (p.x_shift && !pl.zero_points) xs = at::bitwise_xor(xs, 128).view(at::kChar);
+  const at::ScalarType y_type = p.y_shift && !pl.zero_points ? at::kChar : p.y_type;
   at::Tensor y = at::empty(
       pl.out_dims, x.options().dtype(y_type).memory_format(conv ? at::MemoryFormat::ChannelsLast
                                                                 : at::MemoryFormat::Contiguous));
@@ -512,7 +528,7 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   OmpThreads threads(pl.threads);
   pl.prim.execute(onednn_stream(), pl.args);
   onednn_stream().wait();
-  if (p.y_shift) {
+  if (p.y_shift && !pl.zero_points) {
     y = y.view(at::kByte);
     y.bitwise_xor_(128);
   }

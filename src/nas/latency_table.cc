@@ -72,7 +72,7 @@ const ValueInfo* info_of(const Graph& g, const std::string& v) {
 
 Prepared prepare(const Graph& model, int64_t batch) {
   Prepared p;
-  p.g = model.clone();
+  p.g = model;  // shallow: folding replaces the folded convs' tensors and shares the rest
   fold_batch_norm(p.g);
   bool known = true;
   for (const auto& n : p.g.nodes)

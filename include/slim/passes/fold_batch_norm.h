@@ -10,6 +10,8 @@ namespace slim {
 /// Preserves: numerics within float rounding (1e-5 relative). Not fired when the conv output has
 /// other readers or is a graph output, the weight or bias is shared, or BN has training outputs.
 /// Preconditions: inference only (the folded graph has no BN statistics to train).
+/// The folded weights and biases are new tensors (nothing is changed in place), so a shallow
+/// copy of a graph (Graph's copy constructor) may be folded without touching the original.
 /// Returns the number of BatchNormalization nodes folded.
 int fold_batch_norm(Graph& g);
 
