@@ -33,6 +33,7 @@ void add_run(CLI::App& app) {
     std::vector<at::Tensor> xs;
     for (const auto& p : args->in) xs.push_back(npy_load(p));
     Executor ex(g);
+    ex.set_release_weights(true);  // one run: packed int8 weights need not stay in the graph
     std::vector<at::Tensor> ys;
     try {
       ys = ex.run(xs);

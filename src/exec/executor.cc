@@ -500,6 +500,43 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
   }
 }
 
+void Executor::release_packed_weights(size_t k, std::vector<at::Tensor>& slots) {
+  const int operand = steps_[k].int8->packed_operand();
+  if (operand < 0) return;
+  const int w = steps_[k].int8_in[operand];
+  if (w < 0 || (!released_.empty() && released_[w])) return;
+  auto init = std::find_if(init_slots_.begin(), init_slots_.end(),
+                           [&](const auto& e) { return e.first == w; });
+  if (init == init_slots_.end() || graph_->is_output(init->second)) return;
+  // Every step reading the weights must be a DequantizeLinear read past only by int8 steps that
+  // have packed them.
+  std::vector<Int8Step*> packers;
+  for (const Step& st : steps_) {
+    if (std::find(st.in.begin(), st.in.end(), w) == st.in.end()) continue;
+    if (st.node->op_type != "DequantizeLinear" || st.int8_readers.empty() ||
+        std::find(output_slots_.begin(), output_slots_.end(), st.out[0]) != output_slots_.end())
+      return;
+    for (const Step& other : steps_)
+      if (&other != &st &&
+          std::find(other.in.begin(), other.in.end(), st.out[0]) != other.in.end() &&
+          std::find(st.int8_readers.begin(), st.int8_readers.end(), &other - steps_.data()) ==
+              st.int8_readers.end())
+        return;  // a step that is not one of its int8 readers (SiLU's Mul and the like)
+    for (int r : st.int8_readers) {
+      const Step& reader = steps_[r];
+      const int p = reader.int8->packed_operand();
+      if (p < 0 || reader.int8_in[p] != w) return;
+      packers.push_back(reader.int8.get());
+    }
+  }
+  if (packers.empty()) return;
+  for (Int8Step* p : packers) p->release_packed();
+  if (released_.empty()) released_.assign(num_slots_, false);
+  released_[w] = true;
+  slots[w].reset();
+  graph_->initializers[init->second] = at::Tensor();
+}
+
 void Executor::check_input(const ValueInfo& info, const at::Tensor& t) const {
   SLIM_CHECK(t.defined(), "input '", info.name, "' was not given");
   SLIM_CHECK(t.scalar_type() == info.dtype, "input '", info.name, "' expects ",
@@ -559,6 +596,10 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
     ctx.in.reserve(step.in.size());
     for (size_t i = 0; i < step.in.size(); ++i) {
       int s = step.in[i];
+      SLIM_CHECK(s < 0 || released_.empty() || !released_[s], step.node->label(), " reads '",
+                 step.node->inputs[i], "', freed after an int8 step packed it (a run with ",
+                 "another input shape or type, or fetching intermediate values, after the ",
+                 "weights were released)");
       if (s < 0)
         ctx.in.emplace_back();
       else if (step.hand_over[i] && !held[s])
@@ -661,6 +702,8 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       if (done) {
         ++int8_runs_;
         slots[step.int8_out] = std::move(y);
+        in.clear();
+        if (release_weights_) release_packed_weights(k, slots);
         for (int a : step.int8_after) skip[a] = true;
         release(step);
         engine = "int8";

@@ -263,7 +263,7 @@ bool OneDnnInt8::prepare(const std::vector<at::Tensor>& in) {
     for (int k = kXScale; k < kNumOperands; ++k) v.push_back(k);
     return v;
   }();
-  if (params_ && same_stamps(params_->stamps, in, kParams)) return params_->ok;
+  if (params_ && (released_ || same_stamps(params_->stamps, in, kParams))) return params_->ok;
   plans_.clear();  // they point into the old params
   last_plan_ = nullptr;
   params_ = std::make_unique<Params>();
@@ -345,6 +345,16 @@ bool OneDnnInt8::prepare(const std::vector<at::Tensor>& in) {
   return true;
 }
 
+int OneDnnInt8::packed_operand() const {
+  const bool packed = params_ && params_->ok && last_plan_ && *last_plan_ && (*last_plan_)->usable;
+  return packed ? static_cast<int>(kW) : -1;
+}
+
+void OneDnnInt8::release_packed() {
+  released_ = true;
+  if (params_) params_->weights = at::Tensor();
+}
+
 bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   using tag = dnnl::memory::format_tag;
   using dt = dnnl::memory::data_type;
@@ -366,6 +376,7 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   }
   auto& slot = *last_plan_;
   if (!slot || slot->x_type != x_type) {
+    if (released_) return false;  // the weights to pack are gone
     slot = std::make_unique<Plan>();
     Plan& pl = *slot;
     pl.x_type = x_type;

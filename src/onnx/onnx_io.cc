@@ -5,6 +5,8 @@
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
 #include <onnx/version_converter/convert.h>
+#include <fcntl.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -354,13 +356,20 @@ void upgrade_opset(onnx::ModelProto& mp, const std::string& origin,
 
 }  // namespace
 
-Graph onnx_parse(const std::string& bytes, const std::string& origin, const std::string& base_dir) {
-  onnx::ModelProto mp;
-  SLIM_CHECK(!bytes.empty(), origin, ": file is empty, not an ONNX model");
-  SLIM_CHECK(mp.ParseFromString(bytes), origin,
+namespace {
+
+void check_parsed(bool parsed, size_t bytes, const std::string& origin) {
+  SLIM_CHECK(bytes > 0, origin, ": file is empty, not an ONNX model");
+  SLIM_CHECK(parsed, origin,
              ": not a valid ONNX model (protobuf parsing failed; the file is truncated or of "
              "another format; ",
-             bytes.size(), " bytes)");
+             bytes, " bytes)");
+}
+
+/// The graph of a parsed model. Consumes the initializers' data: each one's bytes are freed once
+/// copied into its tensor, so a model is in memory about once while it loads, not twice.
+Graph graph_from_proto(onnx::ModelProto& mp, const std::string& origin,
+                       const std::string& base_dir) {
   SLIM_CHECK(mp.has_graph() && mp.ir_version() > 0, origin,
              ": not a valid ONNX model (no graph or IR version; the file is of another format)");
   const int64_t file_opset = default_opset(mp);
@@ -386,8 +395,10 @@ Graph onnx_parse(const std::string& bytes, const std::string& origin, const std:
              "; re-export the model with opset_version in that range)");
   const auto& gp = mp.graph();
   g.name = gp.name().empty() ? "graph" : gp.name();
-  for (const auto& t : gp.initializer())
+  for (auto& t : *mp.mutable_graph()->mutable_initializer()) {
     g.initializers[t.name()] = tensor_from_proto(t, origin, base_dir);
+    std::string().swap(*t.mutable_raw_data());
+  }
   SLIM_CHECK(gp.sparse_initializer_size() == 0, origin, ": sparse initializers are not supported");
   for (const auto& vp : gp.input())
     if (!g.initializers.count(vp.name())) g.inputs.push_back(value_info_from_proto(vp, origin));
@@ -451,9 +462,33 @@ Graph onnx_parse(const std::string& bytes, const std::string& origin, const std:
   return g;
 }
 
+}  // namespace
+
+Graph onnx_parse(const std::string& bytes, const std::string& origin, const std::string& base_dir) {
+  onnx::ModelProto mp;
+  check_parsed(!bytes.empty() && mp.ParseFromString(bytes), bytes.size(), origin);
+  return graph_from_proto(mp, origin, base_dir);
+}
+
 Graph onnx_load(const std::string& path) {
-  std::string bytes = read_file(path);
-  return onnx_parse(bytes, path, dir_of(path));
+  // Parsed straight from the file: holding the file's bytes as well would add the model's size
+  // to the peak memory of every command.
+  std::error_code ec;
+  SLIM_CHECK(!std::filesystem::is_directory(path, ec), "cannot open '", path,
+             "': it is a folder, not a file");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  SLIM_CHECK(fd >= 0, "cannot open '", path, "': ", std::strerror(errno));
+  onnx::ModelProto mp;
+  bool parsed = false;
+  {
+    google::protobuf::io::FileInputStream in(fd);
+    in.SetCloseOnDelete(true);
+    parsed = mp.ParseFromZeroCopyStream(&in);
+    SLIM_CHECK(in.GetErrno() == 0, "cannot read '", path, "': ", std::strerror(in.GetErrno()));
+  }
+  const auto size = std::filesystem::file_size(path, ec);
+  check_parsed(parsed && !ec && size > 0, ec ? 0 : static_cast<size_t>(size), path);
+  return graph_from_proto(mp, path, dir_of(path));
 }
 
 Graph onnx_convert_opset(const Graph& g, int64_t opset, const std::string& what) {

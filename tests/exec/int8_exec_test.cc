@@ -758,5 +758,39 @@ TEST(Int8Exec, QdqMobileNetV1RunsEveryConvAndTheGemmInInt8) {
   }
 }
 
+TEST(Int8Exec, ReleasedWeightsGiveTheSameOutputsAndLeaveTheGraph) {
+  // `slim run`: weights an int8 step packed are freed from the graph during the first run.
+  Graph f = test::mnist_mobilenet_v1();
+  test::randomize_batch_norm(f, 9);
+  at::manual_seed(11);
+  Graph g = quantize_model(f, at::randn({8, 1, 28, 28}));
+  Graph one_shot = g;  // the same tensors; the executor drops its copy's references
+  Executor kept(g), released(one_shot);
+  released.set_release_weights(true);
+  at::Tensor x = at::randn({2, 1, 28, 28});
+  at::Tensor want = kept.run({x})[0];
+  EXPECT_TRUE(at::equal(released.run({x})[0], want));
+  int freed = 0, int8_convs = released.int8_ops_last_run();
+  for (const auto& n : g.nodes) {
+    if (n.op_type != "Conv" && n.op_type != "Gemm") continue;
+    const Node* dq = nullptr;
+    for (const auto& m : g.nodes)
+      if (m.outputs[0] == n.inputs[1]) dq = &m;
+    ASSERT_NE(dq, nullptr);
+    const bool gone = !one_shot.initializers.at(dq->inputs[0]).defined();
+    freed += gone;
+    EXPECT_TRUE(g.initializers.at(dq->inputs[0]).defined());
+  }
+  EXPECT_EQ(freed, int8_convs);
+  EXPECT_GE(freed, 27);
+  int undefined = 0;
+  for (const auto& [name, t] : one_shot.initializers) undefined += !t.defined();
+  EXPECT_EQ(undefined, freed);  // nothing but the packed weights
+  // Later runs of the same shape need nothing that was freed; another shape says what is gone.
+  EXPECT_TRUE(at::equal(released.run({x})[0], want));
+  const std::string msg = test::error_of([&] { released.run({at::randn({3, 1, 28, 28})}); });
+  EXPECT_NE(msg.find("freed after an int8 step packed it"), std::string::npos) << msg;
+}
+
 }  // namespace
 }  // namespace slim

@@ -106,6 +106,13 @@ class Executor {
   /// Fused int8 Conv/Gemm, Add and MaxPool steps the last run executed in int8.
   int int8_ops_last_run() const { return int8_runs_; }
 
+  /// For one-shot inference (`slim run`): an int8 step's weights, once packed into oneDNN's
+  /// layout, are freed from the graph (Graph::initializers then holds an undefined tensor under
+  /// their name) as soon as no other step reads them, so the model is in memory once, not twice.
+  /// A promise that the graph is not changed, trained or run by another executor afterwards, and
+  /// that inputs keep the type and shape of the first run: a later run that would need a freed
+  /// weight fails naming it. Off by default.
+  void set_release_weights(bool on) { release_weights_ = on; }
   /// Per-node wall time of every following run (off by default; costs two clock reads a node).
   /// Steps whose work a fused step did (skipped DequantizeLinear, fused activations and
   /// QuantizeLinear) do not appear.
@@ -154,6 +161,9 @@ class Executor {
   void compile_int8(const std::vector<bool>& pinned, const std::vector<int>& producer_step);
   std::vector<at::Tensor> execute(std::vector<at::Tensor> slots, const std::vector<int>& keep);
   void check_input(const ValueInfo& info, const at::Tensor& t) const;
+  /// Frees the weights int8 step `k` has packed when no step that still reads them remains
+  /// (set_release_weights).
+  void release_packed_weights(size_t k, std::vector<at::Tensor>& slots);
 
   Graph* graph_;
   bool training_ = false;
@@ -163,6 +173,8 @@ class Executor {
   int onednn_runs_ = 0;
   bool int8_ = true;
   int int8_runs_ = 0;
+  bool release_weights_ = false;
+  std::vector<bool> released_;  ///< by slot: initializers set_release_weights freed
   bool profiling_ = false;
   std::vector<NodeTime> profile_;  ///< one entry per step while profiling
   std::map<std::string, int> slot_of_;

@@ -69,6 +69,13 @@ class Int8Step {
   /// returns true, or returns false without touching `out` when this call does not qualify: the
   /// caller then runs the original nodes.
   virtual bool run(const std::vector<at::Tensor>& in, at::Tensor& out) = 0;
+  /// The operand the step has copied into its own layout (weights), or -1: after a run that
+  /// returned true, the step's result no longer depends on that tensor's storage.
+  virtual int packed_operand() const { return -1; }
+  /// Drops the step's reference to packed_operand() and stops reading or checking it: later
+  /// runs take it undefined. Runs whose input type or shape needs the weights packed again then
+  /// return false. Only for operands that never change again (Executor::set_release_weights).
+  virtual void release_packed() {}
 };
 
 /// One fused int8 Conv or Gemm.
@@ -91,6 +98,9 @@ class OneDnnInt8 : public Int8Step {
   /// runs the original nodes. Weights, scales and bias are prepared again only when one of their
   /// tensors changes (same Stamp logic as OneDnnConv).
   bool run(const std::vector<at::Tensor>& in, at::Tensor& out) override;
+  /// The weights (operand 3) once a run has packed them.
+  int packed_operand() const override;
+  void release_packed() override;
 
  private:
   struct Params;
@@ -99,6 +109,7 @@ class OneDnnInt8 : public Int8Step {
   const Node& node_;
   Int8Operands ops_;
   FusedActivation act_;
+  bool released_ = false;  ///< release_packed() was called: operands are no longer checked
   std::unique_ptr<Params> params_;  ///< scales, bias and operand Stamps; null before first run
   std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;  ///< by input dims
   std::vector<int64_t> last_dims_;                               ///< of the last run ...
