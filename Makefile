@@ -24,8 +24,13 @@ test: build
 # OPENBLAS_CORETYPE=SkylakeX".
 ISA ?= ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell
 
+# The shared MNIST model of the accuracy suites is the one `make test` trained (see
+# tests/trained_models.h); SHARED_MODEL=0 trains it again under these kernels first.
+SHARED_MODEL ?= 1
+
 test-isa: build
-	cd $(BUILD) && env $(ISA) ctest -L numeric --output-on-failure -j$(JOBS) --timeout 600
+	cd $(BUILD) && env $(ISA) SLIM_TEST_SHARED_MODEL=$(SHARED_MODEL) ctest -L numeric \
+		--output-on-failure -j$(JOBS) --timeout 600
 
 # The library, `slim` and the tests built with AddressSanitizer (with LeakSanitizer) and
 # UndefinedBehaviorSanitizer in their own tree, then the suite run there. CMakeLists.txt

@@ -73,7 +73,8 @@ const ValueInfo* info_of(const Graph& g, const std::string& v) {
 Prepared prepare(const Graph& model, int64_t batch) {
   Prepared p;
   p.g = model;  // shallow: folding replaces the folded convs' tensors and shares the rest
-  fold_batch_norm(p.g);
+  // Steps are timed on weights of their own (time_step): the folded values are never read.
+  fold_batch_norm(p.g, /*values_too=*/false);
   bool known = true;
   for (const auto& n : p.g.nodes)
     for (const auto& v : n.inputs) known = known && (v.empty() || p.g.shape_of(v));

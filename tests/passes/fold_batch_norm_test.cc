@@ -76,5 +76,33 @@ TEST(FoldBatchNorm, AddsABiasWhenTheConvHasNone) {
   EXPECT_LT((ref - got).abs().max().item<double>(), 1e-5 * ref.abs().max().item<double>());
 }
 
+TEST(FoldBatchNorm, FoldedTensorsAreTheDoubleFormulaRoundedOnce) {
+  // W' = W * s and b' = (b - mean) * s + offset with s = scale / sqrt(var + eps), each computed
+  // in double and rounded once to the weights' type; grouped and pointwise weights alike.
+  for (int64_t group : {1, 8}) {
+    SCOPED_TRACE("group " + std::to_string(group));
+    test::GraphBuilder b;
+    auto x = b.input("x", {kDynamicDim, 8, 6, 6});
+    at::manual_seed(group);
+    const at::Tensor w = at::randn({16, 8 / group, 3, 3}), bias = at::randn({16});
+    const at::Tensor sc = at::rand({16}) + 0.5, off = at::randn({16}), mean = at::randn({16}),
+                     var = at::rand({16}) + 0.1;
+    auto c = b.node("Conv", {x, b.init("w", w), b.init("b", bias)},
+                    {{"group", group}, {"pads", Ints{1, 1, 1, 1}}}, "conv");
+    b.output(b.node("BatchNormalization",
+                    {c, b.init("s", sc), b.init("o", off), b.init("m", mean), b.init("v", var)},
+                    {{"epsilon", 1e-3f}}, "bn"));
+    Graph f = b.build();
+    ASSERT_EQ(fold_batch_norm(f), 1);
+    const at::Tensor s =
+        sc.to(at::kDouble) / (var.to(at::kDouble) + static_cast<double>(1e-3f)).sqrt();
+    EXPECT_TRUE(at::equal(f.initializers.at("w"),
+                          (w.to(at::kDouble) * s.view({16, 1, 1, 1})).to(at::kFloat)));
+    EXPECT_TRUE(at::equal(f.initializers.at("b"),
+                          ((bias.to(at::kDouble) - mean.to(at::kDouble)) * s + off.to(at::kDouble))
+                              .to(at::kFloat)));
+  }
+}
+
 }  // namespace
 }  // namespace slim

@@ -12,7 +12,9 @@ namespace slim {
 /// Preconditions: inference only (the folded graph has no BN statistics to train).
 /// The folded weights and biases are new tensors (nothing is changed in place), so a shallow
 /// copy of a graph (Graph's copy constructor) may be folded without touching the original.
-/// Returns the number of BatchNormalization nodes folded.
-int fold_batch_norm(Graph& g);
+/// Returns the number of BatchNormalization nodes folded. `values_too` false: the structure only,
+/// the folded weights left uninitialized (for plans, shapes and latency-table signatures, which
+/// do not read them; a network of a search space's cover is folded in a fraction of the time).
+int fold_batch_norm(Graph& g, bool values_too = true);
 
 }  // namespace slim
