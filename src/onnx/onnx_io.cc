@@ -1,12 +1,12 @@
 #include "slim/onnx/onnx_io.h"
 
+#include <fcntl.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <onnx/checker.h>
 #include <onnx/defs/schema.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
 #include <onnx/version_converter/convert.h>
-#include <fcntl.h>
-#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <unistd.h>
 
 #include <cerrno>

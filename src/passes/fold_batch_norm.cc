@@ -76,9 +76,8 @@ int fold_batch_norm(Graph& g, bool values_too) {
                               offset = values(g.initializers.at(bn.input(2))),
                               mean = values(g.initializers.at(bn.input(3))),
                               var = values(g.initializers.at(bn.input(4)));
-    const std::vector<double> b = conv.input(2).empty()
-                                      ? std::vector<double>(cout, 0.0)
-                                      : values(g.initializers.at(conv.input(2)));
+    const std::vector<double> b = conv.input(2).empty() ? std::vector<double>(cout, 0.0)
+                                                        : values(g.initializers.at(conv.input(2)));
     if (scale.size() != cout || offset.size() != cout || mean.size() != cout ||
         var.size() != cout || b.size() != cout)
       continue;

@@ -98,9 +98,9 @@ TEST(FoldBatchNorm, FoldedTensorsAreTheDoubleFormulaRoundedOnce) {
         sc.to(at::kDouble) / (var.to(at::kDouble) + static_cast<double>(1e-3f)).sqrt();
     EXPECT_TRUE(at::equal(f.initializers.at("w"),
                           (w.to(at::kDouble) * s.view({16, 1, 1, 1})).to(at::kFloat)));
-    EXPECT_TRUE(at::equal(f.initializers.at("b"),
-                          ((bias.to(at::kDouble) - mean.to(at::kDouble)) * s + off.to(at::kDouble))
-                              .to(at::kFloat)));
+    EXPECT_TRUE(at::equal(
+        f.initializers.at("b"),
+        ((bias.to(at::kDouble) - mean.to(at::kDouble)) * s + off.to(at::kDouble)).to(at::kFloat)));
   }
 }
 

@@ -109,7 +109,7 @@ class OneDnnInt8 : public Int8Step {
   const Node& node_;
   Int8Operands ops_;
   FusedActivation act_;
-  bool released_ = false;  ///< release_packed() was called: operands are no longer checked
+  bool released_ = false;           ///< release_packed() was called: operands are no longer checked
   std::unique_ptr<Params> params_;  ///< scales, bias and operand Stamps; null before first run
   std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;  ///< by input dims
   std::vector<int64_t> last_dims_;                               ///< of the last run ...
