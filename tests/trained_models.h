@@ -29,9 +29,9 @@ inline uint64_t test_seed() {
 /// A name for the kernel settings that can change a training trajectory, so that a model trained
 /// under one setting is not reused under another. `make test-isa` sets SLIM_TEST_SHARED_MODEL=1:
 /// its suites then take the model `make test` trained under the default kernels (trained here
-/// only if there is none), as a user runs a model trained on another machine; the training
-/// suites (TrainMnist, Distill, QuantAwareTraining, ...) still train under its kernels, and the
-/// bounds on this model were measured under each setting (trained_mnist_mobilenet_v1).
+/// only if there is none), as a user runs a model trained on another machine, and prune, quantize
+/// and fine-tune it under its kernels; the bounds on this model were measured under each setting
+/// (trained_mnist_mobilenet_v1).
 inline std::string kernel_setting_tag() {
   const char* shared = std::getenv("SLIM_TEST_SHARED_MODEL");
   if (shared && *shared && std::string(shared) != "0") return "";

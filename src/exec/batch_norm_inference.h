@@ -2,7 +2,6 @@
 // Internal to src/exec: BatchNormalization in inference as one pass over the data.
 #include <vector>
 
-#include "onednn_common.h"
 #include "slim/exec/onednn_conv.h"
 
 namespace slim {

@@ -588,10 +588,13 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       if (!held[s]) slots[s].reset();
   };
   const char* engine = "aten";  // how the current step ran, for the profile
+  // Operand vectors reused from step to step: at batch 1 two allocations a step were a few
+  // percent of a run.
+  std::vector<at::Tensor> in_buf, out_buf;
   auto run_step = [&](size_t k) {
     Step& step = steps_[k];
     const bool training = training_ && !step.frozen;
-    KernelContext ctx{*step.node, {}, {}, training, graph_->opset};
+    KernelContext ctx{*step.node, std::move(in_buf), std::move(out_buf), training, graph_->opset};
     ctx.inplace_in_training = step.inplace_in_training;
     ctx.in.reserve(step.in.size());
     for (size_t i = 0; i < step.in.size(); ++i) {
@@ -608,7 +611,7 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
         ctx.in.push_back(slots[s]);
     }
     ctx.out.resize(step.out.size());
-    std::vector<int> out_slots = step.out;
+    int first_out = step.out.empty() ? -1 : step.out[0];  // the post-ops' slot when they ran
     try {
       if ((step.onednn || step.bn) && !training) {
         const bool fuse = !step.post.empty() && std::none_of(step.post_inner.begin(),
@@ -636,7 +639,7 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
         }
         if (fuse) {
           for (int a : step.post_steps) done_by_conv[a] = true;
-          out_slots[0] = step.post_out;
+          first_out = step.post_out;
         }
       } else if (step.onednn_gemm && !training && step.onednn_gemm->run(ctx)) {
         engine = "onednn";
@@ -654,16 +657,22 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
                                                          : std::string("_"));
       SLIM_FAIL(step.node->label(), " failed on inputs (", shapes, "): ", msg);
     }
-    for (size_t k = 0; k < out_slots.size(); ++k) {
-      if (out_slots[k] < 0) continue;
+    for (size_t k = 0; k < step.out.size(); ++k) {
+      const int slot = k == 0 ? first_out : step.out[k];
+      if (slot < 0) continue;
       SLIM_ASSERT(ctx.out[k].defined() || step.node->outputs[k].empty(), step.node->label(),
                   " did not produce output #", k);
       if (shapes_ && ctx.out[k].defined())
         (*shapes_)[step.node->outputs[k]] = {ctx.out[k].sizes().vec(), ctx.out[k].scalar_type()};
-      slots[out_slots[k]] = std::move(ctx.out[k]);
+      slots[slot] = std::move(ctx.out[k]);
     }
     release(step);
+    ctx.in.clear();
+    ctx.out.clear();
+    in_buf = std::move(ctx.in);
+    out_buf = std::move(ctx.out);
   };
+  std::vector<at::Tensor> int8_buf;  // an int8 step's operands, reused likewise
   for (size_t k = 0; k < steps_.size(); ++k) {
     Step& step = steps_[k];
     if (skip[k]) {
@@ -687,7 +696,8 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       t.engine = engine;
     };
     if (int8_on[k]) {
-      std::vector<at::Tensor> in(step.int8_in.size());
+      std::vector<at::Tensor>& in = int8_buf;
+      in.assign(step.int8_in.size(), at::Tensor());
       for (size_t i = 0; i < in.size(); ++i)
         if (step.int8_in[i] >= 0) in[i] = slots[step.int8_in[i]];
       at::Tensor y;
@@ -699,10 +709,10 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       } catch (const std::exception& e) {
         SLIM_FAIL(step.node->label(), " failed in its int8 kernel: ", error_brief(e));
       }
+      in.clear();  // no references held past the step (in-place kernels, freed weights)
       if (done) {
         ++int8_runs_;
         slots[step.int8_out] = std::move(y);
-        in.clear();
         if (release_weights_) release_packed_weights(k, slots);
         for (int a : step.int8_after) skip[a] = true;
         release(step);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
+#include <unordered_map>
 
 #include "slim/exec/kernel.h"
 
@@ -69,6 +70,33 @@ class OmpThreads {
 
  private:
   int saved_;
+};
+
+/// Reorders weights at `data`, laid out as `user` describes (the tensor's own strides), into
+/// `packed` (a primitive's preferred layout) and waits for it.
+inline void reorder_weights(const dnnl::memory::desc& user, void* data, dnnl::memory& packed) {
+  dnnl::memory from(user, onednn_engine(), data);
+  dnnl::reorder(from, packed).execute(onednn_stream(), from, packed);
+  onednn_stream().wait();
+}
+
+/// A primitive's arguments, made once: each call only points them at its tensors.
+struct BoundArgs {
+  std::unordered_map<int, dnnl::memory> args;
+  /// Makes the memory objects once (weights: the plan's reordered copy).
+  void make(const dnnl::memory::desc& src, const dnnl::memory& weights,
+            const dnnl::memory::desc& dst, const dnnl::memory::desc& bias) {
+    auto& e = onednn_engine();
+    args = {{DNNL_ARG_SRC, dnnl::memory(src, e, DNNL_MEMORY_NONE)},
+            {DNNL_ARG_WEIGHTS, weights},
+            {DNNL_ARG_DST, dnnl::memory(dst, e, DNNL_MEMORY_NONE)}};
+    if (!bias.is_zero()) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias, e, DNNL_MEMORY_NONE));
+  }
+  void bind(void* src, void* dst, void* bias) {
+    args.at(DNNL_ARG_SRC).set_data_handle(src);
+    args.at(DNNL_ARG_DST).set_data_handle(dst);
+    if (bias) args.at(DNNL_ARG_BIAS).set_data_handle(bias);
+  }
 };
 
 /// True when oneDNN picked its reference (unoptimised) implementation: ATen is faster then.

@@ -132,25 +132,6 @@ bool onednn_conv_available() {
   }
 }
 
-/// A primitive's arguments, made once: each call only points them at its tensors.
-struct BoundArgs {
-  std::unordered_map<int, dnnl::memory> args;
-  /// Makes the memory objects once (weights: the plan's reordered copy).
-  void make(const dnnl::memory::desc& src, const dnnl::memory& weights,
-            const dnnl::memory::desc& dst, const dnnl::memory::desc& bias) {
-    auto& e = onednn_engine();
-    args = {{DNNL_ARG_SRC, dnnl::memory(src, e, DNNL_MEMORY_NONE)},
-            {DNNL_ARG_WEIGHTS, weights},
-            {DNNL_ARG_DST, dnnl::memory(dst, e, DNNL_MEMORY_NONE)}};
-    if (!bias.is_zero()) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias, e, DNNL_MEMORY_NONE));
-  }
-  void bind(void* src, void* dst, void* bias) {
-    args.at(DNNL_ARG_SRC).set_data_handle(src);
-    args.at(DNNL_ARG_DST).set_data_handle(dst);
-    if (bias) args.at(DNNL_ARG_BIAS).set_data_handle(bias);
-  }
-};
-
 struct OneDnnConv::Plan : BoundArgs {
   bool usable = false;  ///< false: oneDNN has only its reference kernel here; ATen runs it
   dnnl::primitive prim;  ///< a convolution, or an inner product for pointwise convs
@@ -331,9 +312,7 @@ bool OneDnnConv::run(KernelContext& c, const std::vector<PostOp>& post, at::Tens
       wstrides = {w.stride(0) * (oc / group), w.stride(0), w.stride(1), w.stride(2), w.stride(3)};
     else
       wstrides = dnnl::memory::dims(w.strides().begin(), w.strides().end());
-    dnnl::memory user(dnnl::memory::desc(wdims, dt::f32, wstrides), onednn_engine(), w.data_ptr());
-    dnnl::reorder(user, p.weights).execute(onednn_stream(), user, p.weights);
-    onednn_stream().wait();
+    reorder_weights(dnnl::memory::desc(wdims, dt::f32, wstrides), w.data_ptr(), p.weights);
     p.weight_stamp = ws;
   }
 
@@ -439,10 +418,7 @@ bool OneDnnGemm::run(KernelContext& c) {
     // The weights as oneDNN's {out, in}: B itself with transB, else B viewed transposed.
     dnnl::memory::dims strides = trans_b ? dnnl::memory::dims{b.stride(0), b.stride(1)}
                                          : dnnl::memory::dims{b.stride(1), b.stride(0)};
-    dnnl::memory user(dnnl::memory::desc({n, k}, dt::f32, strides), onednn_engine(),
-                      b.data_ptr());
-    dnnl::reorder(user, p.weights).execute(onednn_stream(), user, p.weights);
-    onednn_stream().wait();
+    reorder_weights(dnnl::memory::desc({n, k}, dt::f32, strides), b.data_ptr(), p.weights);
     p.weight_stamp = ws;
   }
   at::Tensor as = a.contiguous();

@@ -222,12 +222,11 @@ struct OneDnnInt8::Params {
   at::Tensor bias;                ///< f32 [oc], pre-divided by x_scale * w_scale; or undefined
 };
 
-struct OneDnnInt8::Plan {
+struct OneDnnInt8::Plan : BoundArgs {
   bool usable = false;
   dnnl::primitive prim;
   std::vector<int64_t> out_dims;
-  dnnl::memory src, dst, weights;  ///< src and dst get each call's data pointers
-  std::unordered_map<int, dnnl::memory> args;
+  dnnl::memory weights;  ///< reordered into the primitive's layout
   int threads = 1;  ///< OpenMP threads the primitive was created for and runs with
   at::ScalarType x_type = at::ScalarType::Undefined;  ///< of the levels the primitive reads
   /// u8 levels with zero point 128 read and written as u8 with oneDNN's zero points, not as s8
@@ -505,14 +504,8 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
         // With s8 sources the kernel adds 128 to make them u8 and subtracts the compensation
         // sum(w) * 128 that the reorder into its own weights layout computes.
         pl.weights = dnnl::memory(weights_md, onednn_engine());
-        dnnl::memory user(user_w_md, onednn_engine(), p.weights.data_ptr());
-        dnnl::reorder(user, pl.weights).execute(onednn_stream(), user, pl.weights);
-        onednn_stream().wait();
-        pl.src = dnnl::memory(src_md, onednn_engine(), DNNL_MEMORY_NONE);
-        pl.dst = dnnl::memory(dst_md, onednn_engine(), DNNL_MEMORY_NONE);
-        pl.args = {{DNNL_ARG_SRC, pl.src}, {DNNL_ARG_WEIGHTS, pl.weights}, {DNNL_ARG_DST, pl.dst}};
-        if (p.bias.defined())
-          pl.args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, onednn_engine(), p.bias.data_ptr()));
+        reorder_weights(user_w_md, p.weights.data_ptr(), pl.weights);
+        pl.make(src_md, pl.weights, dst_md, bias_md);
         pl.usable = true;
       } catch (const dnnl::error&) {
         if (zp) continue;
@@ -534,8 +527,7 @@ bool OneDnnInt8::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   at::Tensor y = at::empty(
       pl.out_dims, x.options().dtype(y_type).memory_format(conv ? at::MemoryFormat::ChannelsLast
                                                                 : at::MemoryFormat::Contiguous));
-  pl.src.set_data_handle(xs.data_ptr());
-  pl.dst.set_data_handle(y.data_ptr());
+  pl.bind(xs.data_ptr(), y.data_ptr(), p.bias.defined() ? p.bias.data_ptr() : nullptr);
   OmpThreads threads(pl.threads);
   pl.prim.execute(onednn_stream(), pl.args);
   onednn_stream().wait();

@@ -8,8 +8,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "slim/onnx/onnx_io.h"
 #include "slim/pipeline/config.h"
 #include "test_util.h"
+#include "trained_models.h"
 
 namespace slim {
 namespace {
@@ -225,15 +227,17 @@ TEST_F(CompressCli, BadConfigsAreOneLineErrorsAndWriteNothing) {
 }
 
 TEST_F(CompressCli, AutoKeepsTheMostAccurateCandidateThatMeetsTheBudget) {
-  const std::string head =
-      "model: {zoo: mobilenet_v1, input: [1, 28, 28], classes: 10, seed: 0}\n"
-      "data: mnist:" +
-      test::data_dir("mnist") +
-      "\n"
-      "threads: 2\n"
-      "measure: {max-samples: 1000, latency-runs: 5, latency-warmup: 1}\n"
-      "stages:\n"
-      "  - train: {epochs: 1, batch: 64, max-samples: 6000, lr-schedule: cosine}\n";
+  // The suites' trained MobileNetV1 (tests/trained_models.h), a short fine-tune, then the ladder.
+  onnx_save(test::trained_mnist_mobilenet_v1(), path("trained.onnx"));
+  const std::string head = "model: {file: " + path("trained.onnx") +
+                           "}\n"
+                           "data: mnist:" +
+                           test::data_dir("mnist") +
+                           "\n"
+                           "threads: 2\n"
+                           "measure: {max-samples: 1000, latency-runs: 5, latency-warmup: 1}\n"
+                           "stages:\n"
+                           "  - train: {epochs: 1, batch: 64, max-samples: 256, lr: 0.01}\n";
   write_text(path("auto.yaml"), head);
   // A size budget int8 meets: the ladder stops after its first rung, PTQ with each calibration.
   auto r = slim("compress " + path("auto.yaml") + " -o " + path("auto") +

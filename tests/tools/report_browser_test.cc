@@ -1,7 +1,7 @@
-// report.html in a real browser: a short pipeline on MNIST (train, sensitivity, prune,
-// fine-tune, int8) writes its report; headless Chromium renders it, a screenshot is taken and
-// must show the charts, and a script run in the page checks every chart's data points against
-// summary.json and that every point and label lies inside its chart.
+// report.html in a real browser: a short pipeline on MNIST (the shared trained MobileNetV1,
+// sensitivity, prune, fine-tune, int8) writes its report; headless Chromium renders it, a
+// screenshot is taken and must show the charts, and a script run in the page checks every chart's
+// data points against summary.json and that every point and label lies inside its chart.
 #include <gtest/gtest.h>
 #include <stb/stb_image.h>
 
@@ -11,7 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "slim/onnx/onnx_io.h"
 #include "test_util.h"
+#include "trained_models.h"
 
 namespace slim {
 namespace {
@@ -30,17 +32,18 @@ class ReportBrowser : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(test::temp_dir("report_browser"));
+    // The suites' trained model (tests/trained_models.h), not a training stage of its own.
+    onnx_save(test::trained_mnist_mobilenet_v1(), path("trained.onnx"));
     std::ofstream(path("run.yaml"))
-        << "model: {zoo: mobilenet_v1, input: [1, 28, 28], classes: 10, seed: 0}\n"
+        << "model: {file: " << path("trained.onnx") << "}\n"
         << "data: mnist:" << test::data_dir("mnist") << "\n"
         << "threads: 2\n"
         << "measure: {max-samples: 500, latency-runs: 5, latency-warmup: 1}\n"
         << "stages:\n"
-        << "  - train: {epochs: 1, batch: 64, max-samples: 6000, lr-schedule: cosine}\n"
         << "  - sensitivity: {params-regex: 'conv[23]_._sep_weights', ratios: [0.2, 0.4, 0.6],"
         << " max-samples: 300}\n"
         << "  - prune: {flops-target: 0.15, align: 8}\n"
-        << "  - train: {name: fine-tune, epochs: 1, batch: 64, max-samples: 6000, lr: 0.05}\n"
+        << "  - train: {name: fine-tune, epochs: 1, batch: 64, max-samples: 3000, lr: 0.02}\n"
         << "  - quant: {mode: ptq, batches: 4}\n";
     run_ = new test::CmdResult(
         test::run_cmd(test::slim_bin() + " compress " + path("run.yaml") + " -o " + path("run")));
@@ -163,7 +166,7 @@ document.body.insertAdjacentHTML('beforeend',
               std::string::npos);
   }
   // Sensitivity: a curve per analysed conv, a point per ratio, at the file's values.
-  const Json sens = Json::parse(test::read_file(path("run/02-sensitivity/sens.json")));
+  const Json sens = Json::parse(test::read_file(path("run/01-sensitivity/sens.json")));
   const Json& sf = check["figures"]["sensitivity-sensitivity"];
   ASSERT_EQ(sf["series"].size(), sens.size());
   size_t cells = 0;
@@ -174,7 +177,7 @@ document.body.insertAdjacentHTML('beforeend',
     EXPECT_EQ(sf["series"][k++], param);
   }
   // Pruned layers: a bar per pruned group with its counts.
-  const Json& pruned = summary["stages"][3]["metrics"]["pruned"];
+  const Json& pruned = summary["stages"][2]["metrics"]["pruned"];
   const Json& bars = check["figures"]["channels-prune"]["bars"];
   ASSERT_EQ(bars.size(), pruned.size());
   ASSERT_GT(bars.size(), 0u);
