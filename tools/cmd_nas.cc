@@ -75,8 +75,10 @@ void add_nas(CLI::App& app) {
   cmd->add_option("--max-latency-ms", o.limits.max_latency_ms,
                   "limit: median latency measured here with Slim's executor")
       ->check(non_negative());
-  cmd->add_option("--latency-batch", o.latency_batch, "batch of the latency measurement")
-      ->check(positive());
+  auto* latency_batch = cmd->add_option("--latency-batch", o.latency_batch,
+                                        "batch of the latency measurement (default 1; with "
+                                        "--latency-table, the table's)")
+                            ->check(positive());
   cmd->add_option("--latency-threads", o.latency_threads,
                   "threads of the latency measurement (default: --threads)")
       ->check(non_negative());
@@ -133,7 +135,7 @@ void add_nas(CLI::App& app) {
     }
   });
 
-  cmd->callback([a, ex, spaces] {
+  cmd->callback([a, ex, spaces, latency_batch] {
     if (ex->parsed() || spaces->parsed()) return;
     NasOptions& o = a->opts;
     SLIM_CHECK(!a->input.empty(), "nas: --input C,H,W is required");
@@ -150,6 +152,9 @@ void add_nas(CLI::App& app) {
     if (a->size_format == "int8") o.model_size = int8_weight_file_size;
     if (!a->latency_table.empty()) {
       auto t = std::make_shared<LatencyTable>(latency_table_load(a->latency_table));
+      SLIM_CHECK(latency_batch->count() == 0 || o.latency_batch == t->batch, "nas: --latency-batch ",
+                 o.latency_batch, " is not the batch the latency table '", a->latency_table,
+                 "' was measured at (", t->batch, "); leave it out to use the table's");
       o.latency_batch = t->batch;
       o.latency_table = t;
     }
