@@ -152,9 +152,10 @@ void add_nas(CLI::App& app) {
     if (a->size_format == "int8") o.model_size = int8_weight_file_size;
     if (!a->latency_table.empty()) {
       auto t = std::make_shared<LatencyTable>(latency_table_load(a->latency_table));
-      SLIM_CHECK(latency_batch->count() == 0 || o.latency_batch == t->batch, "nas: --latency-batch ",
-                 o.latency_batch, " is not the batch the latency table '", a->latency_table,
-                 "' was measured at (", t->batch, "); leave it out to use the table's");
+      SLIM_CHECK(latency_batch->count() == 0 || o.latency_batch == t->batch,
+                 "nas: --latency-batch ", o.latency_batch, " is not the batch the latency table '",
+                 a->latency_table, "' was measured at (", t->batch,
+                 "); leave it out to use the table's");
       o.latency_batch = t->batch;
       o.latency_table = t;
     }

@@ -255,9 +255,8 @@ TEST_F(NasCli, BadInputIsAClearErrorAndOverwritesNothing) {
         "has images of 1x28x28, the search's input is 3x28x28");
   // A latency table measured at batch 1 with another --latency-batch (it was silently replaced).
   const std::string net = path("lt_net.onnx"), table = path("lt_batch1.json");
-  ASSERT_EQ(slim("nas export --space resnet --tokens 1,1,2,2,3,4,3,1 --input 1,16,16 -o " + net)
-                .code,
-            0);
+  ASSERT_EQ(
+      slim("nas export --space resnet --tokens 1,1,2,2,3,4,3,1 --input 1,16,16 -o " + net).code, 0);
   ASSERT_EQ(slim("latency-table " + net + " --runs 1 --warmup 0 --threads 1 -o " + table).code, 0);
   check("nas --space resnet --input 1,16,16 --data fashion:" + test::data_dir("fashion") +
             " --latency-table " + table + " --latency-batch 4 -o " + path("x"),
