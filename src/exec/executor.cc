@@ -401,9 +401,117 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
     }
     st.int8 = std::move(step);
   };
+  // A float value computed from 8-bit levels: x_q -> DequantizeLinear -> [fx], fx one
+  // element-wise node or SiLU's Sigmoid and Mul (a squeeze-excitation block's input).
+  struct LevelsChain {
+    Int8PoolOperands x;      ///< the levels (y_* empty)
+    std::vector<int> steps;  ///< the DequantizeLinear step, then fx's steps, in order
+    std::vector<PostOp> fx;
+  };
+  auto single = [&](int k) {
+    const Step& s = steps_[k];
+    return !s.frozen && s.out.size() == 1 && s.out[0] >= 0;
+  };
+  auto dq_levels = [&](int slot, LevelsChain& c) {
+    const int d = slot >= 0 ? producer_step[slot] : -1;
+    if (d < 0 || !single(d)) return false;
+    std::optional<Int8PoolOperands> x = int8_activation_levels(*graph_, steps_[d].node);
+    if (!x) return false;
+    c.x = *x;
+    c.steps.insert(c.steps.begin(), d);
+    return true;
+  };
+  auto levels_chain = [&](int v) -> std::optional<LevelsChain> {
+    const int p = v >= 0 ? producer_step[v] : -1;
+    if (p < 0 || !single(p)) return std::nullopt;
+    LevelsChain c;
+    const Step& ps = steps_[p];
+    if (ps.node->op_type == "DequantizeLinear") {
+      if (dq_levels(v, c)) return c;
+      return std::nullopt;
+    }
+    if (std::optional<PostOp> f = elementwise_post_op(*graph_, *ps.node)) {
+      c.steps = {p};
+      c.fx = {*f};
+      if (!ps.in.empty() && dq_levels(ps.in[0], c)) return c;
+      return std::nullopt;
+    }
+    if (ps.node->op_type == "Mul" && ps.in.size() == 2) {
+      // SiLU: Mul(a, Sigmoid(a)), in either order.
+      for (int i = 0; i < 2; ++i) {
+        const int a = ps.in[i], sg = ps.in[1 - i];
+        const int q = sg >= 0 ? producer_step[sg] : -1;
+        if (q < 0 || !single(q) || steps_[q].node->op_type != "Sigmoid" ||
+            steps_[q].in.empty() || steps_[q].in[0] != a ||
+            !elementwise_post_op(*graph_, *steps_[q].node))
+          continue;
+        c.steps = {q, p};
+        c.fx = {PostOp{PostOp::Kind::kSwish}};
+        if (dq_levels(a, c)) return c;
+        return std::nullopt;
+      }
+    }
+    return std::nullopt;
+  };
+  // Makes `st` (step k) an int8 step reading a levels chain (and `extra_before` steps), doing the
+  // work of `after`, its last one a QuantizeLinear whose output it writes.
+  auto install_chain = [&](size_t k, std::shared_ptr<Int8Step> step,
+                           const std::vector<std::string>& names, std::vector<int> before,
+                           const LevelsChain& c, std::vector<int> after) {
+    Step& st = steps_[k];
+    for (int b : c.steps) before.push_back(b);
+    // The chain's values past the DequantizeLinear, this step's own and those of the steps it does
+    // the work of: fetching one of them disables it (they are not computed).
+    for (size_t i = 1; i < c.steps.size(); ++i) st.int8_inner.push_back(steps_[c.steps[i]].out[0]);
+    st.int8_inner.push_back(st.out[0]);
+    for (size_t i = 0; i + 1 < after.size(); ++i) st.int8_inner.push_back(steps_[after[i]].out[0]);
+    st.int8_out = steps_[after.back()].out[0];
+    st.int8_before = std::move(before);
+    st.int8_after = std::move(after);
+    for (const auto& name : names) st.int8_in.push_back(name.empty() ? -1 : slot_of_.at(name));
+    st.int8 = std::move(step);
+  };
+  // A squeeze-excitation Mul at gate step k: gate(DequantizeLinear(s_q)) read only by a Mul whose
+  // other input is a levels chain, the Mul read only by a QuantizeLinear.
+  auto match_channel_scale = [&](size_t k, const PostOp& gate) {
+    const Step& st = steps_[k];
+    LevelsChain sc;
+    if (st.in.empty() || !dq_levels(st.in[0], sc) || pinned[st.out[0]] ||
+        reader_steps[st.out[0]].size() != 1)
+      return false;
+    const int m = reader_steps[st.out[0]][0];
+    const Step& mul = steps_[m];
+    if (mul.node->op_type != "Mul" || !single(m) || mul.in.size() != 2 || pinned[mul.out[0]] ||
+        (mul.in[0] == st.out[0]) == (mul.in[1] == st.out[0]))
+      return false;
+    std::optional<LevelsChain> c = levels_chain(mul.in[0] == st.out[0] ? mul.in[1] : mul.in[0]);
+    if (!c || c->steps.back() >= static_cast<int>(k)) return false;
+    const int q = reader_steps[mul.out[0]].size() == 1 ? reader_steps[mul.out[0]][0] : -1;
+    if (q < 0 || !single(q) || steps_[q].in[0] != mul.out[0] ||
+        !int8_output_quantize(*graph_, *steps_[q].node))
+      return false;
+    Int8ScaleOperands ops{c->x.x,          c->x.x_scale,     c->x.x_zero_point,
+                          sc.x.x,          sc.x.x_scale,     sc.x.x_zero_point,
+                          steps_[q].node->input(1), steps_[q].node->input(2)};
+    install_chain(k, std::make_shared<Int8ChannelScale>(ops, c->fx, std::vector<PostOp>{gate}),
+                  ops.names(), sc.steps, *c, {m, q});
+    return true;
+  };
   for (size_t k = 0; k < steps_.size(); ++k) {
     Step& st = steps_[k];
     if (st.frozen || st.out.size() != 1 || st.out[0] < 0) continue;
+    if (st.node->op_type == "GlobalAveragePool") {
+      // [x_q -> DequantizeLinear -> fx] -> GlobalAveragePool -> QuantizeLinear.
+      std::optional<LevelsChain> c =
+          st.in.size() == 1 ? levels_chain(st.in[0]) : std::nullopt;
+      const int q = c ? sole_reader(st.out[0]) : -1;
+      if (q < 0 || !int8_output_quantize(*graph_, *steps_[q].node)) continue;
+      Int8PoolOperands ops = c->x;
+      ops.y_scale = steps_[q].node->input(1);
+      ops.y_zero_point = steps_[q].node->input(2);
+      install_chain(k, std::make_shared<Int8GlobalAvgPool>(ops, c->fx), ops.names(), {}, *c, {q});
+      continue;
+    }
     if (st.node->op_type == "Add") {
       // A residual Add between int8 steps: [Relu] and a QuantizeLinear must follow.
       std::optional<Int8AddOperands> ops = match_int8_add(*graph_, *st.node, producer);
@@ -451,7 +559,10 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
         }
       }
       const int q = sole_reader(steps_[last].out[0]);
-      if (q < 0 || !int8_output_quantize(*graph_, *steps_[q].node)) continue;
+      if (q < 0 || !int8_output_quantize(*graph_, *steps_[q].node)) {
+        if (last == static_cast<int>(k)) match_channel_scale(k, *f);
+        continue;
+      }
       ops->y_scale = steps_[q].node->input(1);
       ops->y_zero_point = steps_[q].node->input(2);
       o.after.push_back(q);
@@ -472,31 +583,35 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
     const FusedActivation act = o.act;
     install(st, std::make_shared<OneDnnInt8>(*st.node, *ops, act), ops->names(), 3, std::move(o));
   }
-  // A DequantizeLinear may be skipped when only int8 steps that read past it read its output.
-  for (size_t k = 0; k < steps_.size(); ++k) {
+  // A step an int8 step reads past (a DequantizeLinear, or the activation between it and a
+  // squeeze-excitation block) may be skipped when every reader of its output is an int8 step that
+  // reads past it, a step whose work one of those does, or another such skippable step read past
+  // by no other int8 steps. Later steps first: a chain's activation is decided before its
+  // DequantizeLinear.
+  std::vector<std::vector<int>> past(steps_.size());
+  for (size_t r = 0; r < steps_.size(); ++r)
+    if (steps_[r].int8)
+      for (int b : steps_[r].int8_before) past[b].push_back(static_cast<int>(r));
+  for (size_t k = steps_.size(); k-- > 0;) {
     Step& st = steps_[k];
-    if (st.node->op_type != "DequantizeLinear" || st.out.size() != 1 || st.out[0] < 0) continue;
-    int s = st.out[0];
+    if (past[k].empty() || st.out.size() != 1 || st.out[0] < 0) continue;
+    const int s = st.out[0];
     if (pinned[s] || reader_steps[s].empty()) continue;
-    // Readers that read past it, and steps whose work one of those does (SiLU's Mul).
-    auto reads_past = [&](int r) {
-      const auto& before = steps_[r].int8_before;
-      return steps_[r].int8 &&
-             std::find(before.begin(), before.end(), static_cast<int>(k)) != before.end();
+    auto in_past = [&](int r) {
+      return std::find(past[k].begin(), past[k].end(), r) != past[k].end();
     };
-    std::vector<int> past;
     bool all = true;
     for (int r : reader_steps[s]) {
-      if (reads_past(r)) {
-        past.push_back(r);
-        continue;
-      }
-      all = all && std::any_of(reader_steps[s].begin(), reader_steps[s].end(), [&](int p) {
+      if (in_past(r)) continue;
+      const bool done_by_past = std::any_of(past[k].begin(), past[k].end(), [&](int p) {
         const auto& after = steps_[p].int8_after;
-        return reads_past(p) && std::find(after.begin(), after.end(), r) != after.end();
+        return std::find(after.begin(), after.end(), r) != after.end();
       });
+      const auto& rr = steps_[r].int8_readers;
+      const bool skipped_with = !rr.empty() && std::all_of(rr.begin(), rr.end(), in_past);
+      all = all && (done_by_past || skipped_with);
     }
-    if (all) st.int8_readers = past;
+    if (all) st.int8_readers = past[k];
   }
 }
 

@@ -124,6 +124,39 @@ __attribute__((target("avx2"))) void add_avx2(const TA* a, float sa, int za, con
   add_scalar(a + i, sa, za, b + i, sb, zb, y + i, sy, zy, relu, n - i);
 }
 
+// ---- AVX-512 VBMI: a 256-entry byte table looked up 64 bytes at a time (vpermi2b on each half
+// of the table, the top bit of the byte choosing the half). ----
+
+bool has_vbmi() {
+  static const bool yes = __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vbmi");
+  return yes;
+}
+
+#define SLIM_VBMI __attribute__((target("avx512f,avx512bw,avx512vbmi")))
+
+SLIM_VBMI inline __m512i lookup64(__m512i v, __m512i t0, __m512i t1, __m512i t2, __m512i t3) {
+  const __m512i lo = _mm512_permutex2var_epi8(t0, v, t1);
+  const __m512i hi = _mm512_permutex2var_epi8(t2, v, t3);
+  return _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi);
+}
+
+SLIM_VBMI void lookup_vbmi(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
+  const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64),
+                t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    _mm512_storeu_si512(y + i, lookup64(_mm512_loadu_si512(x + i), t0, t1, t2, t3));
+  if (i < n) {
+    const __mmask64 k = (uint64_t{1} << (n - i)) - 1;
+    _mm512_mask_storeu_epi8(y + i, k,
+                            lookup64(_mm512_maskz_loadu_epi8(k, x + i), t0, t1, t2, t3));
+  }
+}
+
+#undef SLIM_VBMI
+
 #endif  // SLIM_HAVE_AVX2_PATH
 
 /// Calls f with the level buffer typed (uint8_t* or int8_t*), offset by `begin`.
@@ -174,6 +207,13 @@ void add_levels(ConstLevels a, float sa, int za, ConstLevels b, float sb, int zb
       });
     });
   });
+}
+
+void lookup_levels(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
+#if SLIM_HAVE_AVX2_PATH
+  if (has_vbmi()) return lookup_vbmi(x, y, n, table);
+#endif
+  for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
 }
 
 }  // namespace slim

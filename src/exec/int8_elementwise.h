@@ -29,4 +29,8 @@ void quantize_levels(const float* x, Levels y, int64_t begin, int64_t n, float s
 void add_levels(ConstLevels a, float sa, int za, ConstLevels b, float sb, int zb, Levels y,
                 float sy, int zy, bool relu, int64_t begin, int64_t n);
 
+/// y[i] = table[x[i]] for i in [0, n): a byte table of 256 entries (AVX-512 VBMI where the CPU
+/// has it).
+void lookup_levels(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table);
+
 }  // namespace slim

@@ -755,6 +755,15 @@ bool Int8MaxPool::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   return true;
 }
 
+std::optional<Int8PoolOperands> int8_activation_levels(const Graph& g, const Node* dq) {
+  if (!activation_dq(g, dq) || !default_domain(*dq)) return std::nullopt;
+  Int8PoolOperands r;
+  r.x = dq->input(0);
+  r.x_scale = dq->input(1);
+  r.x_zero_point = dq->input(2);
+  return r;
+}
+
 std::optional<Int8TableOperands> match_int8_table(
     const Graph& g, const Node& op,
     const std::function<const Node*(const std::string&)>& producer) {
@@ -767,6 +776,22 @@ std::optional<Int8TableOperands> match_int8_table(
   r.x_zero_point = dq->input(2);
   return r;
 }
+
+namespace {
+
+/// out[b] = f(dequantize(level b)) for every byte b (uint8 levels unless x's type is int8, as an
+/// absent zero point reads either), f applied with ATen as apply_post_ops does.
+void level_values(const ActivationParams& x, const std::vector<PostOp>& f, float out[256]) {
+  const bool u8 = x.type != at::kChar;
+  at::Tensor levels = at::arange(256, at::kInt).to(at::kByte);
+  if (!u8) levels = levels.view(at::kChar);
+  at::Tensor real = at::empty({256}, at::kFloat);
+  dequantize_levels({levels.data_ptr(), u8}, real.data_ptr<float>(), 0, 256, x.scale, x.zero);
+  if (!f.empty()) real = apply_post_ops(real, f, at::Tensor()).contiguous();
+  std::memcpy(out, real.data_ptr<float>(), 256 * sizeof(float));
+}
+
+}  // namespace
 
 struct Int8Table::Params {
   std::vector<Stamp> stamps;  ///< of the scale and zero point operands
@@ -793,19 +818,12 @@ bool Int8Table::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
     p->y = ActivationParams::of(in[3], in[4]);
     params_ = std::move(p);
     if (params_->x.ok && params_->y.ok) {
-      // Every input level (as its byte 0..255), dequantized, through f, quantized.
-      const bool u8 = params_->x.type != at::kChar;  // an absent zero point reads either
-      at::Tensor levels = at::arange(256, at::kInt).to(at::kByte);
-      if (!u8) levels = levels.view(at::kChar);
-      at::Tensor real = at::empty({256}, at::kFloat);
-      dequantize_levels({levels.data_ptr(), u8}, real.data_ptr<float>(), 0, 256,
-                        params_->x.scale, params_->x.zero);
-      real = apply_post_ops(real, f_, at::Tensor()).contiguous();
+      // Every input level, dequantized, through f, quantized.
+      float real[256];
+      level_values(params_->x, f_, real);
       const at::ScalarType yt = params_->y.output_type();
-      at::Tensor q = at::empty({256}, yt);
-      quantize_levels(real.data_ptr<float>(), {q.data_ptr(), yt == at::kByte}, 0, 256,
-                      params_->y.scale, params_->y.zero);
-      std::memcpy(params_->table, q.data_ptr(), 256);
+      quantize_levels(real, {params_->table, yt == at::kByte}, 0, 256, params_->y.scale,
+                      params_->y.zero);
     }
   }
   const Params& p = *params_;
@@ -822,8 +840,162 @@ bool Int8Table::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   uint8_t* dst = static_cast<uint8_t*>(y.data_ptr());
   const uint8_t* table = p.table;
   at::parallel_for(0, x.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) dst[i] = table[src[i]];
+    lookup_levels(src + begin, dst + begin, end - begin, table);
   });
+  out = y;
+  return true;
+}
+
+namespace {
+
+/// The layout of a 4-D int8 step input in memory: NHWC (ChannelsLast), NCHW (Contiguous), or
+/// nullopt for anything else.
+std::optional<at::MemoryFormat> layout_4d(const at::Tensor& x) {
+  if (x.dim() != 4) return std::nullopt;
+  if (x.is_contiguous()) return at::MemoryFormat::Contiguous;
+  if (x.is_contiguous(at::MemoryFormat::ChannelsLast)) return at::MemoryFormat::ChannelsLast;
+  return std::nullopt;
+}
+
+/// The levels' bytes: one byte each, whichever of uint8 or int8.
+const uint8_t* level_bytes(const at::Tensor& x) { return static_cast<const uint8_t*>(x.data_ptr()); }
+
+}  // namespace
+
+struct Int8GlobalAvgPool::Params {
+  std::vector<Stamp> stamps;  ///< of the scale and zero point operands
+  ActivationParams x, y;
+  float value[256];  ///< fx(dequantized level) by level byte
+};
+
+Int8GlobalAvgPool::Int8GlobalAvgPool(Int8PoolOperands operands, std::vector<PostOp> fx)
+    : ops_(std::move(operands)), fx_(std::move(fx)) {}
+Int8GlobalAvgPool::~Int8GlobalAvgPool() = default;
+
+bool Int8GlobalAvgPool::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
+  SLIM_ASSERT(in.size() == 5, "int8 GlobalAveragePool got ", in.size(), " operands");
+  const at::Tensor& x = in[0];
+  if (!x.defined() || !x.device().is_cpu() || x.numel() == 0) return false;
+  const std::optional<at::MemoryFormat> fmt = layout_4d(x);
+  if (!fmt) return false;
+  if (!params_ || !same_stamps(params_->stamps, in, kTableParams)) {
+    auto p = std::make_unique<Params>();
+    p->stamps = stamps_of(in, kTableParams);
+    p->x = ActivationParams::of(in[1], in[2]);
+    p->y = ActivationParams::of(in[3], in[4]);
+    if (p->x.ok && p->y.ok) level_values(p->x, fx_, p->value);
+    params_ = std::move(p);
+  }
+  const Params& p = *params_;
+  if (!p.x.ok || !p.y.ok || !p.x.matches(x)) return false;
+  if (p.x.type == at::ScalarType::Undefined && x.scalar_type() != at::kByte) return false;
+  const int64_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3);
+  const uint8_t* src = level_bytes(x);
+  const float* value = p.value;
+  std::vector<float> mean(static_cast<size_t>(n * c));
+  if (*fmt == at::MemoryFormat::ChannelsLast) {
+    at::parallel_for(0, n, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<double> sum(static_cast<size_t>(c));
+      for (int64_t b = b0; b < b1; ++b) {
+        std::fill(sum.begin(), sum.end(), 0.0);
+        const uint8_t* row = src + b * hw * c;
+        for (int64_t i = 0; i < hw; ++i, row += c)
+          for (int64_t k = 0; k < c; ++k) sum[k] += value[row[k]];
+        for (int64_t k = 0; k < c; ++k)
+          mean[b * c + k] = static_cast<float>(sum[k] / static_cast<double>(hw));
+      }
+    });
+  } else {
+    at::parallel_for(0, n * c, std::max<int64_t>(1, 16384 / hw), [&](int64_t p0, int64_t p1) {
+      for (int64_t q = p0; q < p1; ++q) {
+        const uint8_t* plane = src + q * hw;
+        double sum = 0;
+        for (int64_t i = 0; i < hw; ++i) sum += value[plane[i]];
+        mean[q] = static_cast<float>(sum / static_cast<double>(hw));
+      }
+    });
+  }
+  const at::ScalarType yt = p.y.output_type();
+  at::Tensor y = at::empty({n, c, 1, 1}, x.options().dtype(yt));
+  quantize_levels(mean.data(), {y.data_ptr(), yt == at::kByte}, 0, n * c, p.y.scale, p.y.zero);
+  out = y;
+  return true;
+}
+
+struct Int8ChannelScale::Params {
+  std::vector<Stamp> stamps;  ///< of the scale and zero point operands
+  ActivationParams x, s, y;
+  float value[256];  ///< fx(dequantized level) by level byte
+  float gate[256];   ///< gate(dequantized level) by s level byte
+};
+
+namespace {
+const std::vector<int> kScaleParams = {1, 2, 4, 5, 6, 7};  // the scales and zero points
+}  // namespace
+
+Int8ChannelScale::Int8ChannelScale(Int8ScaleOperands operands, std::vector<PostOp> fx,
+                                   std::vector<PostOp> gate)
+    : ops_(std::move(operands)), fx_(std::move(fx)), gate_(std::move(gate)) {}
+Int8ChannelScale::~Int8ChannelScale() = default;
+
+bool Int8ChannelScale::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
+  SLIM_ASSERT(in.size() == 8, "int8 channel scale got ", in.size(), " operands");
+  const at::Tensor &x = in[0], &s = in[3];
+  if (!x.defined() || !s.defined() || !x.device().is_cpu() || !s.device().is_cpu() ||
+      x.numel() == 0)
+    return false;
+  const std::optional<at::MemoryFormat> fmt = layout_4d(x);
+  if (!fmt || s.dim() != 4 || s.size(0) != x.size(0) || s.size(1) != x.size(1) ||
+      s.size(2) != 1 || s.size(3) != 1 || !s.is_contiguous())
+    return false;
+  if (!params_ || !same_stamps(params_->stamps, in, kScaleParams)) {
+    auto p = std::make_unique<Params>();
+    p->stamps = stamps_of(in, kScaleParams);
+    p->x = ActivationParams::of(in[1], in[2]);
+    p->s = ActivationParams::of(in[4], in[5]);
+    p->y = ActivationParams::of(in[6], in[7]);
+    if (p->x.ok && p->s.ok && p->y.ok) {
+      level_values(p->x, fx_, p->value);
+      level_values(p->s, gate_, p->gate);
+    }
+    params_ = std::move(p);
+  }
+  const Params& p = *params_;
+  if (!p.x.ok || !p.s.ok || !p.y.ok || !p.x.matches(x) || !p.s.matches(s)) return false;
+  if (p.x.type == at::ScalarType::Undefined && x.scalar_type() != at::kByte) return false;
+  const int64_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3);
+  // The gate of each (batch, channel): s's level looked up in the gate's table.
+  std::vector<float> gate(static_cast<size_t>(n * c));
+  const uint8_t* sl = level_bytes(s);
+  for (int64_t i = 0; i < n * c; ++i) gate[i] = p.gate[sl[i]];
+  const float* g = gate.data();
+  const at::ScalarType yt = p.y.output_type();
+  at::Tensor y = at::empty(x.sizes(), x.options().dtype(yt).memory_format(*fmt));
+  const uint8_t* src = level_bytes(x);
+  uint8_t* dst = static_cast<uint8_t*>(y.data_ptr());
+  const bool u8 = yt == at::kByte;
+  const float* value = p.value;
+  if (*fmt == at::MemoryFormat::ChannelsLast) {
+    // One pixel's channels at a time: value times that channel's gate, quantized.
+    at::parallel_for(0, n * hw, std::max<int64_t>(1, 16384 / c), [&](int64_t p0, int64_t p1) {
+      std::vector<float> buf(static_cast<size_t>(c));
+      for (int64_t q = p0; q < p1; ++q) {
+        const uint8_t* row = src + q * c;
+        const float* gn = g + (q / hw) * c;
+        for (int64_t k = 0; k < c; ++k) buf[k] = value[row[k]] * gn[k];
+        quantize_levels(buf.data(), {dst + q * c, u8}, 0, c, p.y.scale, p.y.zero);
+      }
+    });
+  } else {
+    at::parallel_for(0, n * c, std::max<int64_t>(1, 16384 / hw), [&](int64_t p0, int64_t p1) {
+      std::vector<float> buf(static_cast<size_t>(hw));
+      for (int64_t q = p0; q < p1; ++q) {
+        const uint8_t* plane = src + q * hw;
+        for (int64_t i = 0; i < hw; ++i) buf[i] = value[plane[i]] * g[q];
+        quantize_levels(buf.data(), {dst + q * hw, u8}, 0, hw, p.y.scale, p.y.zero);
+      }
+    });
+  }
   out = y;
   return true;
 }

@@ -1,5 +1,5 @@
 // The one-pass per-tensor QuantizeLinear, DequantizeLinear and int8 residual Add (AVX2 where the
-// CPU has it), and the int8 MaxPool step, against the ONNX formulas written out with ATen ops:
+// CPU has it), and the int8 MaxPool, table and squeeze-excitation steps, against the ONNX formulas written out with ATen ops:
 // every level must be equal, on sizes that leave a tail after the 8-wide vector loop, with halves
 // that round to even, values that saturate, int8 and uint8 levels (zero points 0, -3, 128), and
 // NHWC inputs.
@@ -249,6 +249,83 @@ TEST(Int8Elementwise, ActivationsBetweenQuantizeStepsAreATableOfLevels) {
       auto named = ex.run_named({{"x", at::zeros({1, 6, 5, 7}, xc.type)}},
                                 {f.rfind("SiLU", 0) == 0 ? "mul_out" : "f_out"});
       EXPECT_EQ(ex.int8_ops_last_run(), 0);
+    }
+  }
+}
+
+TEST(Int8Elementwise, SqueezeExcitationRunsOnTheLevels) {
+  // MobileNetV3's and EfficientNet's squeeze-excitation between int8 steps: x_q -> DQ -> [fx]
+  // feeds a GlobalAveragePool -> Q and a Mul by gate(DQ(s_q)) -> Q. Both run on x_q's levels (two
+  // int8 steps, the DQ and fx skipped). The pooled levels equal the mean taken in double and
+  // quantized; each output level equals QuantizeLinear(fx(x) * gate(s)) computed with ATen on the
+  // dequantized tensors, s the pooled levels the step produced.
+  const float sx = 0.05f, sp = 0.02f, sy = 0.03f;
+  for (const std::string fx : {"none", "HardSwish", "SiLU"}) {
+    for (const std::string gate : {"HardSigmoid", "Sigmoid"}) {
+      for (const auto& xc : {LevelsCase{at::kChar, 0}, LevelsCase{at::kByte, 128}}) {
+        SCOPED_TRACE(fx + ", " + gate + (xc.type == at::kByte ? ", u8" : ", s8"));
+        auto build = [&] {
+          test::GraphBuilder b;
+          auto zp = [&](const std::string& n) { return b.init(n, zero_point(xc.zp, xc.type)); };
+          auto x = b.input("x", {kDynamicDim, 24, 5, 7}, xc.type);
+          auto xd = b.node("DequantizeLinear", {x, b.init("sx", at::scalar_tensor(sx)), zp("zx")},
+                           {}, "dq");
+          std::string xf = xd;
+          if (fx == "HardSwish") xf = b.node("HardSwish", {xd}, {}, "fx");
+          if (fx == "SiLU") xf = b.node("Mul", {xd, b.node("Sigmoid", {xd}, {}, "sig")}, {}, "fx");
+          auto pooled = b.node("GlobalAveragePool", {xf}, {}, "gap");
+          auto sq = b.node("QuantizeLinear", {pooled, b.init("sp", at::scalar_tensor(sp)), zp("zp")},
+                           {}, "gap_q");
+          auto sd = b.node("DequantizeLinear", {sq, b.init("sp2", at::scalar_tensor(sp)),
+                                                zp("zp2")},
+                           {}, "s_dq");
+          auto g = gate == "Sigmoid"
+                       ? b.node("Sigmoid", {sd}, {}, "gate")
+                       : b.node("HardSigmoid", {sd}, {{"alpha", 1.f / 6}, {"beta", 0.5f}}, "gate");
+          auto m = b.node("Mul", {g, xf}, {}, "mul");
+          auto yq = b.node("QuantizeLinear", {m, b.init("sy", at::scalar_tensor(sy)), zp("zy")},
+                           {}, "q");
+          b.output(sq, xc.type);
+          b.output(yq, xc.type);
+          return b.build();
+        };
+        Graph graph = build();
+        Executor ex(graph);
+        std::vector<std::string> planned;
+        for (const auto& step : ex.plan()) planned.push_back(step.node->name + ":" + step.engine);
+        EXPECT_EQ(planned, (std::vector<std::string>{"gap:int8", "gate:int8"}));
+        const int64_t lo = xc.type == at::kByte ? 0 : -128;
+        for (bool nhwc : {false, true}) {
+          SCOPED_TRACE(nhwc ? "NHWC" : "NCHW");
+          at::manual_seed(3);
+          at::Tensor in = at::randint(lo, lo + 256, {2, 24, 5, 7}).to(xc.type);
+          if (nhwc) in = in.contiguous(at::MemoryFormat::ChannelsLast);
+          std::vector<at::Tensor> got = ex.run({in});
+          EXPECT_EQ(ex.int8_ops_last_run(), 2);
+          // The float values the nodes compute.
+          at::Tensor xd = dequantize_ref(in, sx, xc.zp);
+          at::Tensor xf = fx == "HardSwish" ? at::hardswish(xd)
+                          : fx == "SiLU"    ? xd * at::sigmoid(xd)
+                                            : xd;
+          at::Tensor want_pool = quantize_ref(
+              xf.to(at::kDouble).mean({2, 3}, true).to(at::kFloat), sp, xc.zp, xc.type);
+          ASSERT_EQ(got[0].sizes(), want_pool.sizes());
+          EXPECT_TRUE(at::equal(got[0].contiguous(), want_pool))
+              << (got[0].to(at::kInt) - want_pool.to(at::kInt)).abs().max();
+          at::Tensor sd = dequantize_ref(got[0].contiguous(), sp, xc.zp);
+          at::Tensor g = gate == "Sigmoid" ? at::sigmoid(sd)
+                                           : at::clamp(sd * (1.0 / 6) + 0.5, 0.0, 1.0);
+          at::Tensor want = quantize_ref(g * xf, sy, xc.zp, xc.type);
+          ASSERT_EQ(got[1].sizes(), want.sizes());
+          EXPECT_TRUE(at::equal(got[1].contiguous(), want.contiguous()))
+              << (got[1].to(at::kInt) - want.to(at::kInt)).abs().max();
+        }
+        // Fetching the float value the two steps skip runs the nodes (both steps need it).
+        if (fx != "none") {
+          ex.run_named({{"x", at::zeros({1, 24, 5, 7}, xc.type)}}, {"fx_out", "q_out"});
+          EXPECT_EQ(ex.int8_ops_last_run(), 0);
+        }
+      }
     }
   }
 }

@@ -150,11 +150,13 @@ class Executor {
     std::shared_ptr<Int8Step> int8;
     std::vector<int> int8_in;      ///< slots of int8->operands().names(), -1 where absent
     int int8_out = -1;             ///< the slot it writes: the QuantizeLinear's, act's or own
-    std::vector<int> int8_before;  ///< the DequantizeLinear steps it reads past
+    /// The steps it reads past, in order: DequantizeLinear, and the activation between one and a
+    /// squeeze-excitation block. Run late if it falls back and they were skipped.
+    std::vector<int> int8_before;
     std::vector<int> int8_after;   ///< the activation and QuantizeLinear steps it does the work of
     std::vector<int> int8_inner;   ///< values it does not produce: fetching one disables it
-    /// A DequantizeLinear step whose every reader is one of these int8 steps: skipped when they
-    /// all run int8, run late by any of them that falls back.
+    /// The int8 steps that read past this step (int8_before), when they alone need its output:
+    /// skipped when they all run int8, run late by any of them that falls back.
     std::vector<int> int8_readers;
   };
   void compile();

@@ -192,6 +192,10 @@ using Int8TableOperands = Int8PoolOperands;
 std::optional<Int8TableOperands> match_int8_table(
     const Graph& g, const Node& op, const std::function<const Node*(const std::string&)>& producer);
 
+/// The levels behind DequantizeLinear `dq` (may be null) of a runtime value with a positive scalar
+/// scale and a zero point an int8 step takes: x, x_scale and x_zero_point set, y_* empty.
+std::optional<Int8PoolOperands> int8_activation_levels(const Graph& g, const Node* dq);
+
 /// DequantizeLinear -> f -> QuantizeLinear, f element-wise (a HardSwish, HardSigmoid, Sigmoid,
 /// SiLU's Sigmoid and Mul, or the activations of PostOp), as a lookup in a table of the 256
 /// output levels: the table is f computed by the same ATen functions on every input level
@@ -209,6 +213,58 @@ class Int8Table : public Int8Step {
   struct Params;
   Int8TableOperands ops_;
   std::vector<PostOp> f_;
+  std::unique_ptr<Params> params_;  ///< the table, scales, zero points and their Stamps
+};
+
+/// Squeeze-excitation around int8 convs (MobileNetV3, EfficientNet): a value x_q's levels, read
+/// through DequantizeLinear and an optional element-wise activation fx (HardSwish, SiLU's
+/// Sigmoid and Mul, ...), feed a GlobalAveragePool and a Mul by a per-channel gate.
+/// Int8GlobalAvgPool does x_q -> DequantizeLinear -> [fx] -> GlobalAveragePool ->
+/// QuantizeLinear(y) in one pass over the levels: each level's float value fx(dequantized) comes
+/// from a 256-entry table computed with the ATen functions the nodes use, the channel sums are
+/// accumulated in double (ATen sums in float: the mean can differ in its last bits, so a level
+/// that falls within rounding of a quantization boundary may differ by one) and quantized as
+/// QuantizeLinear does. The operands are those of Int8PoolOperands. ONNX Runtime runs these
+/// nodes in float.
+class Int8GlobalAvgPool : public Int8Step {
+ public:
+  Int8GlobalAvgPool(Int8PoolOperands operands, std::vector<PostOp> fx);
+  ~Int8GlobalAvgPool() override;
+  const Int8PoolOperands& operands() const { return ops_; }
+  bool run(const std::vector<at::Tensor>& in, at::Tensor& out) override;
+
+ private:
+  struct Params;
+  Int8PoolOperands ops_;
+  std::vector<PostOp> fx_;
+  std::unique_ptr<Params> params_;  ///< the table, scales, zero points and their Stamps
+};
+
+/// The values an int8 channel-scale step reads: x_q -> DequantizeLinear -> [fx] -> Mul(.,
+/// gate(DequantizeLinear(s_q))) -> QuantizeLinear(y), s_q one level per (batch, channel).
+struct Int8ScaleOperands {
+  std::string x, x_scale, x_zero_point, s, s_scale, s_zero_point, y_scale, y_zero_point;
+  std::vector<std::string> names() const {
+    return {x, x_scale, x_zero_point, s, s_scale, s_zero_point, y_scale, y_zero_point};
+  }
+};
+
+/// The squeeze-excitation Mul on levels: each output level is QuantizeLinear(fx(dequantized x
+/// level) * gate(dequantized s level of (n, c))), fx's and the gate's (HardSigmoid, Sigmoid) values
+/// from 256-entry tables computed with the ATen functions the nodes use: the float operations of
+/// the nodes it replaces, in one pass from x_q's levels to y's. x_q is
+/// [N, C, H, W] (NCHW or NHWC), s_q [N, C, 1, 1]; the output takes x_q's layout.
+class Int8ChannelScale : public Int8Step {
+ public:
+  Int8ChannelScale(Int8ScaleOperands operands, std::vector<PostOp> fx, std::vector<PostOp> gate);
+  ~Int8ChannelScale() override;
+  const Int8ScaleOperands& operands() const { return ops_; }
+  bool run(const std::vector<at::Tensor>& in, at::Tensor& out) override;
+
+ private:
+  struct Params;
+  Int8ScaleOperands ops_;
+  std::vector<PostOp> fx_, gate_;
   std::unique_ptr<Params> params_;  ///< the table, scales, zero points and their Stamps
 };
 
