@@ -441,9 +441,8 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
       for (int i = 0; i < 2; ++i) {
         const int a = ps.in[i], sg = ps.in[1 - i];
         const int q = sg >= 0 ? producer_step[sg] : -1;
-        if (q < 0 || !single(q) || steps_[q].node->op_type != "Sigmoid" ||
-            steps_[q].in.empty() || steps_[q].in[0] != a ||
-            !elementwise_post_op(*graph_, *steps_[q].node))
+        if (q < 0 || !single(q) || steps_[q].node->op_type != "Sigmoid" || steps_[q].in.empty() ||
+            steps_[q].in[0] != a || !elementwise_post_op(*graph_, *steps_[q].node))
           continue;
         c.steps = {q, p};
         c.fx = {PostOp{PostOp::Kind::kSwish}};
@@ -490,9 +489,9 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
     if (q < 0 || !single(q) || steps_[q].in[0] != mul.out[0] ||
         !int8_output_quantize(*graph_, *steps_[q].node))
       return false;
-    Int8ScaleOperands ops{c->x.x,          c->x.x_scale,     c->x.x_zero_point,
-                          sc.x.x,          sc.x.x_scale,     sc.x.x_zero_point,
-                          steps_[q].node->input(1), steps_[q].node->input(2)};
+    Int8ScaleOperands ops{
+        c->x.x,       c->x.x_scale,      c->x.x_zero_point,        sc.x.x,
+        sc.x.x_scale, sc.x.x_zero_point, steps_[q].node->input(1), steps_[q].node->input(2)};
     install_chain(k, std::make_shared<Int8ChannelScale>(ops, c->fx, std::vector<PostOp>{gate}),
                   ops.names(), sc.steps, *c, {m, q});
     return true;
@@ -502,8 +501,7 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
     if (st.frozen || st.out.size() != 1 || st.out[0] < 0) continue;
     if (st.node->op_type == "GlobalAveragePool") {
       // [x_q -> DequantizeLinear -> fx] -> GlobalAveragePool -> QuantizeLinear.
-      std::optional<LevelsChain> c =
-          st.in.size() == 1 ? levels_chain(st.in[0]) : std::nullopt;
+      std::optional<LevelsChain> c = st.in.size() == 1 ? levels_chain(st.in[0]) : std::nullopt;
       const int q = c ? sole_reader(st.out[0]) : -1;
       if (q < 0 || !int8_output_quantize(*graph_, *steps_[q].node)) continue;
       Int8PoolOperands ops = c->x;

@@ -128,8 +128,7 @@ __attribute__((target("avx2"))) void add_avx2(const TA* a, float sa, int za, con
 // of the table, the top bit of the byte choosing the half). ----
 
 bool has_vbmi() {
-  static const bool yes = __builtin_cpu_supports("avx512f") &&
-                          __builtin_cpu_supports("avx512bw") &&
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vbmi");
   return yes;
 }
@@ -150,8 +149,7 @@ SLIM_VBMI void lookup_vbmi(const uint8_t* x, uint8_t* y, int64_t n, const uint8_
     _mm512_storeu_si512(y + i, lookup64(_mm512_loadu_si512(x + i), t0, t1, t2, t3));
   if (i < n) {
     const __mmask64 k = (uint64_t{1} << (n - i)) - 1;
-    _mm512_mask_storeu_epi8(y + i, k,
-                            lookup64(_mm512_maskz_loadu_epi8(k, x + i), t0, t1, t2, t3));
+    _mm512_mask_storeu_epi8(y + i, k, lookup64(_mm512_maskz_loadu_epi8(k, x + i), t0, t1, t2, t3));
   }
 }
 

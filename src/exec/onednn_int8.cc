@@ -858,7 +858,9 @@ std::optional<at::MemoryFormat> layout_4d(const at::Tensor& x) {
 }
 
 /// The levels' bytes: one byte each, whichever of uint8 or int8.
-const uint8_t* level_bytes(const at::Tensor& x) { return static_cast<const uint8_t*>(x.data_ptr()); }
+const uint8_t* level_bytes(const at::Tensor& x) {
+  return static_cast<const uint8_t*>(x.data_ptr());
+}
 
 }  // namespace
 
@@ -945,8 +947,8 @@ bool Int8ChannelScale::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
       x.numel() == 0)
     return false;
   const std::optional<at::MemoryFormat> fmt = layout_4d(x);
-  if (!fmt || s.dim() != 4 || s.size(0) != x.size(0) || s.size(1) != x.size(1) ||
-      s.size(2) != 1 || s.size(3) != 1 || !s.is_contiguous())
+  if (!fmt || s.dim() != 4 || s.size(0) != x.size(0) || s.size(1) != x.size(1) || s.size(2) != 1 ||
+      s.size(3) != 1 || !s.is_contiguous())
     return false;
   if (!params_ || !same_stamps(params_->stamps, in, kScaleParams)) {
     auto p = std::make_unique<Params>();

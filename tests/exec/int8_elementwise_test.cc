@@ -1,8 +1,8 @@
 // The one-pass per-tensor QuantizeLinear, DequantizeLinear and int8 residual Add (AVX2 where the
-// CPU has it), and the int8 MaxPool, table and squeeze-excitation steps, against the ONNX formulas written out with ATen ops:
-// every level must be equal, on sizes that leave a tail after the 8-wide vector loop, with halves
-// that round to even, values that saturate, int8 and uint8 levels (zero points 0, -3, 128), and
-// NHWC inputs.
+// CPU has it), and the int8 MaxPool, table and squeeze-excitation steps, against the ONNX formulas
+// written out with ATen ops: every level must be equal, on sizes that leave a tail after the 8-wide
+// vector loop, with halves that round to even, values that saturate, int8 and uint8 levels (zero
+// points 0, -3, 128), and NHWC inputs.
 #include <gtest/gtest.h>
 
 #include "../test_util.h"
@@ -274,17 +274,16 @@ TEST(Int8Elementwise, SqueezeExcitationRunsOnTheLevels) {
           if (fx == "HardSwish") xf = b.node("HardSwish", {xd}, {}, "fx");
           if (fx == "SiLU") xf = b.node("Mul", {xd, b.node("Sigmoid", {xd}, {}, "sig")}, {}, "fx");
           auto pooled = b.node("GlobalAveragePool", {xf}, {}, "gap");
-          auto sq = b.node("QuantizeLinear", {pooled, b.init("sp", at::scalar_tensor(sp)), zp("zp")},
-                           {}, "gap_q");
-          auto sd = b.node("DequantizeLinear", {sq, b.init("sp2", at::scalar_tensor(sp)),
-                                                zp("zp2")},
-                           {}, "s_dq");
+          auto sq = b.node("QuantizeLinear",
+                           {pooled, b.init("sp", at::scalar_tensor(sp)), zp("zp")}, {}, "gap_q");
+          auto sd = b.node("DequantizeLinear",
+                           {sq, b.init("sp2", at::scalar_tensor(sp)), zp("zp2")}, {}, "s_dq");
           auto g = gate == "Sigmoid"
                        ? b.node("Sigmoid", {sd}, {}, "gate")
                        : b.node("HardSigmoid", {sd}, {{"alpha", 1.f / 6}, {"beta", 0.5f}}, "gate");
           auto m = b.node("Mul", {g, xf}, {}, "mul");
-          auto yq = b.node("QuantizeLinear", {m, b.init("sy", at::scalar_tensor(sy)), zp("zy")},
-                           {}, "q");
+          auto yq =
+              b.node("QuantizeLinear", {m, b.init("sy", at::scalar_tensor(sy)), zp("zy")}, {}, "q");
           b.output(sq, xc.type);
           b.output(yq, xc.type);
           return b.build();
@@ -307,14 +306,14 @@ TEST(Int8Elementwise, SqueezeExcitationRunsOnTheLevels) {
           at::Tensor xf = fx == "HardSwish" ? at::hardswish(xd)
                           : fx == "SiLU"    ? xd * at::sigmoid(xd)
                                             : xd;
-          at::Tensor want_pool = quantize_ref(
-              xf.to(at::kDouble).mean({2, 3}, true).to(at::kFloat), sp, xc.zp, xc.type);
+          at::Tensor want_pool = quantize_ref(xf.to(at::kDouble).mean({2, 3}, true).to(at::kFloat),
+                                              sp, xc.zp, xc.type);
           ASSERT_EQ(got[0].sizes(), want_pool.sizes());
           EXPECT_TRUE(at::equal(got[0].contiguous(), want_pool))
               << (got[0].to(at::kInt) - want_pool.to(at::kInt)).abs().max();
           at::Tensor sd = dequantize_ref(got[0].contiguous(), sp, xc.zp);
-          at::Tensor g = gate == "Sigmoid" ? at::sigmoid(sd)
-                                           : at::clamp(sd * (1.0 / 6) + 0.5, 0.0, 1.0);
+          at::Tensor g =
+              gate == "Sigmoid" ? at::sigmoid(sd) : at::clamp(sd * (1.0 / 6) + 0.5, 0.0, 1.0);
           at::Tensor want = quantize_ref(g * xf, sy, xc.zp, xc.type);
           ASSERT_EQ(got[1].sizes(), want.sizes());
           EXPECT_TRUE(at::equal(got[1].contiguous(), want.contiguous()))
