@@ -20,8 +20,17 @@ class BatchNormInference {
   /// when this call does not qualify (training_mode, not 4-D float, parameters not float of one
   /// value per channel, autograd needed): the caller runs the kernel and apply_post_ops().
   bool run(KernelContext& c, const std::vector<PostOp>& post);
+  /// The same on the channel concatenation of `parts` (c.in[0] absent): a Concat along channels
+  /// whose only reader is this node, done in the same pass (DenseNet concatenates every earlier
+  /// layer's output before each BN). Each output element is computed exactly as run() computes
+  /// it on the concatenated tensor. Returns false as run() does, and when the parts are not 4-D
+  /// float tensors of one layout (all NCHW or all NHWC) agreeing in every dim but the channels.
+  bool run_concat(KernelContext& c, const std::vector<at::Tensor>& parts,
+                  const std::vector<PostOp>& post);
 
  private:
+  /// Checks everything but input 0 and fills scale_ and shift_ for `ch` channels.
+  bool prepare(KernelContext& c, int64_t ch, const std::vector<PostOp>& post);
   std::vector<float> scale_, shift_;  ///< buffers reused between calls
 };
 

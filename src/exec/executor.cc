@@ -141,6 +141,7 @@ std::vector<PlannedStep> Executor::plan() const {
     if (!int8_on[k] && (st.onednn || st.bn) && !st.post.empty() &&
         std::none_of(st.post_inner.begin(), st.post_inner.end(), [&](int s) { return kept[s]; }))
       for (int a : st.post_steps) absorbed[a] = true;
+    if (st.bn && st.bn_concat >= 0) absorbed[st.bn_concat] = true;
   }
   for (size_t k = 0; k < steps_.size(); ++k) {
     const Step& st = steps_[k];
@@ -154,6 +155,7 @@ std::vector<PlannedStep> Executor::plan() const {
       for (int a : st.int8_after) p.fused.push_back(steps_[a].node);
     } else if (st.onednn || st.onednn_gemm || st.bn) {
       p.engine = st.bn ? "slim" : "onednn";
+      if (st.bn && st.bn_concat >= 0) p.fused.push_back(steps_[st.bn_concat].node);
       for (int a : st.post_steps)
         if (absorbed[a]) p.fused.push_back(steps_[a].node);
     } else {
@@ -221,14 +223,39 @@ void Executor::compile() {
     for (int s : steps_[k].out)
       if (s >= 0) producer_step[s] = static_cast<int>(k);
   if (int8_ && onednn_ && onednn_conv_available()) compile_int8(pinned, producer_step);
+  if (onednn_ && onednn_conv_available()) {
+    // DenseNet's Concat -> BatchNormalization: the BN pass writes the concatenation itself.
+    std::vector<int> reads(num_slots_, 0);
+    for (const Step& st : steps_)
+      for (int s : st.in)
+        if (s >= 0) ++reads[s];
+    for (size_t k = 0; k < steps_.size(); ++k) {
+      Step& st = steps_[k];
+      if (st.node->op_type != "BatchNormalization" || st.out.size() != 1 || st.in.size() < 5 ||
+          st.in[0] < 0 || producer_step[st.in[0]] < 0)
+        continue;
+      const int c = producer_step[st.in[0]];
+      Step& cat = steps_[c];
+      const int64_t axis = cat.node->i("axis", 0);
+      if (cat.node->op_type != "Concat" || cat.out.size() != 1 || pinned[cat.out[0]] ||
+          reads[cat.out[0]] != 1 || cat.frozen != st.frozen || (axis != 1 && axis != -3) ||
+          cat.in.empty() || std::count(cat.in.begin(), cat.in.end(), -1) > 0)
+        continue;
+      st.bn_concat = c;
+      cat.concat_into_bn = static_cast<int>(k);
+    }
+  }
   // Free each intermediate after its last reader so peak memory stays near the live set. A fused
-  // int8 step reads the quantized values behind its DequantizeLinear inputs itself.
+  // int8 step reads the quantized values behind its DequantizeLinear inputs itself, a
+  // BatchNormalization the inputs of the Concat it does.
   std::vector<int> last_use(num_slots_, -1);
   for (size_t k = 0; k < steps_.size(); ++k) {
     for (int s : steps_[k].in)
       if (s >= 0) last_use[s] = static_cast<int>(k);
     for (int s : steps_[k].int8_in)
       if (s >= 0) last_use[s] = std::max(last_use[s], static_cast<int>(k));
+    if (steps_[k].bn_concat >= 0)
+      for (int s : steps_[steps_[k].bn_concat].in) last_use[s] = std::max(last_use[s], static_cast<int>(k));
   }
   for (int s = 0; s < num_slots_; ++s)
     if (last_use[s] >= 0 && !pinned[s]) steps_[last_use[s]].free_after.push_back(s);
@@ -678,6 +705,8 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
   // Steps not run (yet): DequantizeLinear read past by int8 steps, and the activation and
   // QuantizeLinear steps whose work an int8 step did.
   std::vector<bool> skip(steps_.size(), false), pending(steps_.size(), false);
+  // Concat steps a BatchNormalization step will do (Step::bn_concat), not run yet.
+  std::vector<bool> concat_pending(steps_.size(), false);
   // Int8 steps this run may use: not in training, none of the values they skip fetched.
   std::vector<bool> int8_on(steps_.size(), false);
   if (!training_) {
@@ -736,7 +765,23 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
         if (fuse && step.post_sum >= 0)
           sum = step.post_sum_owned && !kept[step.post_sum] ? std::move(slots[step.post_sum])
                                                              : slots[step.post_sum];
-        if (step.bn) {
+        bool done = false;
+        if (step.bn && step.bn_concat >= 0 && concat_pending[step.bn_concat]) {
+          // The Concat was skipped: its inputs are still in their slots.
+          const Step& cat = steps_[step.bn_concat];
+          concat_pending[step.bn_concat] = false;
+          std::vector<at::Tensor> parts;
+          for (int s : cat.in) parts.push_back(slots[s]);
+          done = step.bn->run_concat(ctx, parts, post);
+          if (!done) {
+            KernelContext cc{*cat.node, std::move(parts), {at::Tensor()}, false, graph_->opset};
+            cat.kernel(cc);
+            ctx.in[0] = std::move(cc.out[0]);
+          }
+        }
+        if (done) {
+          engine = "slim";
+        } else if (step.bn) {
           if (step.bn->run(ctx, post)) {
             engine = "slim";
           } else {
@@ -794,6 +839,11 @@ std::vector<at::Tensor> Executor::execute(std::vector<at::Tensor> slots,
       continue;
     }
     if (done_by_conv[k]) {
+      release(step);
+      continue;
+    }
+    if (step.concat_into_bn >= 0 && !training_ && !kept[step.out[0]]) {
+      concat_pending[k] = true;
       release(step);
       continue;
     }

@@ -369,8 +369,10 @@ TEST(OneDnnConv, BatchNormalizationAfterAConcatRunsInOnePassWithItsActivation) {
     for (const auto& step : fast.plan())
       if (step.node->name == "bn") {
         EXPECT_EQ(step.engine, "slim");
-        ASSERT_EQ(step.fused.size(), 1u);
-        EXPECT_EQ(step.fused[0]->name, nhwc ? "relu" : "clip");
+        std::vector<std::string> fused;
+        for (const Node* f : step.fused) fused.push_back(f->name);
+        EXPECT_EQ(fused, nhwc ? (std::vector<std::string>{"cat", "relu"})
+                              : (std::vector<std::string>{"clip"}));
       }
     for (int64_t n : {3, 1}) {
       at::Tensor x = at::randn({n, 6, 7, 7});
@@ -389,6 +391,59 @@ TEST(OneDnnConv, BatchNormalizationAfterAConcatRunsInOnePassWithItsActivation) {
     }
     at::Tensor x = at::randn({2, 6, 7, 7});
     EXPECT_TRUE(close(fast.run({x})[0], ref.run({x})[0]));
+  }
+}
+
+TEST(OneDnnConv, ConcatBeforeBatchNormalizationIsWrittenByTheBnPass) {
+  // The BN pass reads the Concat's inputs and writes the concatenation normalized, in NHWC (parts
+  // from oneDNN convs) and NCHW (parts from ATen): bit for bit what it computes on the Concat's
+  // output when that is fetched (and so computed), close to ATen's Concat and batch_norm.
+  for (bool nhwc : {true, false}) {
+    SCOPED_TRACE(nhwc ? "NHWC" : "NCHW");
+    auto build = [&] {
+      at::manual_seed(4);
+      test::GraphBuilder b;
+      auto x = b.input("x", {kDynamicDim, 6, 5, 9});
+      std::vector<std::string> parts;
+      if (nhwc) {
+        parts = {b.node("Conv", {x, b.init("wa", at::randn({5, 6, 1, 1}))}, {}, "a"),
+                 b.node("Conv", {x, b.init("wb", at::randn({3, 6, 3, 3}))},
+                        {{"pads", std::vector<int64_t>{1, 1, 1, 1}}}, "b"),
+                 b.node("Conv", {x, b.init("wc", at::randn({17, 6, 1, 1}))}, {}, "c")};
+      } else {
+        parts = {x, b.node("Sigmoid", {x}, {}, "a"), x};
+      }
+      const int64_t ch = nhwc ? 25 : 18;
+      auto cat = b.node("Concat", parts, {{"axis", int64_t{nhwc ? 1 : -3}}}, "cat");
+      auto y = b.node("BatchNormalization",
+                      {cat, b.init("g", at::rand({ch}) + 0.5), b.init("bb", at::randn({ch})),
+                       b.init("m", at::randn({ch}) * 0.3), b.init("v", at::rand({ch}) + 0.2)},
+                      {}, "bn");
+      y = b.node("Relu", {y}, {}, "relu");
+      b.output(y);
+      return b.build();
+    };
+    Graph g = build(), ref_g = build();
+    Executor ex(g), ref(ref_g);
+    ref.set_onednn(false);
+    std::vector<std::string> planned;
+    for (const auto& step : ex.plan()) {
+      std::string fused;
+      for (const Node* f : step.fused) fused += "+" + f->name;
+      planned.push_back(step.node->name + fused);
+    }
+    EXPECT_EQ(planned, nhwc ? (std::vector<std::string>{"a", "b", "c", "bn+cat+relu"})
+                            : (std::vector<std::string>{"a", "bn+cat+relu"}));
+    ex.set_profiling(true);
+    for (int64_t n : {2, 1}) {
+      at::Tensor x = at::randn({n, 6, 5, 9});
+      at::Tensor got = ex.run({x})[0];
+      if (n == 2)  // before any run that fetches the Concat's output
+        for (const auto& t : ex.profile()) EXPECT_NE(t.node, "cat") << "the Concat ran";
+      auto both = ex.run_named({{"x", x}}, {"cat_out", "relu_out"});
+      EXPECT_TRUE(at::equal(got, both.at("relu_out")));
+      EXPECT_TRUE(close(got, ref.run({x})[0]));
+    }
   }
 }
 

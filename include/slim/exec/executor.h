@@ -136,6 +136,10 @@ class Executor {
     std::shared_ptr<OneDnnConv> onednn;  ///< Conv steps in inference
     std::shared_ptr<OneDnnGemm> onednn_gemm;  ///< Gemm steps in inference
     std::shared_ptr<BatchNormInference> bn;   ///< BatchNormalization steps in inference
+    /// A BatchNormalization step in inference whose input is a Concat along channels read by
+    /// nothing else: that Concat step, skipped while this step reads its inputs itself
+    /// (BatchNormInference::run_concat). On the Concat step, the BatchNormalization step.
+    int bn_concat = -1, concat_into_bn = -1;
     // A Conv's float oneDNN primitive may also do the element-wise work of the steps after it
     // (activations, a residual Add, SiLU's Sigmoid and Mul), a BatchNormalization's pass the
     // activations after it.
