@@ -90,8 +90,8 @@ bool BatchNormInference::prepare(KernelContext& c, int64_t ch, const std::vector
   // Recomputed on every call (one pass over C values): training updates the running statistics
   // in place without moving their version counters, so no stamp would notice.
   const float eps = c.node.f("epsilon", 1e-5f);
-  at::Tensor gamma = c.in[1].contiguous(), beta = c.in[2].contiguous(),
-             mean = c.in[3].contiguous(), var = c.in[4].contiguous();
+  at::Tensor gamma = c.in[1].contiguous(), beta = c.in[2].contiguous(), mean = c.in[3].contiguous(),
+             var = c.in[4].contiguous();
   const float *g = gamma.data_ptr<float>(), *b = beta.data_ptr<float>(),
               *m = mean.data_ptr<float>(), *v = var.data_ptr<float>();
   scale_.resize(ch);
@@ -172,7 +172,8 @@ bool BatchNormInference::run_concat(KernelContext& c, const std::vector<at::Tens
     std::vector<std::pair<const float*, int64_t>> source(static_cast<size_t>(ch));  // part, its C
     int64_t k = 0;
     for (const at::Tensor& p : parts)
-      for (int64_t j = 0; j < p.size(1); ++j) source[k++] = {p.data_ptr<float>() + j * plane, p.size(1)};
+      for (int64_t j = 0; j < p.size(1); ++j)
+        source[k++] = {p.data_ptr<float>() + j * plane, p.size(1)};
     at::parallel_for(0, n * ch, std::max<int64_t>(1, 32768 / plane), [&](int64_t p0, int64_t p1) {
       for (int64_t q = p0; q < p1; ++q) {
         const int64_t b = q / ch, k = q % ch;

@@ -255,7 +255,8 @@ void Executor::compile() {
     for (int s : steps_[k].int8_in)
       if (s >= 0) last_use[s] = std::max(last_use[s], static_cast<int>(k));
     if (steps_[k].bn_concat >= 0)
-      for (int s : steps_[steps_[k].bn_concat].in) last_use[s] = std::max(last_use[s], static_cast<int>(k));
+      for (int s : steps_[steps_[k].bn_concat].in)
+        last_use[s] = std::max(last_use[s], static_cast<int>(k));
   }
   for (int s = 0; s < num_slots_; ++s)
     if (last_use[s] >= 0 && !pinned[s]) steps_[last_use[s]].free_after.push_back(s);
