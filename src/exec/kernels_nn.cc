@@ -1,4 +1,6 @@
 // Neural-network kernels: convolution, pooling, normalization, activations, dense layers.
+#include <ATen/Parallel.h>
+
 #include <cmath>
 #include <limits>
 
@@ -265,10 +267,53 @@ void average_pool(KernelContext& c) {
   c.out[0] = sums / pool(mask, zero, true);
 }
 
+}  // namespace
+
+at::Tensor spatial_mean(const KernelContext& c, const at::Tensor& x, bool keepdim) {
+  if (c.training || x.dim() != 4 || x.scalar_type() != at::kFloat || !x.device().is_cpu() ||
+      x.numel() == 0 || (x.requires_grad() && at::GradMode::is_enabled()))
+    return at::Tensor();
+  const bool nhwc = !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  if (!nhwc && !x.is_contiguous()) return at::Tensor();
+  const int64_t n = x.size(0), ch = x.size(1), hw = x.size(2) * x.size(3);
+  at::Tensor y = keepdim ? at::empty({n, ch, 1, 1}, x.options()) : at::empty({n, ch}, x.options());
+  const float* src = x.data_ptr<float>();
+  float* dst = y.data_ptr<float>();
+  const double count = static_cast<double>(hw);
+  if (nhwc) {
+    at::parallel_for(0, n, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<double> sum(static_cast<size_t>(ch));
+      for (int64_t b = b0; b < b1; ++b) {
+        std::fill(sum.begin(), sum.end(), 0.0);
+        const float* row = src + b * hw * ch;
+        for (int64_t i = 0; i < hw; ++i, row += ch)
+          for (int64_t k = 0; k < ch; ++k) sum[k] += row[k];
+        for (int64_t k = 0; k < ch; ++k) dst[b * ch + k] = static_cast<float>(sum[k] / count);
+      }
+    });
+  } else {
+    at::parallel_for(0, n * ch, std::max<int64_t>(1, 16384 / hw), [&](int64_t p0, int64_t p1) {
+      for (int64_t q = p0; q < p1; ++q) {
+        const float* plane = src + q * hw;
+        double sum = 0;
+        for (int64_t i = 0; i < hw; ++i) sum += plane[i];
+        dst[q] = static_cast<float>(sum / count);
+      }
+    });
+  }
+  return y;
+}
+
+namespace {
+
 void global_average_pool(KernelContext& c) {
   const at::Tensor& x = c.x(0);
   SLIM_CHECK(x.dim() >= 3, c.node.label(), ": input must have spatial dims, got ",
              shape_to_string(x.sizes().vec()));
+  if (at::Tensor y = spatial_mean(c, x, true); y.defined()) {
+    c.out[0] = y;
+    return;
+  }
   std::vector<int64_t> dims;
   for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
   c.out[0] = x.mean(dims, true);

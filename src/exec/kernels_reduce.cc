@@ -47,7 +47,9 @@ at::Tensor floating(const at::Tensor& x) {
 }
 
 void reduce_mean(KernelContext& c) {
-  reduce(c, [](const at::Tensor& x, at::IntArrayRef axes, bool keep) {
+  reduce(c, [&c](const at::Tensor& x, at::IntArrayRef axes, bool keep) {
+    if (axes.equals({2, 3}))
+      if (at::Tensor y = spatial_mean(c, x, keep); y.defined()) return y;
     return as_input_type(floating(x).mean(axes, keep), x);
   });
 }

@@ -404,6 +404,32 @@ TEST(Executor, ResizeNearestAtAScaleOfThreeMatchesAPlainLoop) {
           ASSERT_EQ(ya[n][c][h][w], ia[n][c][h / 3][w / 2]) << n << "," << c << "," << h << "," << w;
 }
 
+TEST(Executor, SpatialMeansEqualTheMeanInDoubleInEitherLayout) {
+  // GlobalAveragePool and ReduceMean over H and W (keepdims 1 and 0) in inference, on NCHW input
+  // and on NHWC input (a oneDNN conv's output): the mean taken in double, rounded once to float.
+  for (bool nhwc : {false, true}) {
+    SCOPED_TRACE(nhwc ? "NHWC" : "NCHW");
+    test::GraphBuilder b;
+    auto x = b.input("x", {kDynamicDim, 6, 7, 5});
+    at::manual_seed(8);
+    auto v = nhwc ? b.node("Conv", {x, b.init("w", at::randn({11, 6, 1, 1}))}, {}, "conv") : x;
+    b.output(b.node("GlobalAveragePool", {v}, {}, "gap"));
+    b.output(b.node("ReduceMean", {v}, {{"axes", std::vector<int64_t>{-1, 2}}}, "keep"));
+    b.output(b.node("ReduceMean", {v}, {{"axes", std::vector<int64_t>{2, 3}}, {"keepdims", int64_t{0}}},
+                    "flat"));
+    if (nhwc) b.output(v);
+    Graph g = b.build();
+    Executor ex(g);
+    const at::Tensor in = at::randn({3, 6, 7, 5}) * 10 + 3;
+    std::vector<at::Tensor> y = ex.run({in});
+    const at::Tensor base = nhwc ? y[3] : in;
+    const at::Tensor want = base.to(at::kDouble).mean({2, 3}, true).to(at::kFloat);
+    EXPECT_TRUE(at::equal(y[0], want));
+    EXPECT_TRUE(at::equal(y[1].contiguous(), want));
+    EXPECT_TRUE(at::equal(y[2], want.flatten(1)));
+  }
+}
+
 TEST(Executor, RunNamedFetchesIntermediates) {
   Params p = make_params();
   Graph g = make_net(p);
