@@ -415,8 +415,8 @@ TEST(Executor, SpatialMeansEqualTheMeanInDoubleInEitherLayout) {
     auto v = nhwc ? b.node("Conv", {x, b.init("w", at::randn({11, 6, 1, 1}))}, {}, "conv") : x;
     b.output(b.node("GlobalAveragePool", {v}, {}, "gap"));
     b.output(b.node("ReduceMean", {v}, {{"axes", std::vector<int64_t>{-1, 2}}}, "keep"));
-    b.output(b.node("ReduceMean", {v}, {{"axes", std::vector<int64_t>{2, 3}}, {"keepdims", int64_t{0}}},
-                    "flat"));
+    b.output(b.node("ReduceMean", {v},
+                    {{"axes", std::vector<int64_t>{2, 3}}, {"keepdims", int64_t{0}}}, "flat"));
     if (nhwc) b.output(v);
     Graph g = b.build();
     Executor ex(g);
