@@ -1,6 +1,8 @@
 #include "int8_elementwise.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #if defined(__x86_64__)
@@ -60,8 +62,19 @@ void add_scalar(const TA* a, float sa, int za, const TB* b, float sb, int zb, TY
 // stay two roundings, as in the scalar and ATen code. ----
 #if SLIM_HAVE_AVX2_PATH
 
+/// The widest vector ISA ATEN_CPU_CAPABILITY allows these loops ("default": scalar, "avx2": no
+/// AVX-512), as LibTorch reads it, so that `make test-isa` runs the paths another CPU would.
+int isa_cap() {
+  static const int cap = [] {
+    const char* e = std::getenv("ATEN_CPU_CAPABILITY");
+    const std::string v = e ? e : "";
+    return v == "default" ? 0 : v == "avx2" ? 1 : 2;
+  }();
+  return cap;
+}
+
 bool has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
+  static const bool yes = isa_cap() >= 1 && __builtin_cpu_supports("avx2");
   return yes;
 }
 
@@ -73,11 +86,42 @@ __attribute__((target("avx2"))) inline __m256 load8(const T* p, __m256i zp) {
   return _mm256_cvtepi32_ps(_mm256_sub_epi32(w, zp));
 }
 
+/// Dividing by a scale: the rounded quotient of a division, through a multiplication by the
+/// reciprocal where that gives the same integer (a division costs 4-5 times a multiplication
+/// and bounded the int8 element-wise steps). v * (1 / scale) is within 1.5 * 2^-23 relative of
+/// v / scale, so below 1024 in magnitude (larger values saturate any level type) the two round
+/// to the same integer unless the product lies within 2^-10 of a half: those vectors divide.
+struct Divisor {
+  __m256 scale, inv, always;  ///< `always`: all ones when 1 / scale is not finite
+};
+
+__attribute__((target("avx2"))) inline Divisor divisor(float scale) {
+  const float inv = 1.f / scale;
+  const bool finite = inv == inv && inv - inv == 0.f;  // not NaN, not infinite
+  return {_mm256_set1_ps(scale), _mm256_set1_ps(finite ? inv : 0.f),
+          _mm256_castsi256_ps(_mm256_set1_epi32(finite ? 0 : -1))};
+}
+
+/// round_half_even(v / scale), exactly.
+__attribute__((target("avx2"))) inline __m256 divide_round(__m256 v, const Divisor& d) {
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m256 m = _mm256_mul_ps(v, d.inv);
+  const __m256 r = _mm256_round_ps(m, kNearest);
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  const __m256 off = _mm256_andnot_ps(sign, _mm256_sub_ps(m, r));  // |m - r| in [0, 0.5]
+  const __m256 near_half = _mm256_and_ps(
+      _mm256_cmp_ps(off, _mm256_set1_ps(0.5f - 1.f / 1024), _CMP_GT_OQ),
+      _mm256_cmp_ps(_mm256_andnot_ps(sign, m), _mm256_set1_ps(1024.f), _CMP_LT_OQ));
+  const __m256 slow = _mm256_or_ps(near_half, d.always);
+  if (_mm256_testz_ps(slow, slow)) return r;
+  return _mm256_round_ps(_mm256_div_ps(v, d.scale), kNearest);
+}
+
 /// round_half_even(v / scale) + zp, saturated to T's levels, stored as 8 levels.
 template <typename T>
-__attribute__((target("avx2"))) inline void store8(T* p, __m256 v, __m256 scale, __m256 zp) {
-  __m256 q =
-      _mm256_round_ps(_mm256_div_ps(v, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+__attribute__((target("avx2"))) inline void store8(T* p, __m256 v, const Divisor& scale,
+                                                   __m256 zp) {
+  __m256 q = divide_round(v, scale);
   q = _mm256_add_ps(q, zp);
   q = _mm256_min_ps(_mm256_max_ps(q, _mm256_set1_ps(level_min<T>())),
                     _mm256_set1_ps(level_max<T>()));
@@ -101,7 +145,8 @@ __attribute__((target("avx2"))) void dequantize_avx2(const TX* x, float* y, int6
 template <typename TY>
 __attribute__((target("avx2"))) void quantize_avx2(const float* x, TY* y, int64_t n, float scale,
                                                    int zp) {
-  const __m256 s = _mm256_set1_ps(scale), z = _mm256_set1_ps(static_cast<float>(zp));
+  const Divisor s = divisor(scale);
+  const __m256 z = _mm256_set1_ps(static_cast<float>(zp));
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) store8(y + i, _mm256_loadu_ps(x + i), s, z);
   quantize_scalar(x + i, y + i, n - i, scale, zp);
@@ -112,7 +157,8 @@ __attribute__((target("avx2"))) void add_avx2(const TA* a, float sa, int za, con
                                               int zb, TY* y, float sy, int zy, bool relu,
                                               int64_t n) {
   const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
-  const __m256 vsa = _mm256_set1_ps(sa), vsb = _mm256_set1_ps(sb), vsy = _mm256_set1_ps(sy),
+  const Divisor vsy = divisor(sy);
+  const __m256 vsa = _mm256_set1_ps(sa), vsb = _mm256_set1_ps(sb),
                vzy = _mm256_set1_ps(static_cast<float>(zy)),
                floor = _mm256_set1_ps(relu ? 0.f : -3.4e38f);
   int64_t i = 0;
@@ -128,8 +174,8 @@ __attribute__((target("avx2"))) void add_avx2(const TA* a, float sa, int za, con
 // of the table, the top bit of the byte choosing the half). ----
 
 bool has_vbmi() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vbmi");
+  static const bool yes = isa_cap() >= 2 && __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
   return yes;
 }
 
@@ -154,6 +200,68 @@ SLIM_VBMI void lookup_vbmi(const uint8_t* x, uint8_t* y, int64_t n, const uint8_
 }
 
 #undef SLIM_VBMI
+
+// ---- AVX-512: a 256-entry float table gathered 16 levels at a time. ----
+
+bool has_avx512() {
+  static const bool yes = isa_cap() >= 2 && __builtin_cpu_supports("avx512f");
+  return yes;
+}
+
+__attribute__((target("avx512f"))) void level_floats_avx512(const uint8_t* x, float* y,
+                                                            int64_t n, const float* table) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i idx =
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    _mm512_storeu_ps(y + i, _mm512_i32gather_ps(idx, table, 4));
+  }
+  for (; i < n; ++i) y[i] = table[x[i]];
+}
+
+/// y[i] = quantize(table[x[i]] * gate[i]) 16 at a time, the quantization as divide_round does it.
+template <typename T>
+__attribute__((target("avx512f"))) void scale_levels_avx512(const uint8_t* x, const float* gate,
+                                                            const float* table, T* y, int64_t n,
+                                                            float scale, int zp) {
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m512 s = _mm512_set1_ps(scale), inv = _mm512_set1_ps(1.f / scale),
+               z = _mm512_set1_ps(static_cast<float>(zp)), lo = _mm512_set1_ps(level_min<T>()),
+               hi = _mm512_set1_ps(level_max<T>()), near = _mm512_set1_ps(0.5f - 1.f / 1024),
+               big = _mm512_set1_ps(1024.f);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i idx =
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    const __m512 v = _mm512_mul_ps(_mm512_i32gather_ps(idx, table, 4), _mm512_loadu_ps(gate + i));
+    const __m512 m = _mm512_mul_ps(v, inv);
+    __m512 r = _mm512_roundscale_ps(m, kNearest);
+    const __mmask16 slow =
+        _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(m, r)), near, _CMP_GT_OQ) &
+        _mm512_cmp_ps_mask(_mm512_abs_ps(m), big, _CMP_LT_OQ);
+    if (slow) r = _mm512_roundscale_ps(_mm512_div_ps(v, s), kNearest);
+    const __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, z), lo), hi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
+                     _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q)));
+  }
+  for (; i < n; ++i) y[i] = quantize_one<T>(table[x[i]] * gate[i], scale, zp);
+}
+
+__attribute__((target("avx512f"))) void accumulate_levels_avx512(const uint8_t* x, double* sum,
+                                                                 int64_t n, const float* table) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i idx =
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    const __m512 v = _mm512_i32gather_ps(idx, table, 4);
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d hi =
+        _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    _mm512_storeu_pd(sum + i, _mm512_add_pd(_mm512_loadu_pd(sum + i), lo));
+    _mm512_storeu_pd(sum + i + 8, _mm512_add_pd(_mm512_loadu_pd(sum + i + 8), hi));
+  }
+  for (; i < n; ++i) sum[i] += table[x[i]];
+}
 
 #endif  // SLIM_HAVE_AVX2_PATH
 
@@ -212,6 +320,33 @@ void lookup_levels(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table
   if (has_vbmi()) return lookup_vbmi(x, y, n, table);
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
+}
+
+void level_floats(const uint8_t* x, float* y, int64_t n, const float* table) {
+#if SLIM_HAVE_AVX2_PATH
+  if (has_avx512()) return level_floats_avx512(x, y, n, table);
+#endif
+  for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
+}
+
+void accumulate_levels(const uint8_t* x, double* sum, int64_t n, const float* table) {
+#if SLIM_HAVE_AVX2_PATH
+  if (has_avx512()) return accumulate_levels_avx512(x, sum, n, table);
+#endif
+  for (int64_t i = 0; i < n; ++i) sum[i] += table[x[i]];
+}
+
+void scale_levels(const uint8_t* x, const float* gate, const float* table, Levels y, int64_t n,
+                  float scale, int zp) {
+  const float inv = 1.f / scale;
+  const bool finite = inv == inv && inv - inv == 0.f;
+  with_type(y, 0, [&](auto* py) {
+    using T = std::remove_pointer_t<decltype(py)>;
+#if SLIM_HAVE_AVX2_PATH
+    if (finite && has_avx512()) return scale_levels_avx512<T>(x, gate, table, py, n, scale, zp);
+#endif
+    for (int64_t i = 0; i < n; ++i) py[i] = quantize_one<T>(table[x[i]] * gate[i], scale, zp);
+  });
 }
 
 }  // namespace slim

@@ -901,8 +901,7 @@ bool Int8GlobalAvgPool::run(const std::vector<at::Tensor>& in, at::Tensor& out) 
       for (int64_t b = b0; b < b1; ++b) {
         std::fill(sum.begin(), sum.end(), 0.0);
         const uint8_t* row = src + b * hw * c;
-        for (int64_t i = 0; i < hw; ++i, row += c)
-          for (int64_t k = 0; k < c; ++k) sum[k] += value[row[k]];
+        for (int64_t i = 0; i < hw; ++i, row += c) accumulate_levels(row, sum.data(), c, value);
         for (int64_t k = 0; k < c; ++k)
           mean[b * c + k] = static_cast<float>(sum[k] / static_cast<double>(hw));
       }
@@ -980,13 +979,9 @@ bool Int8ChannelScale::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   if (*fmt == at::MemoryFormat::ChannelsLast) {
     // One pixel's channels at a time: value times that channel's gate, quantized.
     at::parallel_for(0, n * hw, std::max<int64_t>(1, 16384 / c), [&](int64_t p0, int64_t p1) {
-      std::vector<float> buf(static_cast<size_t>(c));
-      for (int64_t q = p0; q < p1; ++q) {
-        const uint8_t* row = src + q * c;
-        const float* gn = g + (q / hw) * c;
-        for (int64_t k = 0; k < c; ++k) buf[k] = value[row[k]] * gn[k];
-        quantize_levels(buf.data(), {dst + q * c, u8}, 0, c, p.y.scale, p.y.zero);
-      }
+      for (int64_t q = p0; q < p1; ++q)
+        scale_levels(src + q * c, g + (q / hw) * c, value, {dst + q * c, u8}, c, p.y.scale,
+                     p.y.zero);
     });
   } else {
     at::parallel_for(0, n * c, std::max<int64_t>(1, 16384 / hw), [&](int64_t p0, int64_t p1) {

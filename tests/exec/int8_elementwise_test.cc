@@ -5,6 +5,8 @@
 // points 0, -3, 128), and NHWC inputs.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "../test_util.h"
 #include "slim/exec/executor.h"
 
@@ -70,6 +72,41 @@ TEST(Int8Elementwise, QuantizeAndDequantizeEqualTheFormulas) {
       EXPECT_TRUE(at::equal(got_q, want_q))
           << (got_q.to(at::kInt) - want_q.to(at::kInt)).abs().max();
       EXPECT_TRUE(at::equal(got_d, dequantize_ref(want_q, s, c.zp)));
+    }
+  }
+}
+
+TEST(Int8Elementwise, QuantizeDividesExactlyAtAnyScale) {
+  // The vector loops divide by the scale through a multiplication by its reciprocal unless the
+  // product lies near a half: every level must still be that of the division, at scales whose
+  // reciprocal is inexact (and a denormal one whose reciprocal overflows), on random values and on
+  // the floats just around each half (k + 0.5) * scale.
+  for (float s : {0.05f, 1.f / 3, 0.0173f, 7.3e-3f, 0.9999999f, 3e-39f}) {
+    SCOPED_TRACE("scale " + std::to_string(s));
+    std::vector<float> v;
+    at::manual_seed(11);
+    at::Tensor r = (at::rand({20000}) * 600 - 300) * s;
+    for (int64_t i = 0; i < r.numel(); ++i) v.push_back(r[i].item<float>());
+    for (int k = -300; k < 300; ++k) {
+      float half = (static_cast<float>(k) + 0.5f) * s;
+      for (int step = 0; step < 3; ++step) {
+        v.push_back(half);
+        half = std::nextafter(half, 1e30f);
+      }
+      half = (static_cast<float>(k) + 0.5f) * s;
+      for (int step = 0; step < 3; ++step) v.push_back(half = std::nextafter(half, -1e30f));
+    }
+    at::Tensor in = at::tensor(v).view({1, 1, 1, -1});
+    for (const auto& c : {LevelsCase{at::kChar, 0}, LevelsCase{at::kByte, 128}}) {
+      test::GraphBuilder b;
+      auto x = b.input("x", {1, 1, 1, kDynamicDim});
+      b.output(b.node("QuantizeLinear",
+                      {x, b.init("s", at::scalar_tensor(s)), b.init("z", zero_point(c.zp, c.type))},
+                      {}, "q"),
+               c.type);
+      Graph g = b.build();
+      at::Tensor got = Executor(g).run({in})[0], want = quantize_ref(in, s, c.zp, c.type);
+      EXPECT_TRUE(at::equal(got, want)) << (got.to(at::kInt) - want.to(at::kInt)).abs().max();
     }
   }
 }
