@@ -109,9 +109,9 @@ __attribute__((target("avx2"))) inline __m256 divide_round(__m256 v, const Divis
   const __m256 r = _mm256_round_ps(m, kNearest);
   const __m256 sign = _mm256_set1_ps(-0.f);
   const __m256 off = _mm256_andnot_ps(sign, _mm256_sub_ps(m, r));  // |m - r| in [0, 0.5]
-  const __m256 near_half = _mm256_and_ps(
-      _mm256_cmp_ps(off, _mm256_set1_ps(0.5f - 1.f / 1024), _CMP_GT_OQ),
-      _mm256_cmp_ps(_mm256_andnot_ps(sign, m), _mm256_set1_ps(1024.f), _CMP_LT_OQ));
+  const __m256 near_half =
+      _mm256_and_ps(_mm256_cmp_ps(off, _mm256_set1_ps(0.5f - 1.f / 1024), _CMP_GT_OQ),
+                    _mm256_cmp_ps(_mm256_andnot_ps(sign, m), _mm256_set1_ps(1024.f), _CMP_LT_OQ));
   const __m256 slow = _mm256_or_ps(near_half, d.always);
   if (_mm256_testz_ps(slow, slow)) return r;
   return _mm256_round_ps(_mm256_div_ps(v, d.scale), kNearest);
@@ -175,7 +175,8 @@ __attribute__((target("avx2"))) void add_avx2(const TA* a, float sa, int za, con
 
 bool has_vbmi() {
   static const bool yes = isa_cap() >= 2 && __builtin_cpu_supports("avx512f") &&
-                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
+                          __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vbmi");
   return yes;
 }
 
@@ -208,8 +209,8 @@ bool has_avx512() {
   return yes;
 }
 
-__attribute__((target("avx512f"))) void level_floats_avx512(const uint8_t* x, float* y,
-                                                            int64_t n, const float* table) {
+__attribute__((target("avx512f"))) void level_floats_avx512(const uint8_t* x, float* y, int64_t n,
+                                                            const float* table) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m512i idx =
