@@ -86,42 +86,11 @@ __attribute__((target("avx2"))) inline __m256 load8(const T* p, __m256i zp) {
   return _mm256_cvtepi32_ps(_mm256_sub_epi32(w, zp));
 }
 
-/// Dividing by a scale: the rounded quotient of a division, through a multiplication by the
-/// reciprocal where that gives the same integer (a division costs 4-5 times a multiplication
-/// and bounded the int8 element-wise steps). v * (1 / scale) is within 1.5 * 2^-23 relative of
-/// v / scale, so below 1024 in magnitude (larger values saturate any level type) the two round
-/// to the same integer unless the product lies within 2^-10 of a half: those vectors divide.
-struct Divisor {
-  __m256 scale, inv, always;  ///< `always`: all ones when 1 / scale is not finite
-};
-
-__attribute__((target("avx2"))) inline Divisor divisor(float scale) {
-  const float inv = 1.f / scale;
-  const bool finite = inv == inv && inv - inv == 0.f;  // not NaN, not infinite
-  return {_mm256_set1_ps(scale), _mm256_set1_ps(finite ? inv : 0.f),
-          _mm256_castsi256_ps(_mm256_set1_epi32(finite ? 0 : -1))};
-}
-
-/// round_half_even(v / scale), exactly.
-__attribute__((target("avx2"))) inline __m256 divide_round(__m256 v, const Divisor& d) {
-  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  const __m256 m = _mm256_mul_ps(v, d.inv);
-  const __m256 r = _mm256_round_ps(m, kNearest);
-  const __m256 sign = _mm256_set1_ps(-0.f);
-  const __m256 off = _mm256_andnot_ps(sign, _mm256_sub_ps(m, r));  // |m - r| in [0, 0.5]
-  const __m256 near_half =
-      _mm256_and_ps(_mm256_cmp_ps(off, _mm256_set1_ps(0.5f - 1.f / 1024), _CMP_GT_OQ),
-                    _mm256_cmp_ps(_mm256_andnot_ps(sign, m), _mm256_set1_ps(1024.f), _CMP_LT_OQ));
-  const __m256 slow = _mm256_or_ps(near_half, d.always);
-  if (_mm256_testz_ps(slow, slow)) return r;
-  return _mm256_round_ps(_mm256_div_ps(v, d.scale), kNearest);
-}
-
 /// round_half_even(v / scale) + zp, saturated to T's levels, stored as 8 levels.
 template <typename T>
-__attribute__((target("avx2"))) inline void store8(T* p, __m256 v, const Divisor& scale,
-                                                   __m256 zp) {
-  __m256 q = divide_round(v, scale);
+__attribute__((target("avx2"))) inline void store8(T* p, __m256 v, __m256 scale, __m256 zp) {
+  __m256 q =
+      _mm256_round_ps(_mm256_div_ps(v, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   q = _mm256_add_ps(q, zp);
   q = _mm256_min_ps(_mm256_max_ps(q, _mm256_set1_ps(level_min<T>())),
                     _mm256_set1_ps(level_max<T>()));
@@ -145,8 +114,7 @@ __attribute__((target("avx2"))) void dequantize_avx2(const TX* x, float* y, int6
 template <typename TY>
 __attribute__((target("avx2"))) void quantize_avx2(const float* x, TY* y, int64_t n, float scale,
                                                    int zp) {
-  const Divisor s = divisor(scale);
-  const __m256 z = _mm256_set1_ps(static_cast<float>(zp));
+  const __m256 s = _mm256_set1_ps(scale), z = _mm256_set1_ps(static_cast<float>(zp));
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) store8(y + i, _mm256_loadu_ps(x + i), s, z);
   quantize_scalar(x + i, y + i, n - i, scale, zp);
@@ -157,8 +125,7 @@ __attribute__((target("avx2"))) void add_avx2(const TA* a, float sa, int za, con
                                               int zb, TY* y, float sy, int zy, bool relu,
                                               int64_t n) {
   const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
-  const Divisor vsy = divisor(sy);
-  const __m256 vsa = _mm256_set1_ps(sa), vsb = _mm256_set1_ps(sb),
+  const __m256 vsa = _mm256_set1_ps(sa), vsb = _mm256_set1_ps(sb), vsy = _mm256_set1_ps(sy),
                vzy = _mm256_set1_ps(static_cast<float>(zy)),
                floor = _mm256_set1_ps(relu ? 0.f : -3.4e38f);
   int64_t i = 0;
@@ -220,7 +187,11 @@ __attribute__((target("avx512f"))) void level_floats_avx512(const uint8_t* x, fl
   for (; i < n; ++i) y[i] = table[x[i]];
 }
 
-/// y[i] = quantize(table[x[i]] * gate[i]) 16 at a time, the quantization as divide_round does it.
+/// y[i] = quantize(table[x[i]] * gate[i]) 16 at a time. The division by the scale goes through a
+/// multiplication by its reciprocal where that rounds to the same integer: v * (1 / scale) is
+/// within 1.5 * 2^-23 relative of v / scale, so below 1024 in magnitude (larger values saturate
+/// any level type) the two round alike unless the product lies within 2^-10 of a half, where the
+/// vector divides. (In the AVX2 loops the extra instructions cost more than the division saves.)
 template <typename T>
 __attribute__((target("avx512f"))) void scale_levels_avx512(const uint8_t* x, const float* gate,
                                                             const float* table, T* y, int64_t n,

@@ -77,8 +77,7 @@ TEST(Int8Elementwise, QuantizeAndDequantizeEqualTheFormulas) {
 }
 
 TEST(Int8Elementwise, QuantizeDividesExactlyAtAnyScale) {
-  // The vector loops divide by the scale through a multiplication by its reciprocal unless the
-  // product lies near a half: every level must still be that of the division, at scales whose
+  // QuantizeLinear's loops must give the level of the division by the scale, at scales whose
   // reciprocal is inexact (and a denormal one whose reciprocal overflows), on random values and on
   // the floats just around each half (k + 0.5) * scale.
   for (float s : {0.05f, 1.f / 3, 0.0173f, 7.3e-3f, 0.9999999f, 3e-39f}) {
@@ -363,6 +362,42 @@ TEST(Int8Elementwise, SqueezeExcitationRunsOnTheLevels) {
         }
       }
     }
+  }
+}
+
+TEST(Int8Elementwise, SqueezeExcitationQuantizesAsTheDivisionOnHalves) {
+  // The squeeze-excitation step's vector loop multiplies by the reciprocal of the output scale
+  // and divides only near halves: with a gate of exactly 1 (HardSigmoid alpha 0, beta 1) and
+  // output scales of 2, 2 + 2^-20 and 1/3 times the input's, every level (each of the 256 in
+  // every channel) must be the division's, ties to even.
+  const float sx = 0.0371f;
+  for (float ratio : {2.f, 2.f + 1.f / (1 << 20), 1.f / 3}) {
+    SCOPED_TRACE("output scale / input scale " + std::to_string(ratio));
+    test::GraphBuilder b;
+    auto x = b.input("x", {1, 20, 16, 16}, at::kByte);
+    auto xd = b.node("DequantizeLinear",
+                     {x, b.init("sx", at::scalar_tensor(sx)), b.init("zx", zero_point(128, at::kByte))},
+                     {}, "dq");
+    auto s = b.input("s", {1, 20, 1, 1}, at::kByte);
+    auto sd = b.node("DequantizeLinear",
+                     {s, b.init("ss", at::scalar_tensor(0.1f)), b.init("zs", zero_point(0, at::kByte))},
+                     {}, "s_dq");
+    auto g = b.node("HardSigmoid", {sd}, {{"alpha", 0.f}, {"beta", 1.f}}, "gate");
+    auto m = b.node("Mul", {xd, g}, {}, "mul");
+    b.output(b.node("QuantizeLinear",
+                    {m, b.init("sy", at::scalar_tensor(sx * ratio)),
+                     b.init("zy", zero_point(128, at::kByte))},
+                    {}, "q"),
+             at::kByte);
+    Graph graph = b.build();
+    Executor ex(graph);
+    at::Tensor in = (at::arange(20 * 256) % 256).view({1, 20, 16, 16}).to(at::kByte);
+    in = in.contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor got = ex.run({in, at::full({1, 20, 1, 1}, 7, at::kByte)})[0];
+    EXPECT_EQ(ex.int8_ops_last_run(), 1);
+    at::Tensor want = quantize_ref(dequantize_ref(in, sx, 128), sx * ratio, 128, at::kByte);
+    EXPECT_TRUE(at::equal(got.contiguous(), want.contiguous()))
+        << (got.to(at::kInt) - want.to(at::kInt)).abs().max();
   }
 }
 
