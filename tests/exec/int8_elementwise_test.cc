@@ -375,13 +375,15 @@ TEST(Int8Elementwise, SqueezeExcitationQuantizesAsTheDivisionOnHalves) {
     SCOPED_TRACE("output scale / input scale " + std::to_string(ratio));
     test::GraphBuilder b;
     auto x = b.input("x", {1, 20, 16, 16}, at::kByte);
-    auto xd = b.node("DequantizeLinear",
-                     {x, b.init("sx", at::scalar_tensor(sx)), b.init("zx", zero_point(128, at::kByte))},
-                     {}, "dq");
+    auto xd =
+        b.node("DequantizeLinear",
+               {x, b.init("sx", at::scalar_tensor(sx)), b.init("zx", zero_point(128, at::kByte))},
+               {}, "dq");
     auto s = b.input("s", {1, 20, 1, 1}, at::kByte);
-    auto sd = b.node("DequantizeLinear",
-                     {s, b.init("ss", at::scalar_tensor(0.1f)), b.init("zs", zero_point(0, at::kByte))},
-                     {}, "s_dq");
+    auto sd =
+        b.node("DequantizeLinear",
+               {s, b.init("ss", at::scalar_tensor(0.1f)), b.init("zs", zero_point(0, at::kByte))},
+               {}, "s_dq");
     auto g = b.node("HardSigmoid", {sd}, {{"alpha", 0.f}, {"beta", 1.f}}, "gate");
     auto m = b.node("Mul", {xd, g}, {}, "mul");
     b.output(b.node("QuantizeLinear",
