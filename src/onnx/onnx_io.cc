@@ -502,6 +502,9 @@ Graph onnx_convert_opset(const Graph& g, int64_t opset, const std::string& what)
   Graph out = onnx_parse(bytes, what);
   out.upgraded_from_opset = g.opset;
   out.trainable = g.trainable;
+  // Not in the file either: nodes the upgrade kept keep their names.
+  for (const auto& n : out.nodes)
+    if (g.frozen_nodes.count(n.name)) out.frozen_nodes.insert(n.name);
   return out;
 }
 

@@ -366,6 +366,22 @@ TEST_F(OnnxIoTest, OldOpsetsAreUpgraded) {
   }
 }
 
+// Converting a graph up (distillation merges a teacher and a student of different opsets) keeps
+// what the file does not hold: the trainable set, and the frozen nodes.
+TEST_F(OnnxIoTest, ConvertingTheOpsetKeepsTrainableAndFrozenNodes) {
+  GraphBuilder b(13);
+  auto x = b.input("x", {1, 3, 4, 4});
+  auto y = b.node("Conv", {x, b.init("w", at::randn({2, 3, 1, 1}))}, {}, "conv");
+  b.output(b.node("Relu", {y}, {}, "relu"));
+  Graph g = b.build();
+  g.frozen_nodes = {"conv"};
+  g.trainable.erase("w");
+  Graph up = onnx_convert_opset(g, 14, "the teacher");
+  EXPECT_EQ(up.opset, 14);
+  EXPECT_EQ(up.frozen_nodes, std::set<std::string>{"conv"});
+  EXPECT_EQ(up.trainable, g.trainable);
+}
+
 // An op ONNX removed (ImageScaler, experimental until opset 9) cannot be upgraded: the error
 // names it, its node and both opsets; ONNX's converter alone says only "unordered_map::at".
 TEST_F(OnnxIoTest, AnOldOpsetTheConverterCannotUpgradeNamesTheOp) {
