@@ -9,6 +9,7 @@
 #include "slim/pipeline/compose.h"
 #include "slim/quant/post_training.h"
 #include "slim/quant/qat.h"
+#include "slim/quant/quant_targets.h"
 #include "slim/quant/quantize_embedding.h"
 #include "slim/quant/quantize_weights.h"
 
@@ -144,6 +145,8 @@ void add_ptq(CLI::App* parent) {
     o.fold_bn = !a->no_fold_bn;
     o.bias_correction = a->bias_correction;
     Graph g = load_model(a->model);
+    // Before the float evaluation, which would otherwise run first and be wasted.
+    check_not_quantized(g, "slim quant ptq: '" + a->model + "'");
     if (!allow_batches(g, a->model)) o.calib.batch_size = 1, a->eval_batch = 1;
     nlohmann::json j;
     j["model"] = a->model;
@@ -237,6 +240,7 @@ void add_qat(CLI::App* parent) {
     o.train = a->flags.resolved();
     o.fold_bn_before = a->fold_bn == "before";
     Graph g = load_model(a->model);
+    check_not_quantized(g, "slim quant qat: '" + a->model + "'");
     if (!allow_batches(g, a->model)) o.train.batch_size = 1, a->eval_batch = 1;
     nlohmann::json j;
     j["model"] = a->model;

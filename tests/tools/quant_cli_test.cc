@@ -149,10 +149,18 @@ TEST_F(QuantCli, BadInputIsOneClearLineAndLeavesFilesAlone) {
   auto r = slim("quant weight " + m + " -o " + path("w8.onnx"));
   ASSERT_EQ(r.code, 0) << r.err;
   cases.push_back({"quant ptq " + path("w8.onnx") + calib + " -o " + out, "already quantized"});
+  // Refused before evaluating the float model (which would take the test split's time first),
+  // naming the file.
+  cases.push_back({"quant ptq " + path("w8.onnx") + calib + " --eval -o " + out,
+                   "slim quant ptq: '" + path("w8.onnx") + "': the model is already quantized"});
+  cases.push_back({"quant qat " + path("w8.onnx") + data() + " --max-samples 64 -o " + out,
+                   "slim quant qat: '" + path("w8.onnx") + "': the model is already quantized"});
   for (const auto& c : cases) {
     r = slim(c.args);
     EXPECT_NE(r.code, 0) << c.args;
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n" << r.err;
+    if (c.expect.find("already quantized") != std::string::npos)
+      EXPECT_EQ(r.err.find("eval"), std::string::npos) << "evaluated first:\n" << r.err;
     // One error line, the last (progress lines of work done before may precede it).
     EXPECT_EQ(r.err.find("slim: error:"), r.err.rfind("slim: error:")) << r.err;
     EXPECT_EQ(r.err.find('\n', r.err.find("slim: error:")), r.err.size() - 1) << r.err;
