@@ -414,7 +414,14 @@ class Parser {
         for (const auto& [ik, iv] :
              entries(v, "image", {"image-size", "mean", "std", "channel-order"})) {
           const std::string name = ik.Scalar();
-          const std::string s = scalar(iv, name);
+          // One string as the flag takes it ('224,224'), or a list of values ([224, 224]).
+          std::string s;
+          if (iv.IsSequence() && name != "channel-order") {
+            for (const auto& e : iv) s += (s.empty() ? "" : ",") + scalar(e, name);
+            if (s.empty()) fail(iv, name, ": the list is empty");
+          } else {
+            s = scalar(iv, name);
+          }
           if (name == "image-size") c.image.size = s;
           if (name == "mean") c.image.mean = s;
           if (name == "std") c.image.std = s;

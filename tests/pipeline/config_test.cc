@@ -110,6 +110,23 @@ TEST_F(PipelineConfigTest, AValidConfigBecomesTypedStagesWithAbsolutePaths) {
                            "stages:\n  - prune: {ratios: {a: 0.5, b: 0.25}}\n"
                            "  - prune: {ratios: 'a=0.5,b=0.25'}\n");
   EXPECT_EQ(r.stages[0].params["ratios"], r.stages[1].params["ratios"]);
+  // Folder images: each setting one string as its flag takes it, or a YAML list of its values.
+  const std::string stages = "stages:\n  - bench: {batch: 1}\n";
+  PipelineConfig lists = parse(std::string(kHead) +
+                               "image: {image-size: [224, 192], mean: [0.485, 0.456, 0.406], "
+                               "std: imagenet, channel-order: bgr}\n" + stages);
+  EXPECT_EQ(lists.image.size, "224,192");
+  EXPECT_EQ(lists.image.mean, "0.485,0.456,0.406");
+  EXPECT_EQ(lists.image.std, "imagenet");
+  EXPECT_EQ(lists.image.order, "bgr");
+  PipelineConfig strings =
+      parse(std::string(kHead) + "image: {image-size: '224,192', mean: '0.5,0.5,0.5'}\n" + stages);
+  EXPECT_EQ(strings.image.size, "224,192");
+  EXPECT_EQ(strings.image.mean, "0.5,0.5,0.5");
+  expect_error(std::string(kHead) + "image: {image-size: []}\n" + stages, 3, 21,
+               "image-size: the list is empty");
+  expect_error(std::string(kHead) + "image: {mean: [[1, 2]]}\n" + stages, 3, 16,
+               "mean: expected a single value, not a list");
 }
 
 TEST_F(PipelineConfigTest, EachMistakeIsAnErrorAtItsLineAndColumn) {
