@@ -114,7 +114,8 @@ TEST_F(PipelineConfigTest, AValidConfigBecomesTypedStagesWithAbsolutePaths) {
   const std::string stages = "stages:\n  - bench: {batch: 1}\n";
   PipelineConfig lists = parse(std::string(kHead) +
                                "image: {image-size: [224, 192], mean: [0.485, 0.456, 0.406], "
-                               "std: imagenet, channel-order: bgr}\n" + stages);
+                               "std: imagenet, channel-order: bgr}\n" +
+                               stages);
   EXPECT_EQ(lists.image.size, "224,192");
   EXPECT_EQ(lists.image.mean, "0.485,0.456,0.406");
   EXPECT_EQ(lists.image.std, "imagenet");
