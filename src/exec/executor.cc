@@ -480,7 +480,7 @@ void Executor::compile_int8(const std::vector<bool>& pinned,
     }
     return std::nullopt;
   };
-  // Makes `st` (step k) an int8 step reading a levels chain (and `extra_before` steps), doing the
+  // Makes step k an int8 step reading past a levels chain (and the steps in `before`), doing the
   // work of `after`, its last one a QuantizeLinear whose output it writes.
   auto install_chain = [&](size_t k, std::shared_ptr<Int8Step> step,
                            const std::vector<std::string>& names, std::vector<int> before,
