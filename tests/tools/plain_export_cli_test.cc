@@ -1,11 +1,13 @@
 // Issue 16's held-out-style run: what a new user does with their own network. torchvision's
-// resnet18 and mobilenet_v3_small exported plainly (torch.onnx.export(model, x, path): batch
+// mobilenet_v3_small (HardSwish, squeeze-excitation; resnet18 ran here too until the CI budget
+// asked for one: RelaxBatchPlainExport still runs it relaxed in Slim and ONNX Runtime) exported
+// plainly (torch.onnx.export(model, x, path): batch
 // fixed at 1, BatchNormalization kept; tests/fixtures/export_plain_models.py) and a folder of
 // their own PNGs at another size (48x40) go through eval, train (1 epoch), sensitivity, prune to
 // 30% fewer FLOPs aligned to 8, quant ptq, quant qat, distill from the unpruned model and eval
 // again, each with its defaults: no batch, size or normalisation flag. Every output keeps a
 // symbolic batch and runs in ONNX Runtime on all the test images at once, agreeing with Slim.
-// The same steps as a `slim compress` config give the same files (resnet18).
+// The same steps as a `slim compress` config give the same files.
 #include <gtest/gtest.h>
 #include <stb/stb_image_write.h>
 
@@ -172,13 +174,11 @@ TEST_P(PlainExportWorkflow, EveryCommandRunsWithItsDefaultsAndItsOutputRunsBatch
     EXPECT_LT(fs::file_size(path(file)), fs::file_size(path("pruned.onnx")) / 3) << file;
   }
 
-  // The same steps as a `slim compress` pipeline, with the same defaults: the same float files;
-  // checked on one of the two networks (the pipeline calls the commands' code; CompressCli checks
-  // the same on the zoo's MobileNetV1).
+  // The same steps as a `slim compress` pipeline, with the same defaults: the same float files
+  // (the pipeline calls the commands' code; CompressCli checks the same on the zoo's MobileNetV1);
   // the int8 file has the same nodes and weights, its scales equal to a few float steps and its
   // integers to one step (calibration sums in an order the thread pool may change: measured 1 ulp,
   // once, while another process loaded the cores).
-  if (GetParam() != "resnet18_bn") return;
   const std::string config = path("pipeline.yaml");
   std::ofstream(config) << "model: {file: " << model_ << "}\ndata: folder:" << *images_
                         << "\nmeasure: {latency-runs: 0}\nstages:\n"
@@ -210,7 +210,7 @@ TEST_P(PlainExportWorkflow, EveryCommandRunsWithItsDefaultsAndItsOutputRunsBatch
 }
 
 INSTANTIATE_TEST_SUITE_P(Torchvision, PlainExportWorkflow,
-                         ::testing::Values("resnet18_bn", "mobilenet_v3_small_bn"),
+                         ::testing::Values("mobilenet_v3_small_bn"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });
