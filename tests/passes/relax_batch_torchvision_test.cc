@@ -4,10 +4,9 @@
 // batch-1 runs of the original, in Slim and in ONNX Runtime (which runs the file Slim saves).
 #include <gtest/gtest.h>
 
-#include <fstream>
-
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "slim/exec/executor.h"
@@ -101,16 +100,15 @@ TEST_P(RelaxBatchPlainExport, FourSamplesAtOnceEqualFourBatchOneRunsInSlimAndOnn
     list << path << " " << xi << " " << dir << "/o1_" << i << ".npy\n";
   }
   list.close();
-  auto ort = test::run_cmd("cd " + test::quote(test::source_dir()) + " && NODE_PATH=" +
-                           test::quote(test::source_dir() + "/node_modules") +
-                           " node tests/fixtures/ort_run.js --list " +
-                           test::quote(dir + "/list.txt"));
+  auto ort =
+      test::run_cmd("cd " + test::quote(test::source_dir()) +
+                    " && NODE_PATH=" + test::quote(test::source_dir() + "/node_modules") +
+                    " node tests/fixtures/ort_run.js --list " + test::quote(dir + "/list.txt"));
   ASSERT_EQ(ort.code, 0) << ort.out << ort.err;
   at::Tensor o4 = npy_load(dir + "/o4.npy");
   ASSERT_EQ(o4.sizes(), y4.sizes());
   std::vector<at::Tensor> o1;
-  for (int64_t i = 0; i < 4; ++i)
-    o1.push_back(npy_load(dir + "/o1_" + std::to_string(i) + ".npy"));
+  for (int64_t i = 0; i < 4; ++i) o1.push_back(npy_load(dir + "/o1_" + std::to_string(i) + ".npy"));
   EXPECT_LT(rel_err(o4, at::cat(o1, 0)), 1e-5) << "ONNX Runtime";
   EXPECT_LT(rel_err(y4, o4), 1e-4) << "Slim against ONNX Runtime";
 }
