@@ -169,22 +169,12 @@ SLIM_VBMI void lookup_vbmi(const uint8_t* x, uint8_t* y, int64_t n, const uint8_
 
 #undef SLIM_VBMI
 
-// ---- AVX-512: a 256-entry float table gathered 16 levels at a time. ----
+// ---- AVX-512: a 256-entry float table gathered 16 levels at a time (the squeeze-excitation
+// steps). ----
 
 bool has_avx512() {
   static const bool yes = isa_cap() >= 2 && __builtin_cpu_supports("avx512f");
   return yes;
-}
-
-__attribute__((target("avx512f"))) void level_floats_avx512(const uint8_t* x, float* y, int64_t n,
-                                                            const float* table) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512i idx =
-        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
-    _mm512_storeu_ps(y + i, _mm512_i32gather_ps(idx, table, 4));
-  }
-  for (; i < n; ++i) y[i] = table[x[i]];
 }
 
 /// y[i] = quantize(table[x[i]] * gate[i]) 16 at a time. The division by the scale goes through a
@@ -290,13 +280,6 @@ void add_levels(ConstLevels a, float sa, int za, ConstLevels b, float sb, int zb
 void lookup_levels(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
 #if SLIM_HAVE_AVX2_PATH
   if (has_vbmi()) return lookup_vbmi(x, y, n, table);
-#endif
-  for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
-}
-
-void level_floats(const uint8_t* x, float* y, int64_t n, const float* table) {
-#if SLIM_HAVE_AVX2_PATH
-  if (has_avx512()) return level_floats_avx512(x, y, n, table);
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
 }

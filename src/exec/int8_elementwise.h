@@ -33,11 +33,8 @@ void add_levels(ConstLevels a, float sa, int za, ConstLevels b, float sb, int zb
 /// has it).
 void lookup_levels(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table);
 
-/// y[i] = table[x[i]] for i in [0, n): the float values of 256 levels (AVX-512 gathers where the
+/// sum[i] += table[x[i]] (a float widened to double) for i in [0, n) (AVX-512 gathers where the
 /// CPU has them).
-void level_floats(const uint8_t* x, float* y, int64_t n, const float* table);
-
-/// sum[i] += table[x[i]] (a float widened to double) for i in [0, n).
 void accumulate_levels(const uint8_t* x, double* sum, int64_t n, const float* table);
 
 /// y[i] = saturate(round_half_even(table[x[i]] * gate[i] / scale) + zp) for i in [0, n): the

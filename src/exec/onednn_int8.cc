@@ -604,6 +604,15 @@ bool Int8Add::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   return true;
 }
 
+std::optional<Int8PoolOperands> int8_activation_levels(const Graph& g, const Node* dq) {
+  if (!activation_dq(g, dq)) return std::nullopt;
+  Int8PoolOperands r;
+  r.x = dq->input(0);
+  r.x_scale = dq->input(1);
+  r.x_zero_point = dq->input(2);
+  return r;
+}
+
 std::optional<Int8PoolOperands> match_int8_maxpool(
     const Graph& g, const Node& op,
     const std::function<const Node*(const std::string&)>& producer) {
@@ -611,13 +620,7 @@ std::optional<Int8PoolOperands> match_int8_maxpool(
       op.outputs.empty() || (op.outputs.size() > 1 && !op.outputs[1].empty()) ||
       op.ints("kernel_shape").size() != 2)
     return std::nullopt;
-  const Node* dq = producer(op.input(0));
-  if (!activation_dq(g, dq)) return std::nullopt;
-  Int8PoolOperands r;
-  r.x = dq->input(0);
-  r.x_scale = dq->input(1);
-  r.x_zero_point = dq->input(2);
-  return r;
+  return int8_activation_levels(g, producer(op.input(0)));
 }
 
 namespace {
@@ -755,26 +758,11 @@ bool Int8MaxPool::run(const std::vector<at::Tensor>& in, at::Tensor& out) {
   return true;
 }
 
-std::optional<Int8PoolOperands> int8_activation_levels(const Graph& g, const Node* dq) {
-  if (!activation_dq(g, dq) || !default_domain(*dq)) return std::nullopt;
-  Int8PoolOperands r;
-  r.x = dq->input(0);
-  r.x_scale = dq->input(1);
-  r.x_zero_point = dq->input(2);
-  return r;
-}
-
 std::optional<Int8TableOperands> match_int8_table(
     const Graph& g, const Node& op,
     const std::function<const Node*(const std::string&)>& producer) {
   if (!default_domain(op) || op.inputs.empty() || op.outputs.size() != 1) return std::nullopt;
-  const Node* dq = producer(op.input(0));
-  if (!activation_dq(g, dq)) return std::nullopt;
-  Int8TableOperands r;
-  r.x = dq->input(0);
-  r.x_scale = dq->input(1);
-  r.x_zero_point = dq->input(2);
-  return r;
+  return int8_activation_levels(g, producer(op.input(0)));
 }
 
 namespace {
